@@ -1,0 +1,32 @@
+"""``vitrecon evaluate --target-dir T --pred-dir P``: fastMRI's per-volume SSIM / PSNR / NMSE."""
+from __future__ import annotations
+
+import json
+
+
+def register(sub) -> None:
+    p = sub.add_parser("evaluate", help="score reconstructions against references (fastMRI's metrics)")
+    p.add_argument("--target-dir", required=True, metavar="T", help="folder of fully sampled raw-data files")
+    p.add_argument("--pred-dir", required=True, metavar="P",
+                   help="folder of reconstructions (same file names, 'reconstruction' dataset)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(handler=run)
+
+
+def run(args) -> int:
+    from engine.evaluation import evaluate_folders
+
+    report = evaluate_folders(args.target_dir, args.pred_dir)
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    rows = [(v["file"], v["ssim"], v["psnr"], v["nmse"]) for v in report["volumes"]]
+    width = max([len(r[0]) for r in rows] + [4])
+    print(f"{'file':<{width}}  {'SSIM':>7}  {'PSNR':>7}  {'NMSE':>7}")
+    for name, s, p, n in rows:
+        print(f"{name:<{width}}  {s:7.4f}  {p:7.2f}  {n:7.4f}")
+    m = report["mean"]
+    print(f"{'mean (' + str(len(rows)) + ' volumes)':<{width}}  {m['ssim']:7.4f}  {m['psnr']:7.2f}  {m['nmse']:7.4f}")
+    for skipped in report["skipped"]:
+        print(f"skipped {skipped['file']}: {skipped['reason']}")
+    return 0

@@ -1,0 +1,78 @@
+"""``vitrecon recon FILE... --out DIR``: reconstruct whole volumes into fastMRI's leaderboard format."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+
+def register(sub) -> None:
+    from engine.masks import MASK_KINDS
+
+    p = sub.add_parser("recon", help="reconstruct files into fastMRI's leaderboard format")
+    p.add_argument("files", nargs="+", metavar="FILE", help="fastMRI or ISMRMRD raw-data files")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder (one file per input, same name)")
+    p.add_argument("--model", default="zero-filled",
+                   help="zero-filled, or a registered network (see `vitrecon models`)")
+    p.add_argument("--checkpoint", metavar="PATH", help="weights for --model (safetensors or official state dict)")
+    p.add_argument("--trust-checkpoint", action="store_true",
+                   help="allow a checkpoint that needs unpickling of arbitrary objects (runs code from it)")
+    p.add_argument("--mask", choices=list(MASK_KINDS), help="retrospective mask kind "
+                   "(default: random 4x for fully sampled scans; as acquired for undersampled ones)")
+    p.add_argument("--accel", type=float, default=4.0, metavar="R", help="acceleration (default 4)")
+    p.add_argument("--center-fraction", type=float, metavar="F", help="center fraction (default 0.32/R)")
+    p.add_argument("--seed", type=int, metavar="S",
+                   help="mask seed, as fastmri's mask_func(shape, seed=S); default: seeded by the file name")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    p.add_argument("--batch-size", type=int, default=4, help="slices per network batch")
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    p.set_defaults(handler=run)
+
+
+def mask_from_args(args):
+    from engine.masks import MaskSpec
+
+    if args.mask is None:
+        if args.seed is not None or args.center_fraction is not None or args.accel != 4.0:
+            return MaskSpec("random", args.accel, args.center_fraction, args.seed)
+        return None
+    return MaskSpec(args.mask, args.accel, args.center_fraction, args.seed)
+
+
+def run(args) -> int:
+    from tqdm import tqdm
+
+    from engine import Engine, ModelRef, open_scan
+    from engine.export import check_writable, output_path, reconstruct_file
+    from engine.models import list_models
+
+    mask = mask_from_args(args)
+    model = None
+    if args.model != "zero-filled":
+        if args.model not in list_models():
+            raise ValueError(f"unknown model {args.model!r}; expected zero-filled or one of {', '.join(list_models())}")
+        model = ModelRef(args.model, args.checkpoint, args.trust_checkpoint)
+    elif args.checkpoint:
+        raise ValueError("--checkpoint needs --model naming a network")
+    out_dir = Path(args.out)
+    for f in args.files:  # fail before any work if an output exists
+        check_writable(output_path(f, out_dir), args.overwrite)
+    engine = Engine(device=args.device)
+    total = 0
+    for f in args.files:
+        with open_scan(f) as scan:
+            total += scan.num_slices
+    bar = tqdm(total=total, unit="slice", desc="recon", file=sys.stderr, disable=None)
+    try:
+        for f in args.files:
+            done_before = bar.n
+
+            def progress(done, n, base=done_before):
+                bar.update(base + done - bar.n)
+
+            bar.set_postfix_str(Path(f).name)
+            path = reconstruct_file(engine, f, out_dir, mask=mask, model=model, device=args.device,
+                                    overwrite=args.overwrite, batch_size=args.batch_size, progress=progress)
+            tqdm.write(f"wrote {path}", file=sys.stderr)
+    finally:
+        bar.close()
+    return 0

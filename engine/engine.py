@@ -1,0 +1,339 @@
+"""The inference Engine (no Qt): one slice or one volume, zero-filled and networks, metrics.
+
+``Engine.reconstruct(ReconRequest) -> ReconResult`` is what the viewer calls from its worker thread;
+``Engine.reconstruct_volume`` is what ``vitrecon recon`` and the viewer's export call.
+"""
+from __future__ import annotations
+
+import contextlib
+import itertools
+import threading
+import time
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from . import kspace as ks
+from .checkpoints import load_checkpoint
+from .errors import RequestError
+from .masks import Mask, MaskSpec, make_mask, seed_from_filename
+from .metrics import Metrics, error_maps, slice_metrics
+from .models import get_entry
+from .scan import Scan
+from .weights import bundled_checkpoint
+
+DEFAULT_MASK = MaskSpec("random", 4.0, 0.08)
+_ids = itertools.count(1)
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A network to run: a registered model name, optionally with a checkpoint file."""
+
+    name: str
+    checkpoint: str | None = None
+    trust_pickle: bool = False
+
+    @property
+    def label(self) -> str:
+        return self.name if not self.checkpoint else f"{self.name} ({Path(self.checkpoint).name})"
+
+
+@dataclass(frozen=True, eq=False)
+class ReconRequest:
+    """One slice to reconstruct. ``mask=None``: as acquired for undersampled scans, else the default
+    (random 4x, center fraction 0.08). ``coil=None``: coil-combined (RSS) display."""
+
+    scan: Scan
+    slice_index: int
+    mask: MaskSpec | None = None
+    models: tuple[ModelRef, ...] = ()
+    device: str = "auto"
+    coil: int | None = None
+    request_id: int = field(default_factory=lambda: next(_ids))
+
+
+@dataclass(frozen=True, eq=False)
+class NetworkOutput:
+    ref: ModelRef
+    family: str
+    image: np.ndarray  # float32 [h, w]
+    metrics: Metrics | None
+    error_abs: np.ndarray | None
+    error_signed: np.ndarray | None
+    untrained: bool
+    card: dict
+    seconds: float
+
+
+@dataclass(frozen=True, eq=False)
+class ReconResult:
+    request_id: int
+    slice_index: int
+    zero_filled: np.ndarray  # float32 [h, w], RSS of zero-filled coil images, cropped
+    zero_filled_metrics: Metrics | None
+    zero_filled_error_abs: np.ndarray | None
+    zero_filled_error_signed: np.ndarray | None
+    reference: np.ndarray | None
+    outputs: tuple[NetworkOutput, ...]
+    mask: Mask
+    kspace_log: np.ndarray  # float32 [H, W] log(1 + |k|) of the (selected coil's / combined) k-space
+    coil_image: np.ndarray | None  # the selected coil's zero-filled magnitude when coil is set
+    data_range: float | None  # the volume maximum used for SSIM/PSNR
+    timings: dict[str, float]
+    device: str
+    flags: frozenset[str]
+
+    @property
+    def has_reference(self) -> bool:
+        return self.reference is not None
+
+    @property
+    def untrained(self) -> tuple[str, ...]:
+        return tuple(o.ref.label for o in self.outputs if o.untrained)
+
+    def output(self, name: str) -> NetworkOutput:
+        for o in self.outputs:
+            if o.ref.name == name or o.ref.label == name:
+                return o
+        raise KeyError(name)
+
+
+def available_devices() -> list[str]:
+    out = ["auto", "cpu"]
+    if torch.cuda.is_available():
+        out += [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        out.append("mps")
+    return out
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """'auto' picks cuda, then mps, then cpu; an explicit device that is absent is a RequestError."""
+    name = str(device)
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise RequestError(f"unknown device {name!r}; expected auto, cpu, cuda, cuda:N or mps") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise RequestError(f"device {name} was asked for, but CUDA is not available on this machine")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise RequestError(f"device {name} was asked for, but this machine has "
+                               f"{torch.cuda.device_count()} CUDA device(s)")
+    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise RequestError("device mps was asked for, but Apple MPS is not available on this machine")
+    return dev
+
+
+@dataclass
+class LoadedModel:
+    module: nn.Module
+    ref: ModelRef
+    family: str
+    untrained: bool
+    card: dict
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def build_untrained(name: str) -> nn.Module:
+    """A registered model with deterministic random weights (seeded by its name)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(zlib.crc32(name.encode()))
+        return get_entry(name).build()
+
+
+class Engine:
+    """Holds loaded models per device and runs reconstructions. Thread-safe: one worker may call
+    it while another thread builds requests.
+
+    ``compile``: wrap networks in ``torch.compile``. ``channels_last``: use the channels-last
+    memory format for U-Nets (None: on CUDA only, where it is faster). ``autocast``: bf16 autocast
+    on CUDA (default on).
+    """
+
+    def __init__(self, device: str = "auto", compile: bool = False, channels_last: bool | None = None,
+                 autocast: bool = True, max_models: int = 6):
+        self.default_device = device
+        self.compile = compile
+        self.channels_last = channels_last
+        self.autocast = autocast
+        self.max_models = max_models
+        self._models: dict[tuple, LoadedModel] = {}
+        self._lock = threading.RLock()
+
+    # --- models -------------------------------------------------------------------------------
+    def load_model(self, ref: ModelRef, device: torch.device) -> LoadedModel:
+        key = (ref.name, ref.checkpoint, ref.trust_pickle, str(device), self.compile)
+        with self._lock:
+            cached = self._models.get(key)
+            if cached is not None:
+                self._models[key] = self._models.pop(key)  # most recently used last
+                return cached
+            entry = get_entry(ref.name)
+            checkpoint = ref.checkpoint or bundled_checkpoint(ref.name)
+            if checkpoint is not None:
+                loaded = load_checkpoint(checkpoint, model_name=ref.name if ref.checkpoint is None else None,
+                                         trust_pickle=ref.trust_pickle)
+                if loaded.name != ref.name and ref.checkpoint is not None:
+                    ref = ModelRef(loaded.name, ref.checkpoint, ref.trust_pickle)
+                module, card, untrained = loaded.model, loaded.card, False
+                entry = get_entry(loaded.name)
+            else:
+                module, card, untrained = build_untrained(ref.name), {"model": ref.name}, True
+            module = module.eval().to(device)
+            if entry.family == "unet" and self._use_channels_last(device):
+                module = module.to(memory_format=torch.channels_last)
+            if self.compile:
+                module = torch.compile(module)
+            lm = LoadedModel(module, ref, entry.family, untrained, card)
+            self._models[key] = lm
+            while len(self._models) > self.max_models:
+                self._models.pop(next(iter(self._models)))
+            return lm
+
+    def _use_channels_last(self, device: torch.device) -> bool:
+        return self.channels_last if self.channels_last is not None else device.type == "cuda"
+
+    def _autocast(self, device: torch.device):
+        if self.autocast and device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def run_model(self, lm: LoadedModel, images: torch.Tensor) -> torch.Tensor:
+        """float ``[B, h, w]`` zero-filled images -> float32 ``[B, h, w]`` reconstructions."""
+        device = next(lm.module.parameters()).device
+        x = images.to(device, non_blocking=True)[:, None].float()
+        if lm.family == "unet" and self._use_channels_last(device):
+            x = x.contiguous(memory_format=torch.channels_last)
+        with lm.lock, torch.inference_mode(), self._autocast(device):
+            y = lm.module(x)
+        return y[:, 0].float()
+
+    # --- masks --------------------------------------------------------------------------------
+    def mask_for(self, scan: Scan, spec: MaskSpec | None) -> Mask:
+        """The mask a request means for this scan (see ``ReconRequest``)."""
+        info = scan.info
+        if scan.acquired_mask is not None or not info.fully_sampled:
+            if spec is not None:
+                raise RequestError(
+                    f"{info.path}: was acquired undersampled, so a retrospective {spec.kind} mask cannot be "
+                    "applied; it is reconstructed from the lines that were acquired")
+            if scan.acquired_mask is None:
+                raise RequestError(f"{info.path}: is undersampled but its sampling mask is unknown")
+            return scan.acquired_mask
+        spec = spec or DEFAULT_MASK
+        return make_mask(spec, info.kspace_shape, info.acquired_columns, seed=seed_from_filename(info.path.name))
+
+    # --- one slice ----------------------------------------------------------------------------
+    def reconstruct(self, request: ReconRequest) -> ReconResult:
+        t0 = time.perf_counter()
+        timings: dict[str, float] = {}
+        scan = request.scan
+        info = scan.info
+        device = resolve_device(request.device if request.device else self.default_device)
+        if request.coil is not None and not 0 <= request.coil < info.num_coils:
+            raise RequestError(f"coil {request.coil} does not exist; the scan has {info.num_coils} coil(s)")
+
+        t = time.perf_counter()
+        kspace = scan.kspace(request.slice_index)
+        reference = scan.reference(request.slice_index)
+        vmax = scan.volume_max()
+        timings["read"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        mask = self.mask_for(scan, request.mask)
+        timings["mask"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        k = kspace.to(device)
+        masked = k * mask.tensor(device)
+        images = ks.center_crop(ks.ifft2c(masked), info.crop_size)
+        zf = ks.rss(images, dim=0)
+        coil_image = images[request.coil].abs().cpu().numpy() if request.coil is not None else None
+        shown = masked if request.coil is None else masked[request.coil : request.coil + 1]
+        kspace_log = torch.log1p(shown.abs().square().sum(0).sqrt()).float().cpu().numpy()
+        zf_np = zf.float().cpu().numpy()
+        timings["zero-filled"] = time.perf_counter() - t
+
+        outputs = []
+        for ref in request.models:
+            t = time.perf_counter()
+            lm = self.load_model(ref, device)
+            timings[f"load {ref.label}"] = time.perf_counter() - t
+            t = time.perf_counter()
+            img = self.run_model(lm, zf[None]).cpu().numpy()[0]
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            dt = time.perf_counter() - t
+            timings[ref.label] = dt
+            outputs.append((lm, img, dt))
+
+        t = time.perf_counter()
+        zf_metrics = zf_abs = zf_signed = None
+        if reference is not None:
+            zf_metrics = slice_metrics(reference, zf_np, vmax)
+            zf_abs, zf_signed = error_maps(reference, zf_np)
+        net_outputs = []
+        for lm, img, dt in outputs:
+            m = e_abs = e_signed = None
+            if reference is not None:
+                m = slice_metrics(reference, img, vmax)
+                e_abs, e_signed = error_maps(reference, img)
+            net_outputs.append(NetworkOutput(lm.ref, lm.family, img, m, e_abs, e_signed, lm.untrained,
+                                             lm.card, dt))
+        timings["metrics"] = time.perf_counter() - t
+        timings["total"] = time.perf_counter() - t0
+
+        flags = set()
+        if reference is None:
+            flags.add("no-reference")
+        flags.update(f"untrained:{o.ref.label}" for o in net_outputs if o.untrained)
+        return ReconResult(
+            request_id=request.request_id, slice_index=request.slice_index, zero_filled=zf_np,
+            zero_filled_metrics=zf_metrics, zero_filled_error_abs=zf_abs, zero_filled_error_signed=zf_signed,
+            reference=reference, outputs=tuple(net_outputs), mask=mask, kspace_log=kspace_log,
+            coil_image=coil_image, data_range=vmax, timings=timings, device=str(device), flags=frozenset(flags),
+        )
+
+    # --- a whole volume -----------------------------------------------------------------------
+    def reconstruct_volume(self, scan: Scan, mask: MaskSpec | None = None, model: ModelRef | None = None,
+                           device: str | None = None, batch_size: int = 4,
+                           progress: Callable[[int, int], None] | None = None,
+                           cancel: Callable[[], bool] | threading.Event | None = None) -> np.ndarray | None:
+        """float32 ``[slices, h, w]``: zero-filled (``model=None``) or the network's output.
+
+        ``progress(done, total)`` is called after each batch; ``cancel`` (a callable or an Event)
+        is checked between batches: when set, returns None.
+        """
+        dev = resolve_device(device or self.default_device)
+        m = self.mask_for(scan, mask)
+        mask_t = m.tensor(dev)
+        lm = self.load_model(model, dev) if model is not None else None
+        n = scan.num_slices
+        out = np.empty((n, *scan.info.crop_size), dtype=np.float32)
+        is_cancelled = cancel.is_set if isinstance(cancel, threading.Event) else (cancel or (lambda: False))
+        for start in range(0, n, batch_size):
+            if is_cancelled():
+                return None
+            idx = range(start, min(n, start + batch_size))
+            zfs = torch.stack([ks.zero_filled(scan.kspace(i).to(dev), mask_t, scan.info.crop_size) for i in idx])
+            res = self.run_model(lm, zfs) if lm is not None else zfs
+            out[idx.start : idx.stop] = res.float().cpu().numpy()
+            if progress is not None:
+                progress(idx.stop, n)
+        return out
+
+    def loaded_models(self) -> Iterable[LoadedModel]:
+        return list(self._models.values())

@@ -1,0 +1,85 @@
+"""Reconstructions on disk in fastMRI's leaderboard format: one HDF5 file per input, same file name,
+float32 ``reconstruction`` ``[slices, h, w]`` at the crop size. Written atomically; never overwrites
+unless asked. Used by ``vitrecon recon`` and the viewer's export alike."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Callable
+
+import h5py
+import numpy as np
+
+from .checkpoints import atomic_write
+from .engine import Engine, ModelRef
+from .errors import VitreconError
+from .masks import MaskSpec
+from .readers import open_scan
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("vitrecon")
+    except Exception:
+        return "unknown"
+
+
+def output_path(input_path: str | Path, out_dir: str | Path) -> Path:
+    return Path(out_dir) / Path(input_path).name
+
+
+def check_writable(path: Path, overwrite: bool) -> None:
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path}: already exists; pass --overwrite to replace it")
+
+
+def write_reconstruction(path: str | Path, volume: np.ndarray, metadata: dict | None = None,
+                         overwrite: bool = False) -> Path:
+    """Write ``volume`` float32 ``[slices, h, w]`` as ``reconstruction`` with metadata attributes."""
+    path = Path(path)
+    check_writable(path, overwrite)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    volume = np.asarray(volume, dtype=np.float32)
+    if volume.ndim != 3:
+        raise ValueError(f"expected a [slices, h, w] volume, got shape {volume.shape}")
+
+    def write(tmp: Path) -> None:
+        with h5py.File(tmp, "w") as f:
+            f.create_dataset("reconstruction", data=volume)
+            f.attrs["vitrecon_version"] = _version()
+            for k, v in (metadata or {}).items():
+                f.attrs[k] = v if isinstance(v, (str, int, float, bool)) else json.dumps(v, default=str)
+
+    atomic_write(path, write)
+    return path
+
+
+def reconstruct_file(engine: Engine, input_path: str | Path, out_dir: str | Path, *,
+                     mask: MaskSpec | None = None, model: ModelRef | None = None, device: str | None = None,
+                     overwrite: bool = False, batch_size: int = 4,
+                     progress: Callable[[int, int], None] | None = None,
+                     cancel=None) -> Path | None:
+    """Reconstruct one file into ``out_dir``; returns the output path (None when cancelled)."""
+    out = output_path(input_path, out_dir)
+    if Path(input_path).resolve() == out.resolve():
+        raise VitreconError(f"{out}: the output would replace the input file; choose another --out folder")
+    check_writable(out, overwrite)
+    with open_scan(input_path) as scan:
+        m = engine.mask_for(scan, mask)
+        volume = engine.reconstruct_volume(scan, mask, model, device=device, batch_size=batch_size,
+                                           progress=progress, cancel=cancel)
+        if volume is None:
+            return None
+        meta = {
+            "source": str(Path(input_path).name),
+            "model": model.name if model else "zero-filled",
+            "checkpoint": model.checkpoint or "" if model else "",
+            "mask": m.describe(),
+            "mask_spec": {"kind": m.spec.kind, "acceleration": m.spec.acceleration,
+                          "center_fraction": m.spec.effective_center_fraction, "seed": m.spec.seed}
+            if m.spec else "as acquired",
+            "effective_acceleration": m.effective_acceleration,
+        }
+    return write_reconstruction(out, volume, meta, overwrite=overwrite)

@@ -1,0 +1,68 @@
+"""Image-quality metrics, exactly as ``fastmri.evaluate`` defines them.
+
+Per volume: SSIM is the mean of per-slice SSIMs, PSNR and NMSE are over the whole volume, and the
+data range is the target volume's maximum. For display the viewer shows per-slice values computed
+with the same volume maximum.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from fastmri import evaluate as fme
+from fastmri.data import transforms as fmt
+
+
+@dataclass(frozen=True)
+class Metrics:
+    ssim: float
+    psnr: float
+    nmse: float
+
+    def as_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+    def format(self) -> str:
+        return f"SSIM {self.ssim:.4f} · PSNR {self.psnr:.2f} dB · NMSE {self.nmse:.4f}"
+
+
+
+def _scalar(x) -> float:
+    return float(np.asarray(x, dtype=np.float64).reshape(-1)[0])
+
+
+def volume_metrics(target: np.ndarray, pred: np.ndarray, maxval: float | None = None) -> Metrics:
+    """fastMRI's per-volume metrics of ``[slices, h, w]`` arrays (data range = target maximum)."""
+    target, pred = np.asarray(target), np.asarray(pred)
+    if target.shape != pred.shape or target.ndim != 3:
+        raise ValueError(f"expected two [slices, h, w] volumes of one shape, got {target.shape} and {pred.shape}")
+    maxval = float(target.max()) if maxval is None else float(maxval)
+    return Metrics(
+        ssim=_scalar(fme.ssim(target, pred, maxval=maxval)),
+        psnr=_scalar(fme.psnr(target, pred, maxval=maxval)),
+        nmse=_scalar(fme.nmse(target, pred)),
+    )
+
+
+def slice_metrics(target: np.ndarray, pred: np.ndarray, maxval: float) -> Metrics:
+    """Metrics of one ``[h, w]`` slice with the volume's maximum as data range."""
+    return volume_metrics(np.asarray(target)[None], np.asarray(pred)[None], maxval=maxval)
+
+
+def error_maps(target: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(absolute, signed) error maps ``pred - target``, float32 ``[h, w]``."""
+    signed = (np.asarray(pred, dtype=np.float32) - np.asarray(target, dtype=np.float32))
+    return np.abs(signed), signed
+
+
+def evaluation_crop(target: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """fastMRI's evaluation crop: both volumes to the target's width, squared."""
+    side = target.shape[-1]
+    return fmt.center_crop(target, (side, side)), fmt.center_crop(pred, (side, side))
+
+
+def mean_metrics(per_volume: list[Metrics]) -> Metrics:
+    """Mean over volumes, as fastMRI's evaluate script reports."""
+    if not per_volume:
+        raise ValueError("no volumes to average")
+    return Metrics(*(float(np.mean([getattr(m, k) for m in per_volume])) for k in ("ssim", "psnr", "nmse")))

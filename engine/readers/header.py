@@ -1,0 +1,166 @@
+"""The ISMRMRD XML header, as found in ISMRMRD raw files and in fastMRI's ``ismrmrd_header``.
+
+Parsed with ElementTree and namespace-agnostic lookups: headers in the wild often fail strict
+schema validation, and the reader needs only a handful of elements.
+"""
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import ScanError, UnsupportedScanError
+
+
+def _strip_ns(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+class _Node:
+    """ElementTree element with namespace-free ``find``/``text`` by slash-separated paths."""
+
+    def __init__(self, element: ET.Element):
+        self.el = element
+
+    def find(self, path: str) -> "_Node | None":
+        el = self.el
+        for part in path.split("/"):
+            el = next((c for c in el if _strip_ns(c.tag) == part), None)
+            if el is None:
+                return None
+        return _Node(el)
+
+    def findall(self, name: str) -> list["_Node"]:
+        return [_Node(c) for c in self.el if _strip_ns(c.tag) == name]
+
+    def text(self, path: str) -> str | None:
+        node = self.find(path)
+        if node is None or node.el.text is None:
+            return None
+        return node.el.text.strip()
+
+
+@dataclass(frozen=True)
+class Limit:
+    minimum: int
+    maximum: int
+    center: int
+
+
+@dataclass(frozen=True)
+class Encoding:
+    trajectory: str
+    encoded: tuple[int, int, int]  # matrix x, y, z
+    recon: tuple[int, int, int]
+    encoded_fov: tuple[float, float, float] | None
+    recon_fov: tuple[float, float, float] | None
+    limits: dict[str, Limit] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Header:
+    encodings: tuple[Encoding, ...]
+    field_strength: float | None
+    vendor: str | None
+    model: str | None
+    protocol: str | None
+    patient_id: str | None
+    receiver_channels: int | None
+    trajectory_description: str | None
+
+    @property
+    def encoding(self) -> Encoding:
+        return self.encodings[0]
+
+    def limit(self, name: str) -> Limit | None:
+        return self.encoding.limits.get(name)
+
+
+def _as_int(path: Path, node: _Node, where: str, required: bool = True) -> int | None:
+    value = node.text(where)
+    if value is None:
+        if required:
+            raise ScanError(path, f"the ISMRMRD header lacks <{where.replace('/', '><')}>, which the reader needs")
+        return None
+    try:
+        return int(float(value))
+    except ValueError:
+        raise ScanError(path, f"the ISMRMRD header's <{where}> should be a number, found {value!r}") from None
+
+
+def _as_float(node: _Node, where: str) -> float | None:
+    value = node.text(where)
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _triple(path: Path, node: _Node, where: str, required: bool) -> tuple[int, int, int] | None:
+    sub = node.find(where)
+    if sub is None:
+        if required:
+            raise ScanError(path, f"the ISMRMRD header lacks <{where}>, which gives the image matrix size")
+        return None
+    x = _as_int(path, node, where + "/x")
+    y = _as_int(path, node, where + "/y")
+    z = _as_int(path, node, where + "/z", required=False) or 1
+    return (x, y, z)
+
+
+def _fov(node: _Node, where: str) -> tuple[float, float, float] | None:
+    vals = tuple(_as_float(node, f"{where}/{a}") for a in "xyz")
+    return None if any(v is None for v in vals) else vals  # type: ignore[return-value]
+
+
+SUPPORTED_TRAJECTORIES = {"cartesian"}
+
+
+def parse_header(path: Path, xml: str | bytes) -> Header:
+    """Parse the header; raises ``ScanError`` naming the file and what is missing."""
+    if isinstance(xml, bytes):
+        xml = xml.decode("utf-8", errors="replace")
+    xml = xml.strip().rstrip("\x00")
+    if not xml:
+        raise ScanError(path, "the ISMRMRD XML header is empty")
+    try:
+        root = _Node(ET.fromstring(xml))
+    except ET.ParseError as e:
+        raise ScanError(path, f"the ISMRMRD XML header is not valid XML ({e})") from None
+    if _strip_ns(root.el.tag) != "ismrmrdHeader":
+        raise ScanError(path, f"expected an <ismrmrdHeader> XML header, found <{_strip_ns(root.el.tag)}>")
+    encodings = []
+    for enc in root.findall("encoding"):
+        traj = (enc.text("trajectory") or "cartesian").strip()
+        encoded = _triple(path, enc, "encodedSpace/matrixSize", True)
+        recon = _triple(path, enc, "reconSpace/matrixSize", True)
+        limits = {}
+        lim_node = enc.find("encodingLimits")
+        if lim_node is not None:
+            for child in lim_node.el:
+                name = _strip_ns(child.tag)
+                mn, mx, ct = (_as_int(path, lim_node, f"{name}/{a}", required=False)
+                              for a in ("minimum", "maximum", "center"))
+                if mx is not None:
+                    limits[name] = Limit(mn or 0, mx, ct if ct is not None else (mx + 1) // 2)
+        encodings.append(Encoding(traj, encoded, recon, _fov(enc, "encodedSpace/fieldOfView_mm"),
+                                  _fov(enc, "reconSpace/fieldOfView_mm"), limits))
+    if not encodings:
+        raise ScanError(path, "the ISMRMRD header has no <encoding> section, which the reader needs")
+    return Header(
+        encodings=tuple(encodings),
+        field_strength=_as_float(root, "acquisitionSystemInformation/systemFieldStrength_T"),
+        vendor=root.text("acquisitionSystemInformation/systemVendor"),
+        model=root.text("acquisitionSystemInformation/systemModel"),
+        protocol=root.text("measurementInformation/protocolName"),
+        patient_id=root.text("subjectInformation/patientID"),
+        receiver_channels=_as_int(path, root, "acquisitionSystemInformation/receiverChannels", required=False),
+        trajectory_description=root.text("encoding/trajectoryDescription/identifier"),
+    )
+
+
+def require_cartesian(path: Path, header: Header) -> None:
+    traj = header.encoding.trajectory.lower()
+    if traj not in SUPPORTED_TRAJECTORIES:
+        raise UnsupportedScanError(
+            path, f"the k-space trajectory is {traj}; {traj} is not supported, only Cartesian sampling is")
