@@ -1,10 +1,12 @@
 """Checkpoints: our format (safetensors weights + a JSON model card) and the official code's state dicts.
 
-Our format is a pair ``NAME.safetensors`` + ``NAME.json`` (the card: registry name, constructor
-args, training data and recipe, steps, metrics, date, vitrecon version). The paper's own weights are
-state dicts keyed ``net.patch_embed.proj.weight``, ``net.pos_embed``, ``net.blocks.N.attn.qkv.weight``
-... (or its U-Net's ``net.down_sample_layers...``); they load into the same modules. Files that need
-arbitrary unpickling (whole pickled models) are refused unless the caller trusts them explicitly.
+Our format is a pair ``NAME.safetensors`` + ``NAME.json``. The card holds the registry name,
+constructor args, training data and recipe, steps, metrics, date and vitrecon version; a copy sits in
+the safetensors metadata so a weights file that lost its JSON still describes itself. The paper's
+own weights are state dicts keyed ``net.patch_embed.proj.weight``, ``net.pos_embed``,
+``net.blocks.N.attn.qkv.weight`` ... (or its U-Net's ``net.down_sample_layers...``); they load into
+the same modules, the model being inferred from the tensor shapes. Files that need arbitrary
+unpickling (the official notebooks pickle whole models) are refused unless the caller trusts them.
 """
 from __future__ import annotations
 
@@ -13,21 +15,26 @@ import json
 import os
 import pickle
 import tempfile
+import types
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import torch
 import torch.nn as nn
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from .errors import CheckpointError
 from .models import ReconNet, create_model, get_entry, list_models
 
-STRIP_PREFIXES = ("module.", "_orig_mod.")
 CARD_SUFFIX = ".json"
 WEIGHTS_SUFFIX = ".safetensors"
+CARD_FORMAT = "vitrecon-checkpoint/1"
+# Pickled official models name classes from the official repository; with trust they unpickle into
+# plain containers, since only their parameters are used.
+_OFFICIAL_MODULE_PREFIXES = ("mymodels", "timm.")
 
 
 @dataclass
@@ -48,16 +55,14 @@ def _version() -> str:
 
 
 def clean_state_dict(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Strip DDP (``module.``) and torch.compile (``_orig_mod.``) prefixes wherever they occur."""
+    """Strip leading DDP (``module.``) and torch.compile (``_orig_mod.``) prefixes in any order, and
+    ``_orig_mod.`` inside a key (a compiled submodule); ``_orig_mod`` is never a real module name."""
     out = {}
     for key, value in state.items():
-        stripped = True
-        while stripped:
-            stripped = False
-            for prefix in STRIP_PREFIXES:
-                if key.startswith(prefix):
-                    key, stripped = key[len(prefix):], True
-        out[key] = value
+        parts = key.split(".")
+        while parts and parts[0] in ("module", "_orig_mod"):
+            parts.pop(0)
+        out[".".join(p for p in parts if p != "_orig_mod")] = value
     return out
 
 
@@ -68,15 +73,20 @@ def _with_net_prefix(state: dict[str, torch.Tensor], model: nn.Module) -> dict[s
     return state
 
 
-def load_state_into(model: nn.Module, state: Mapping[str, torch.Tensor], source: Path | str) -> None:
-    """Load strictly; a mismatch is a ``CheckpointError`` naming the missing and unexpected keys."""
+def _few(keys: list[str]) -> str:
+    return ", ".join(keys[:5]) + (f" and {len(keys) - 5} more" if len(keys) > 5 else "")
+
+
+def load_state_into(model: nn.Module, state: Mapping[str, torch.Tensor], source: Path | str,
+                    assign: bool = False) -> None:
+    """Load strictly; a mismatch is a ``CheckpointError`` naming the missing and unexpected keys.
+
+    ``assign=True`` adopts the given tensors (for a model built on the meta device)."""
     state = _with_net_prefix(clean_state_dict(state), model)
     own = model.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
     if missing or unexpected:
-        def _few(keys):
-            return ", ".join(keys[:5]) + (f" and {len(keys) - 5} more" if len(keys) > 5 else "")
         parts = []
         if missing:
             parts.append(f"missing keys {_few(missing)}")
@@ -88,57 +98,134 @@ def load_state_into(model: nn.Module, state: Mapping[str, torch.Tensor], source:
         k = bad[0]
         raise CheckpointError(f"{source}: weight {k} has shape {tuple(state[k].shape)}, the model expects "
                               f"{tuple(own[k].shape)}" + (f" ({len(bad) - 1} more differ)" if len(bad) > 1 else ""))
-    model.load_state_dict(state, strict=True)
+    if assign:  # a checkpoint saved in half precision must not turn the model into one
+        state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+    model.load_state_dict(state, strict=True, assign=assign)
 
 
 def card_path(weights: Path) -> Path:
-    return weights.with_suffix(CARD_SUFFIX)
+    return Path(weights).with_suffix(CARD_SUFFIX)
+
+
+def model_args(model: nn.Module) -> dict[str, Any] | None:
+    """The constructor args of a ``ReconNet``'s network as registered builders take them."""
+    net = getattr(model, "net", model)
+    if hasattr(net, "config"):
+        return dict(net.config)
+    if all(hasattr(net, a) for a in ("chans", "num_pool_layers", "drop_prob")):
+        return {"chans": net.chans, "num_pool_layers": net.num_pool_layers, "drop_prob": net.drop_prob}
+    return None
+
+
+def make_card(model: nn.Module, name: str, args: Mapping[str, Any] | None = None, **card: Any) -> dict[str, Any]:
+    """The model card: registry name, constructor args, training data and recipe, steps, metrics,
+    date, vitrecon version, parameter count; ``card`` adds or overrides fields."""
+    if args is None:
+        args = model_args(model) or get_entry(name).args()
+    return {
+        "format": CARD_FORMAT,
+        "model": name,
+        "args": dict(args),
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "training_data": None,
+        "recipe": None,
+        "steps": None,
+        "metrics": {},
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "vitrecon_version": _version(),
+        **card,
+    }
 
 
 def save_checkpoint(model: nn.Module, path: str | Path, name: str, args: Mapping[str, Any] | None = None,
                     **card: Any) -> Path:
-    """Write ``path`` (.safetensors) and its card atomically. Returns the weights path."""
+    """Write ``path`` (.safetensors) and its JSON card; returns the weights path.
+
+    Both files are written to temporaries first and renamed into place only when both are
+    complete, so a failure leaves neither a partial file nor a card without its weights.
+    """
     path = Path(path)
     if path.suffix != WEIGHTS_SUFFIX:
         path = path.with_suffix(WEIGHTS_SUFFIX)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous().cpu() for k, v in clean_state_dict(model.state_dict()).items()}
-    full_card = {
-        "model": name,
-        "args": dict(args if args is not None else get_entry(name).args()),
-        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "vitrecon_version": _version(),
-        **card,
-    }
-    atomic_write(path, lambda tmp: save_file(state, str(tmp), metadata={"model": name}))
-    atomic_write(card_path(path), lambda tmp: tmp.write_text(json.dumps(full_card, indent=2, default=str)))
+    full_card = make_card(model, name, args, **card)
+    card_text = json.dumps(full_card, indent=2, default=str)
+    atomic_write_many({
+        path: lambda tmp: save_file(state, str(tmp), metadata={"model": name, "card": card_text}),
+        card_path(path): lambda tmp: tmp.write_text(card_text),
+    })
     return path
 
 
-def atomic_write(path: Path, write) -> None:
-    """Call ``write(tmp_path)`` for a temporary file beside ``path``, then rename it into place."""
-    path = Path(path)
+def _temp_beside(path: Path) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
-    tmp_path = Path(tmp)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would make the final file private
+    return Path(tmp)
+
+
+def atomic_write_many(writers: Mapping[Path | str, Callable[[Path], Any]]) -> None:
+    """Call each ``write(tmp_path)`` on a temporary file beside its target; rename all into place
+    only when every write succeeded. On failure every temporary is removed."""
+    temps: dict[Path, Path] = {}
     try:
-        write(tmp_path)
-        with open(tmp_path, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp_path, path)
+        for target, write in writers.items():
+            target = Path(target)
+            tmp = _temp_beside(target)
+            temps[target] = tmp
+            write(tmp)
+            with open(tmp, "rb+") as f:
+                os.fsync(f.fileno())
+        for target, tmp in temps.items():
+            os.replace(tmp, target)
     except BaseException:
-        tmp_path.unlink(missing_ok=True)
+        for tmp in temps.values():
+            tmp.unlink(missing_ok=True)
         raise
+
+
+def atomic_write(path: Path | str, write: Callable[[Path], Any]) -> None:
+    """Call ``write(tmp_path)`` for a temporary file beside ``path``, then rename it into place."""
+    atomic_write_many({Path(path): write})
 
 
 def _read_card(path: Path) -> dict[str, Any]:
     cp = card_path(path)
-    if not cp.exists():
-        return {}
+    if cp.exists():
+        try:
+            return json.loads(cp.read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise CheckpointError(f"{cp}: the model card is not valid JSON ({e})") from None
     try:
-        return json.loads(cp.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise CheckpointError(f"{cp}: the model card is not valid JSON ({e})") from None
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+        return json.loads(meta["card"]) if "card" in meta else ({"model": meta["model"]} if "model" in meta else {})
+    except Exception:
+        return {}
+
+
+class _OfficialContainer(nn.Module):
+    """Stands in for a class of the official repository while unpickling a trusted whole model;
+    ``nn.Module.__setstate__`` restores its parameters and submodules, which is all we read."""
+
+    def forward(self, *args, **kwargs):  # pragma: no cover - never run
+        raise RuntimeError("an unpickled official model is only read for its weights")
+
+
+class _TrustedUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str):
+        try:
+            return super().find_class(module, name)
+        except (ImportError, AttributeError):
+            if module.startswith(_OFFICIAL_MODULE_PREFIXES):
+                return _OfficialContainer
+            raise
+
+
+_trusted_pickle = types.SimpleNamespace(Unpickler=_TrustedUnpickler, load=pickle.load, __name__="pickle")
 
 
 def _torch_load(path: Path, trust_pickle: bool) -> Any:
@@ -152,17 +239,22 @@ def _torch_load(path: Path, trust_pickle: bool) -> Any:
             raise CheckpointError(f"{path}: is neither a safetensors file nor a PyTorch checkpoint")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
+    except pickle.UnpicklingError:
         if not trust_pickle:
             raise CheckpointError(
-                f"{path}: holds pickled Python objects (e.g. a whole model) that would run code when "
-                f"loaded; pass --trust-checkpoint only if you trust its source") from None
-        try:
-            return torch.load(path, map_location="cpu", weights_only=False)
-        except Exception as e2:  # arbitrary unpickling can fail in many ways
-            raise CheckpointError(f"{path}: could not be unpickled ({e2})") from None
+                f"{path}: holds pickled Python objects (for example a whole model) that would run code when "
+                "loaded; refusing to load it - pass --trust-checkpoint (trust_pickle=True) only if you trust "
+                "its source, or re-save its state_dict()") from None
     except Exception as e:
         raise CheckpointError(f"{path}: is not a readable PyTorch checkpoint ({e})") from None
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False, pickle_module=_trusted_pickle)
+    except Exception as e:  # arbitrary unpickling can fail in many ways
+        raise CheckpointError(f"{path}: could not be unpickled ({type(e).__name__}: {e})") from None
+
+
+def _is_tensor_dict(obj: Any) -> bool:
+    return isinstance(obj, Mapping) and bool(obj) and all(isinstance(v, torch.Tensor) for v in obj.values())
 
 
 def _state_from_object(obj: Any, path: Path) -> dict[str, torch.Tensor]:
@@ -173,35 +265,46 @@ def _state_from_object(obj: Any, path: Path) -> dict[str, torch.Tensor]:
             inner = obj.get(key)
             if isinstance(inner, nn.Module):
                 return inner.state_dict()
-            if isinstance(inner, Mapping) and inner and all(isinstance(v, torch.Tensor) for v in inner.values()):
+            if _is_tensor_dict(inner):
                 return dict(inner)
-        if obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
+        if _is_tensor_dict(obj):
             return dict(obj)
     raise CheckpointError(f"{path}: holds no state dict of model weights")
 
 
+def _avg_size_candidates(grid: int, patch: int) -> list[int]:
+    # the paper trained from scratch at 320 and pretrained at 340; any size with this grid fits
+    return [a for a in (320, 340) if a // patch == grid] or [grid * patch]
+
+
 def infer_model_name(state: Mapping[str, torch.Tensor]) -> str | None:
     """The registered model whose parameter names and shapes match ``state`` exactly, if one does."""
+    return _infer(state)[0]
+
+
+def _infer(state: Mapping[str, torch.Tensor]) -> tuple[str | None, dict[str, Any]]:
     state = _with_net_prefix(clean_state_dict(state), ReconNet(nn.Identity()))
     shapes = {k: tuple(v.shape) for k, v in state.items()}
     for name in list_models():
         entry = get_entry(name)
         args = entry.args()
         if entry.family == "vit" and "net.pos_embed" in shapes:
-            grid = shapes["net.pos_embed"][-1]
-            args["avg_size"] = grid * args["patch_size"]
+            args["avg_size"] = _avg_size_candidates(shapes["net.pos_embed"][-1], args["patch_size"])[0]
         with torch.device("meta"):
-            model = entry.build(**{k: v for k, v in args.items()})
-        own = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-        if own == shapes:
-            return name
-    return None
+            model = create_model(name, **args)
+        if {k: tuple(v.shape) for k, v in model.state_dict().items()} == shapes:
+            return name, args
+    return None, {}
 
 
 def load_checkpoint(path: str | Path, model_name: str | None = None, trust_pickle: bool = False) -> LoadedCheckpoint:
-    """Load our format, or an official-code state dict (model inferred from its shapes, or named)."""
+    """Load our format, or an official-code state dict (model inferred from its shapes, or named).
+
+    ``model_name``: the registered model the caller expects; a checkpoint whose card or shapes say
+    it is another model is a ``CheckpointError``. The model is returned in float32 on the CPU.
+    """
     path = Path(path).expanduser()
-    if not path.exists():
+    if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
     card: dict[str, Any] = {}
     if path.suffix == WEIGHTS_SUFFIX or _is_safetensors(path):
@@ -212,7 +315,11 @@ def load_checkpoint(path: str | Path, model_name: str | None = None, trust_pickl
         card = _read_card(path)
     else:
         state = _state_from_object(_torch_load(path, trust_pickle), path)
-    name = model_name or card.get("model") or infer_model_name(state)
+    state = clean_state_dict(state)
+    found, inferred_args = (card.get("model"), {}) if card.get("model") else _infer(state)
+    if model_name and found and found != model_name:
+        raise CheckpointError(f"{path}: holds weights for {found}, not {model_name}")
+    name = model_name or found
     if name is None:
         raise CheckpointError(f"{path}: the weights match no registered model "
                               f"({', '.join(list_models())}); name the model explicitly")
@@ -220,17 +327,18 @@ def load_checkpoint(path: str | Path, model_name: str | None = None, trust_pickl
         entry = get_entry(name)
     except KeyError as e:
         raise CheckpointError(f"{path}: {e.args[0]}") from None
-    args = entry.args(**card.get("args", {}))
-    if entry.family == "vit" and not card.get("args"):
-        pe = clean_state_dict(state).get("net.pos_embed", clean_state_dict(state).get("pos_embed"))
-        if pe is not None:
-            args["avg_size"] = pe.shape[-1] * args["patch_size"]
+    args = entry.args(**(card.get("args") or inferred_args))
+    if entry.family == "vit" and not card.get("args") and not inferred_args:
+        pe = _with_net_prefix(state, ReconNet(nn.Identity())).get("net.pos_embed")
+        if pe is not None and pe.ndim == 4:
+            args["avg_size"] = _avg_size_candidates(pe.shape[-1], args["patch_size"])[0]
     try:
-        model = entry.builder(**args)
+        with torch.device("meta"):  # no random init of weights that are overwritten at once
+            model = entry.builder(**args)
     except TypeError as e:
         raise CheckpointError(f"{path}: the model card's arguments do not fit {name} ({e})") from None
-    load_state_into(model, state, path)
-    card = {"model": name, "args": args, **{k: v for k, v in card.items() if k not in ("model", "args")}}
+    load_state_into(model, state, path, assign=True)
+    card = {**card, "model": name, "args": args}
     return LoadedCheckpoint(model=model, name=name, card=card, path=path)
 
 
@@ -241,3 +349,8 @@ def _is_safetensors(path: Path) -> bool:
         return len(head) == 9 and head[8:9] == b"{"
     except OSError:
         return False
+
+
+__all__ = ["LoadedCheckpoint", "atomic_write", "atomic_write_many", "card_path", "clean_state_dict",
+           "infer_model_name", "load_checkpoint", "load_state_into", "make_card", "model_args",
+           "save_checkpoint"]

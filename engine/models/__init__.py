@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from .recon_net import ReconNet
-from .registry import ModelEntry, create_model, get_entry, list_models, register_model
+from .registry import ModelEntry, count_parameters, create_model, get_entry, list_models, register_model
 from .unet import Unet
 from .vit import VisionTransformer
 
@@ -35,5 +35,5 @@ for _name, _chans, _desc in [("unet-s", 32, "U-Net 7.8M (fastMRI Unet, 32 channe
                              ("unet-l", 128, "U-Net 124M (128 channels, 4 pools)")]:
     register_model(_name, "unet", _desc, _unet, chans=_chans, num_pool_layers=4, drop_prob=0.0)
 
-__all__ = ["ReconNet", "VisionTransformer", "Unet", "ModelEntry", "create_model", "get_entry",
-           "list_models", "register_model"]
+__all__ = ["ReconNet", "VisionTransformer", "Unet", "ModelEntry", "count_parameters", "create_model",
+           "get_entry", "list_models", "register_model"]

@@ -23,6 +23,11 @@ class ReconNet(nn.Module):
         self.net = net
 
     @property
+    def family(self) -> str:
+        """``"vit"`` (padded to the patch grid) or ``"unet"``."""
+        return "vit" if self.patch_size is not None else "unet"
+
+    @property
     def patch_size(self) -> tuple[int, int] | None:
         return getattr(self.net, "patch_size", None)
 

@@ -46,5 +46,14 @@ def create_model(name: str, **overrides: Any) -> nn.Module:
     return get_entry(name).build(**overrides)
 
 
+def count_parameters(name: str, **overrides: Any) -> int:
+    """Number of parameters of a registered model, built on the meta device (no memory, no init)."""
+    import torch
+
+    with torch.device("meta"):
+        model = create_model(name, **overrides)
+    return sum(p.numel() for p in model.parameters())
+
+
 def list_models(family: str | None = None) -> list[str]:
     return [n for n, e in _REGISTRY.items() if family is None or e.family == family]

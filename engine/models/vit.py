@@ -33,6 +33,8 @@ class VisionTransformer(nn.Module):
         super().__init__()
         if embed_dim % num_heads:
             raise ValueError(f"embed_dim {embed_dim} is not a multiple of num_heads {num_heads}")
+        self.config = dict(avg_size=avg_size, patch_size=patch_size, in_chans=in_chans, embed_dim=embed_dim,
+                           depth=depth, num_heads=num_heads, mlp_ratio=mlp_ratio)
         self.patch_size = (patch_size, patch_size)
         self.in_chans = in_chans
         self.embed_dim = embed_dim
@@ -60,18 +62,24 @@ class VisionTransformer(nn.Module):
                 nn.init.zeros_(m.bias)
 
     def position_embedding(self, grid: tuple[int, int]) -> torch.Tensor:
-        """``[1, D, gh, gw]``; cached per grid size while the weights do not change (inference)."""
+        """``[1, D, gh, gw]``: ``pos_embed`` bilinearly interpolated (align_corners False) to ``grid``.
+
+        Cached per grid while no gradient is recorded (inference); the cache is keyed on the
+        parameter's identity, storage, version counter, device and dtype, so ``load_state_dict``,
+        an optimizer step or ``.to()`` all invalidate it. With autograd recording (training,
+        fine-tuning) it is recomputed every call so that gradients reach ``pos_embed``.
+        """
         pe = self.pos_embed
         if tuple(pe.shape[-2:]) == grid:
             return pe
-        if self.training and torch.is_grad_enabled():
+        if torch.is_grad_enabled() and pe.requires_grad:
             return F.interpolate(pe, size=grid, mode="bilinear", align_corners=False)
-        key = (grid, pe._version, pe.device, pe.dtype)
+        key = (grid, id(pe), pe.data_ptr(), pe._version, pe.device, pe.dtype)
         cached = self._pos_cache.get(key)
         if cached is None:
             with torch.no_grad():
                 cached = F.interpolate(pe, size=grid, mode="bilinear", align_corners=False)
-            self._pos_cache = {key: cached}  # one entry: grids rarely alternate
+            self._pos_cache = {key: cached}  # one entry: a stale one would pin memory for nothing
         return cached
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:

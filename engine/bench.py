@@ -1,0 +1,353 @@
+"""``vitrecon bench``: network forward speed, memory and FLOPs; engine only (no Qt), so it runs on a
+GPU machine as ``python -m engine.bench`` as well as through ``vitrecon bench``.
+
+Per model and batch size: slices/s, latency median and p95, peak memory (CUDA max allocated, or
+process RSS sampled with psutil on the CPU), forward GFLOPs per slice (``FlopCounterMode`` on the
+meta device). ``reference=True`` also runs each ViT the way the official code does
+(``engine.models.reference``) with the same weights, checks that outputs agree to 1e-5 and times
+both paths interleaved, iteration by iteration, so that load from other processes on a shared
+machine hits both alike.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from .engine import Engine, ModelRef, resolve_device
+from .errors import RequestError
+from .models import count_parameters, create_model, get_entry, list_models
+from .models.reference import reference_like
+
+DEFAULT_MODELS = ("vit-s", "unet-s", "vit-l", "unet-m")
+EQUAL_TOL = 1e-5  # max |ours - reference| relative to max(1, max |reference|)
+# Issue 3's targets, each a ratio measured within one run: (label, numerator row, denominator row, min)
+TARGETS = (("vit-l speed-up over the official-style path, batch 1", "vit-l", "reference", 1, 1.5),
+           ("vit-s throughput / unet-s throughput", "vit-s", "unet-s", None, 1.3))
+
+
+@dataclass
+class BenchRow:
+    model: str
+    path: str  # "vitrecon" (the engine's path) or "reference" (official-style computation)
+    batch: int
+    size: tuple[int, int]
+    slices_per_s: float
+    latency_ms_median: float
+    latency_ms_p95: float
+    peak_mem_mb: float
+    mem_delta_mb: float  # peak during one forward minus the memory in use just before it
+    mem_kind: str  # "cuda max allocated" or "process RSS"
+    gflops_per_slice: float
+    parameters: int
+    precision: str
+    iters: int
+    max_abs_diff: float | None = None  # reference rows: against the vitrecon path, fp32
+    equal: bool | None = None
+    speedup: float | None = None  # reference rows: reference latency / vitrecon latency
+    latencies_ms: list[float] = field(default_factory=list)
+
+
+def forward_gflops(name: str, size: tuple[int, int], reference: bool = False) -> float:
+    """Forward GFLOPs per slice (matmuls and convolutions; fused attention counted as its two
+    matmuls), counted by ``FlopCounterMode`` on the meta device: no memory, no compute."""
+    with torch.device("meta"):
+        model = create_model(name).eval()
+        if reference:
+            model = reference_like(model)
+        x = torch.zeros(1, 1, *size)
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(x)
+    return counter.get_total_flops() / 1e9
+
+
+def bench_input(batch: int, size: tuple[int, int], device: torch.device) -> torch.Tensor:
+    """float32 ``[batch, h, w]`` fixed pseudo-random images in [0, 1) (the same for every model)."""
+    g = torch.Generator().manual_seed(1234)
+    return torch.rand(batch, *size, generator=g).to(device)
+
+
+class _PeakRSS:
+    """Samples this process's RSS (psutil) every millisecond on a thread while active."""
+
+    def __init__(self):
+        import psutil
+
+        self._proc = psutil.Process()
+        self.base = self.peak = self._proc.memory_info().rss
+
+    def __enter__(self):
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self):
+        while not self._stop.wait(0.001):
+            self.peak = max(self.peak, self._proc.memory_info().rss)
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self._proc.memory_info().rss)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
+def measure_memory(fn: Callable[[], Any], device: torch.device) -> tuple[float, float, str]:
+    """(peak MB, peak minus before MB, kind) over one call of ``fn``."""
+    if device.type == "cuda":
+        _sync(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        before = torch.cuda.memory_allocated(device)
+        fn()
+        _sync(device)
+        peak = torch.cuda.max_memory_allocated(device)
+        return peak / 2**20, (peak - before) / 2**20, "cuda max allocated"
+    with _PeakRSS() as rss:
+        fn()
+        _sync(device)
+    return rss.peak / 2**20, (rss.peak - rss.base) / 2**20, "process RSS"
+
+
+def _time(fn: Callable[[], Any], device: torch.device) -> float:
+    _sync(device)
+    t = time.perf_counter()
+    fn()
+    _sync(device)
+    return time.perf_counter() - t
+
+
+def _row(name, path, batch, size, lat, mem, gflops, params, precision, **extra) -> BenchRow:
+    lat_ms = sorted(1000 * t for t in lat)
+    med = statistics.median(lat_ms)
+    p95 = lat_ms[min(len(lat_ms) - 1, round(0.95 * (len(lat_ms) - 1)))]
+    return BenchRow(name, path, batch, size, batch / (med / 1000), med, p95, mem[0], mem[1], mem[2], gflops,
+                    params, precision, len(lat_ms), latencies_ms=[round(t, 3) for t in lat_ms], **extra)
+
+
+def run_bench(models=DEFAULT_MODELS, size: int | tuple[int, int] = 320, batches=(1, 8), device: str = "auto",
+              warmup: int = 2, iters: int = 10, reference: bool = False, compile: bool = False,
+              channels_last: bool | None = None, cpu_bf16: bool = False,
+              log: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Benchmark registered networks through the Engine's forward path; returns a JSON-able report
+    (``rows``: one per model, batch and path; ``ratios``: the issue's targets; machine facts)."""
+    size = (size, size) if isinstance(size, int) else tuple(size)
+    if warmup < 0 or iters < 1:
+        raise RequestError(f"need --warmup >= 0 and --iters >= 1, got {warmup} and {iters}")
+    for name in models:
+        get_entry(name)  # unknown names fail before any work
+    dev = resolve_device(device)
+    engine = Engine(device=str(dev), compile=compile, channels_last=channels_last, cpu_bf16=cpu_bf16)
+    log = log or (lambda msg: None)
+    load_before = _loadavg()
+    rows: list[BenchRow] = []
+    for name in models:
+        entry = get_entry(name)
+        lm = engine.load_model(ModelRef(name), dev)
+        ref_model = None
+        if reference and entry.family == "vit":
+            inner = getattr(lm.module, "_orig_mod", lm.module)
+            ref_model = reference_like(inner)
+        params = count_parameters(name)
+        gflops = forward_gflops(name, size)
+        precision = engine.precision(dev)
+        for batch in batches:
+            x = bench_input(batch, size, dev)
+            ours = lambda: engine.run_model(lm, x)  # noqa: E731
+
+            def ref():
+                with engine.forward_context(dev):
+                    return ref_model(x[:, None])
+
+            log(f"{name} batch {batch}: warm-up")
+            for _ in range(warmup):
+                ours()
+                if ref_model is not None:
+                    ref()
+            log(f"{name} batch {batch}: {iters} timed iterations" + (" (interleaved with the reference)"
+                                                                     if ref_model is not None else ""))
+            lat, lat_ref = [], []
+            for _ in range(iters):
+                lat.append(_time(ours, dev))
+                if ref_model is not None:
+                    lat_ref.append(_time(ref, dev))
+            row = _row(name, "vitrecon", batch, size, lat, measure_memory(ours, dev), gflops, params, precision)
+            rows.append(row)
+            if ref_model is not None:
+                diff, scale = _fp32_difference(lm.module, ref_model, x)
+                rrow = _row(name, "reference", batch, size, lat_ref, measure_memory(ref, dev),
+                            forward_gflops(name, size, reference=True), params, precision,
+                            max_abs_diff=diff, equal=diff <= EQUAL_TOL * scale,
+                            speedup=statistics.median(lat_ref) / statistics.median(lat))
+                rows.append(rrow)
+        del lm, ref_model
+        engine._models.clear()
+        if dev.type == "cuda":
+            torch.cuda.empty_cache()
+    return {
+        "device": str(dev), "device_name": _device_name(dev), "torch": torch.__version__,
+        "threads": torch.get_num_threads(), "cpu_capability": _cpu_capability(),
+        "compile": compile, "channels_last_unet": engine._use_channels_last(dev), "cpu_bf16": cpu_bf16,
+        "warmup": warmup, "iters": iters, "size": list(size),
+        "loadavg_before": load_before, "loadavg_after": _loadavg(),
+        "rows": [asdict(r) for r in rows], "ratios": ratios(rows),
+    }
+
+
+def _fp32_difference(ours: torch.nn.Module, ref: torch.nn.Module, x: torch.Tensor) -> tuple[float, float]:
+    """max |ours - ref| and max(1, max |ref|), both computed in fp32 without autocast."""
+    with torch.inference_mode():
+        a = ours(x[:, None].float().contiguous(memory_format=torch.contiguous_format))
+        b = ref(x[:, None].float())
+    return (a.float() - b.float()).abs().max().item(), max(1.0, b.abs().max().item())
+
+
+def ratios(rows: list[BenchRow]) -> list[dict[str, Any]]:
+    """The issue's targets evaluated on ``rows`` (only those whose rows were measured)."""
+    by = {(r.model, r.path, r.batch): r for r in rows}
+    out = []
+    for label, num, den, batch, target in TARGETS:
+        for b in sorted({r.batch for r in rows}):
+            if batch is not None and b != batch:
+                continue
+            if den == "reference":
+                r = by.get((num, "reference", b))
+                value = r.speedup if r else None
+            else:
+                a, c = by.get((num, "vitrecon", b)), by.get((den, "vitrecon", b))
+                value = a.slices_per_s / c.slices_per_s if a and c else None
+            if value is not None:
+                out.append({"ratio": label, "batch": b, "value": round(value, 3), "target": target,
+                            "met": value >= target})
+    return out
+
+
+def format_report(report: dict[str, Any]) -> str:
+    lines = [f"device {report['device']} ({report['device_name']}), torch {report['torch']}, "
+             f"{report['threads']} threads, size {report['size'][0]}x{report['size'][1]}, "
+             f"warm-up {report['warmup']}, {report['iters']} iterations, compile {report['compile']}, "
+             f"U-Net channels_last {report['channels_last_unet']}",
+             f"load average before {report['loadavg_before']}, after {report['loadavg_after']} "
+             "(timings on a shared machine vary with other load)", "",
+             f"{'model':<11}{'path':<10}{'batch':>5}{'slices/s':>10}{'median ms':>11}{'p95 ms':>10}"
+             f"{'peak MB':>10}{'+MB':>8}{'GFLOP/sl':>10}  {'precision':<14}{'vs ref':>8}  max|diff|"]
+    for r in report["rows"]:
+        extra = ""
+        if r["path"] == "reference":
+            extra = f"{r['speedup']:>7.2f}x  {r['max_abs_diff']:.1e} {'equal' if r['equal'] else 'DIFFERENT'}"
+        lines.append(f"{r['model']:<11}{r['path']:<10}{r['batch']:>5}{r['slices_per_s']:>10.2f}"
+                     f"{r['latency_ms_median']:>11.1f}{r['latency_ms_p95']:>10.1f}{r['peak_mem_mb']:>10.0f}"
+                     f"{r['mem_delta_mb']:>8.0f}{r['gflops_per_slice']:>10.2f}  {r['precision']:<14}{extra}")
+    if report["ratios"]:
+        lines.append("")
+        for q in report["ratios"]:
+            lines.append(f"{q['ratio']} (batch {q['batch']}): {q['value']:.2f}x "
+                         f"(target {q['target']}x: {'met' if q['met'] else 'NOT met'})")
+    return "\n".join(lines)
+
+
+def _loadavg() -> list[float] | None:
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except (OSError, AttributeError):
+        return None
+
+
+def _device_name(dev: torch.device) -> str:
+    if dev.type == "cuda":
+        return torch.cuda.get_device_name(dev)
+    if dev.type == "cpu":
+        try:
+            with open("/proc/cpuinfo") as f:
+                for line in f:
+                    if line.startswith("model name"):
+                        return f"{line.split(':', 1)[1].strip()}, {os.cpu_count()} logical CPUs"
+        except OSError:
+            pass
+        return platform.processor() or platform.machine()
+    return dev.type
+
+
+def _cpu_capability() -> str | None:
+    try:
+        return torch.backends.cpu.get_cpu_capability()
+    except Exception:
+        return None
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
+    return values
+
+
+def _size(text: str) -> tuple[int, int]:
+    parts = text.lower().split("x")
+    try:
+        h, w = (int(parts[0]),) * 2 if len(parts) == 1 else (int(parts[0]), int(parts[1]))
+    except (ValueError, IndexError):
+        raise argparse.ArgumentTypeError(f"expected a size like 320 or 320x368, got {text!r}") from None
+    if h < 1 or w < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive size, got {text!r}")
+    return h, w
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--models", default=",".join(DEFAULT_MODELS),
+                   help=f"comma-separated registered models (default {','.join(DEFAULT_MODELS)}; "
+                        f"all: {','.join(list_models())})")
+    p.add_argument("--size", type=_size, default=(320, 320), help="image size, 320 or HxW (default 320)")
+    p.add_argument("--batch", type=_int_list, default=[1, 8], help="comma-separated batch sizes (default 1,8)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    p.add_argument("--warmup", type=int, default=2, help="untimed iterations per model and batch")
+    p.add_argument("--iters", type=int, default=10, help="timed iterations per model and batch")
+    p.add_argument("--reference", action="store_true",
+                   help="also run each ViT the official code's way with the same weights; check and compare")
+    p.add_argument("--compile", action="store_true", help="torch.compile the vitrecon path")
+    p.add_argument("--channels-last", choices=("auto", "on", "off"), default="auto",
+                   help="U-Net memory format (auto: on for CUDA, off for CPU)")
+    p.add_argument("--cpu-bf16", action="store_true", help="bf16 autocast on the CPU (numerics change)")
+    p.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+
+
+def run_from_args(args: argparse.Namespace) -> int:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    report = run_bench(models, args.size, args.batch, args.device, args.warmup, args.iters,
+                       reference=args.reference, compile=args.compile,
+                       channels_last={"auto": None, "on": True, "off": False}[args.channels_last],
+                       cpu_bf16=args.cpu_bf16, log=lambda m: print(m, file=sys.stderr, flush=True))
+    print(json.dumps(report, indent=2) if args.json else format_report(report))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m engine.bench", description=__doc__.split("\n")[0])
+    add_arguments(parser)
+    return run_from_args(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
