@@ -1,0 +1,64 @@
+"""``vitrecon bench`` with tiny sizes and few iterations (a smoke test of the measurement, not a
+timed test)."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from app.cli import main
+from engine.bench import forward_gflops, format_report, run_bench
+from engine.models import get_entry
+
+
+def _vit_flops(name: str, h: int, w: int) -> float:
+    """Analytic forward FLOPs (2 per multiply-add) of the matmuls and convolutions of a ViT."""
+    a = get_entry(name).args()
+    p, d, depth = a["patch_size"], a["embed_dim"], a["depth"]
+    n = -(-h // p) * -(-w // p)  # padded to the patch grid
+    per_block = 2 * n * d * 3 * d + 2 * n * d * d + 2 * 2 * n * d * 4 * d + 2 * 2 * n * n * d
+    return (2 * n * p * p * d + depth * per_block + 2 * n * d * p * p) / 1e9
+
+
+@pytest.mark.parametrize("name,size", [("vit-s", (320, 320)), ("vit-l", (320, 320)), ("vit-s-p16", (37, 50))])
+def test_flop_count_matches_the_analytic_count_and_the_reference(name, size):
+    assert forward_gflops(name, size) == pytest.approx(_vit_flops(name, *size), rel=1e-9)
+    assert forward_gflops(name, size, reference=True) == pytest.approx(forward_gflops(name, size), rel=1e-9)
+
+
+def test_bench_rows_with_reference():
+    report = run_bench(["vit-s", "unet-s"], (40, 30), (1, 2), "cpu", warmup=1, iters=3, reference=True)
+    rows = {(r["model"], r["path"], r["batch"]): r for r in report["rows"]}
+    assert set(rows) == {("vit-s", "vitrecon", 1), ("vit-s", "reference", 1), ("vit-s", "vitrecon", 2),
+                         ("vit-s", "reference", 2), ("unet-s", "vitrecon", 1), ("unet-s", "vitrecon", 2)}
+    for r in rows.values():
+        assert r["slices_per_s"] > 0 and r["latency_ms_p95"] >= r["latency_ms_median"] > 0
+        assert r["iters"] == 3 and len(r["latencies_ms"]) == 3
+        assert r["peak_mem_mb"] > 0 and r["mem_kind"] == "process RSS" and r["gflops_per_slice"] > 0
+        assert r["slices_per_s"] == pytest.approx(r["batch"] * 1000 / r["latency_ms_median"])
+    ref = rows[("vit-s", "reference", 1)]
+    assert ref["equal"] and ref["max_abs_diff"] <= 1e-5 and ref["speedup"] > 0
+    assert ref["gflops_per_slice"] == pytest.approx(rows[("vit-s", "vitrecon", 1)]["gflops_per_slice"])
+    assert rows[("unet-s", "vitrecon", 1)]["parameters"] == 7_756_097
+    assert {q["batch"] for q in report["ratios"]} == {1, 2}
+    assert all(q["ratio"].startswith("vit-s throughput") for q in report["ratios"])  # vit-l not measured
+    text = format_report(report)
+    assert "reference" in text and "equal" in text and "target 1.3x" in text
+
+
+def test_bench_command_json(capsys):
+    rc = main(["bench", "--models", "unet-s", "--size", "32x24", "--batch", "1", "--iters", "1", "--warmup", "0",
+               "--device", "cpu", "--json"])
+    assert rc == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["device"] == "cpu" and report["size"] == [32, 24] and len(report["rows"]) == 1
+    assert report["channels_last_unet"] is False
+
+
+def test_bench_command_errors(capsys):
+    assert main(["bench", "--models", "vit-q", "--device", "cpu"]) == 2
+    assert "unknown model 'vit-q'" in capsys.readouterr().err
+    assert main(["bench", "--models", "unet-s", "--device", "cuda", "--iters", "1"]) == 2
+    assert "CUDA is not available" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["bench", "--batch", "0"])

@@ -1,0 +1,252 @@
+"""The Engine: devices, model cache, inference settings, one slice, a volume (progress, cancel),
+and ``vitrecon recon --model ... --checkpoint ... --device ...`` end to end."""
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import fastmri
+import h5py
+import numpy as np
+import pytest
+import torch
+
+import engine.engine as engine_mod
+from app.cli import main
+from engine import Engine, MaskSpec, ModelRef, ReconRequest, RequestError, available_devices, resolve_device
+from engine.checkpoints import save_checkpoint
+from engine.errors import CheckpointError
+from engine.masks import make_mask, seed_from_filename
+from engine.models import create_model
+from engine.samples.fastmri_writer import write_fastmri
+from engine.scan import Scan, ScanInfo
+
+CPU = torch.device("cpu")
+SLICES, COILS, H, W = 3, 4, 64, 48
+
+
+def _kspace(seed=0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:H, :W]
+    body = ((yy - H / 2) ** 2 / (0.35 * H) ** 2 + (xx - W / 2) ** 2 / (0.4 * W) ** 2 < 1).astype(np.float32)
+    img = np.stack([body * (1 + s) + 0.1 * rng.random((H, W)) for s in range(SLICES)])
+    sens = np.stack([np.exp(1j * (c + 1) * yy / H) * (1 + 0.1 * c) for c in range(COILS)])
+    coil_imgs = img[:, None] * sens[None]
+    t = torch.from_numpy(coil_imgs.astype(np.complex64))
+    k = torch.fft.fftshift(torch.fft.fft2(torch.fft.ifftshift(t, dim=(-2, -1)), norm="ortho"), dim=(-2, -1))
+    return k.numpy()
+
+
+class MemoryScan(Scan):
+    """A multi-coil scan held in memory (the readers are tested elsewhere)."""
+
+    def __init__(self, kspace: np.ndarray, with_reference: bool = True):
+        self._k = kspace
+        info = ScanInfo(path=Path("memory_scan.h5"), format="fastmri-multicoil", num_slices=kspace.shape[0],
+                        num_coils=kspace.shape[1], kspace_shape=(H, W), recon_size=(H, W), crop_size=(H, W),
+                        encoded_size=(H, W, 1), acquired_columns=(0, W), fully_sampled=True,
+                        reference_name="rss of fully sampled k-space" if with_reference else None)
+        super().__init__(info)
+
+    def _read_kspace(self, index):
+        return self._k[index]
+
+
+@pytest.fixture(scope="module")
+def scan():
+    return MemoryScan(_kspace())
+
+
+# --- devices ------------------------------------------------------------------------------------
+def test_auto_device_prefers_cuda_then_mps_then_cpu(monkeypatch):
+    assert resolve_device("auto") == CPU  # this machine has neither
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    assert resolve_device("auto").type == "mps"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert resolve_device("auto").type == "cuda"
+
+
+@pytest.mark.parametrize("name,message", [("cuda", "CUDA is not available"), ("cuda:1", "CUDA is not available"),
+                                          ("mps", "MPS is not available"), ("gpu", "unknown device 'gpu'"),
+                                          ("meta", "not supported")])
+def test_an_absent_or_unknown_device_is_a_request_error(name, message):
+    with pytest.raises(RequestError, match=message):
+        resolve_device(name)
+
+
+def test_available_devices_lists_cpu():
+    assert available_devices()[:2] == ["auto", "cpu"]
+
+
+# --- models ---------------------------------------------------------------------------------------
+def test_model_cache_and_lru_eviction():
+    eng = Engine(max_models=1)
+    a = eng.load_model(ModelRef("unet-s"), CPU)
+    assert eng.load_model(ModelRef("unet-s"), CPU) is a
+    eng.load_model(ModelRef("vit-s"), CPU)
+    assert eng.load_model(ModelRef("unet-s"), CPU) is not a
+    assert len(list(eng.loaded_models())) == 1
+
+
+def test_untrained_weights_are_deterministic_and_flagged():
+    a = Engine().load_model(ModelRef("vit-s"), CPU)
+    b = Engine().load_model(ModelRef("vit-s"), CPU)
+    assert a.untrained and "random" in a.card["weights"]
+    assert all(torch.equal(p, q) for p, q in zip(a.module.parameters(), b.module.parameters()))
+    assert not a.module.training and not any(p.requires_grad for p in a.module.parameters())
+
+
+def test_run_model_uses_inference_mode():
+    eng = Engine()
+    lm = eng.load_model(ModelRef("unet-s"), CPU)
+    seen = {}
+    lm.module.register_forward_hook(lambda m, i, o: seen.update(inference=torch.is_inference_mode_enabled(),
+                                                               autocast=torch.is_autocast_enabled("cpu")))
+    y = eng.run_model(lm, torch.rand(2, 32, 24))
+    assert y.shape == (2, 32, 24) and y.dtype == torch.float32
+    assert seen == {"inference": True, "autocast": False}
+    assert eng.precision(CPU) == "fp32" and eng.precision(torch.device("cuda")) == "bf16-autocast"
+
+
+def test_cpu_bf16_is_opt_in_and_close_to_fp32():
+    x = torch.rand(1, 40, 40)
+    fp32, bf16 = Engine(), Engine(cpu_bf16=True)
+    a = fp32.run_model(fp32.load_model(ModelRef("vit-s"), CPU), x)
+    b = bf16.run_model(bf16.load_model(ModelRef("vit-s"), CPU), x)
+    assert bf16.precision(CPU) == "bf16-autocast" and b.dtype == torch.float32
+    err = (a - b).abs().max().item()
+    assert 0 < err < 0.05 * a.abs().max().item()
+
+
+def test_channels_last_unet_gives_the_same_output():
+    x = torch.rand(2, 48, 40)
+    plain, cl = Engine(channels_last=False), Engine(channels_last=True)
+    lm = cl.load_model(ModelRef("unet-s"), CPU)
+    assert lm.module.net.down_sample_layers[0].layers[0].weight.is_contiguous(memory_format=torch.channels_last)
+    assert not plain._use_channels_last(CPU) and Engine()._use_channels_last(torch.device("cuda"))
+    torch.testing.assert_close(cl.run_model(lm, x), plain.run_model(plain.load_model(ModelRef("unet-s"), CPU), x),
+                               rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_compile_works_on_cpu():
+    """torch.compile of vit-s: ~15 s of compilation on a 2-core CPU, hence marked slow."""
+    x = torch.rand(1, 30, 20)
+    eager, compiled = Engine(), Engine(compile=True)
+    lm = compiled.load_model(ModelRef("vit-s"), CPU)
+    assert hasattr(lm.module, "_orig_mod")
+    torch.testing.assert_close(compiled.run_model(lm, x),
+                               eager.run_model(eager.load_model(ModelRef("vit-s"), CPU), x), rtol=1e-5, atol=1e-5)
+
+
+def test_a_checkpoint_for_another_model_is_refused(tmp_path):
+    path = save_checkpoint(create_model("unet-s"), tmp_path / "u", "unet-s")
+    with pytest.raises(CheckpointError, match="holds weights for unet-s, not vit-s"):
+        Engine().load_model(ModelRef("vit-s", str(path)), CPU)
+
+
+# --- one slice ----------------------------------------------------------------------------------
+def test_reconstruct_one_slice(scan, tmp_path):
+    ckpt = save_checkpoint(create_model("unet-s"), tmp_path / "unet", "unet-s", steps=5)
+    eng = Engine()
+    seen = []
+    req = ReconRequest(scan, 1, MaskSpec("equispaced", 4, 0.08), (ModelRef("vit-s"), ModelRef("unet-s", str(ckpt))),
+                       device="cpu")
+    lm = eng.load_model(ModelRef("vit-s"), CPU)
+    lm.module.register_forward_pre_hook(lambda m, args: seen.append(args[0].clone()))
+    res = eng.reconstruct(req)
+
+    mask = make_mask(MaskSpec("equispaced", 4, 0.08), (H, W), (0, W), seed=seed_from_filename("memory_scan.h5"))
+    k = torch.from_numpy(scan._k[1]) * mask.tensor()
+    rss = fastmri.rss_complex(fastmri.ifft2c(torch.view_as_real(k)), dim=0)
+    np.testing.assert_allclose(res.zero_filled, rss.numpy(), rtol=1e-5, atol=1e-6)
+    # the network's input is the RSS of the zero-filled coil images, as in the paper
+    np.testing.assert_allclose(seen[0][0, 0].numpy(), rss.numpy(), rtol=1e-5, atol=1e-6)
+
+    vit, unet = res.output("vit-s"), res.output("unet-s")
+    assert vit.image.shape == unet.image.shape == (H, W) and vit.image.dtype == np.float32
+    assert vit.untrained and not unet.untrained and unet.card["steps"] == 5
+    assert res.flags == {"untrained:vit-s"} and res.untrained == ("vit-s",)
+    assert res.has_reference and vit.metrics is not None and vit.error_abs.shape == (H, W)
+    assert res.data_range == pytest.approx(scan.volume_max())
+    assert res.mask.effective_acceleration == pytest.approx(mask.effective_acceleration)
+    for stage in ("read", "mask", "zero-filled", "load vit-s", "vit-s", "metrics", "total"):
+        assert res.timings[stage] >= 0
+    assert res.device == "cpu" and res.request_id == req.request_id
+
+
+def test_no_reference_is_flagged():
+    res = Engine().reconstruct(ReconRequest(MemoryScan(_kspace(), with_reference=False), 0, device="cpu"))
+    assert "no-reference" in res.flags and res.reference is None and res.zero_filled_metrics is None
+
+
+# --- a volume -------------------------------------------------------------------------------------
+def test_volume_batches_progress_and_matches_single_slices(scan):
+    eng = Engine()
+    calls = []
+    timings = {}
+    vol = eng.reconstruct_volume(scan, MaskSpec("random", 4, 0.08), ModelRef("vit-s"), device="cpu", batch_size=2,
+                                 progress=lambda done, n: calls.append((done, n)), timings=timings)
+    assert vol.shape == (SLICES, H, W) and vol.dtype == np.float32
+    assert calls == [(2, 3), (3, 3)]
+    assert set(timings) == {"read", "zero-filled", "network", "total"} and timings["network"] > 0
+    one = eng.reconstruct_volume(scan, MaskSpec("random", 4, 0.08), ModelRef("vit-s"), device="cpu", batch_size=1)
+    np.testing.assert_allclose(vol, one, rtol=1e-5, atol=1e-5)
+    res = eng.reconstruct(ReconRequest(scan, 2, MaskSpec("random", 4, 0.08), (ModelRef("vit-s"),), device="cpu"))
+    np.testing.assert_allclose(vol[2], res.output("vit-s").image, rtol=1e-5, atol=1e-5)
+
+
+def test_volume_cancellation_with_an_event_or_a_callable(scan):
+    eng = Engine()
+    stop = threading.Event()
+    calls = []
+
+    def progress(done, n):
+        calls.append(done)
+        stop.set()
+
+    assert eng.reconstruct_volume(scan, None, ModelRef("unet-s"), "cpu", 1, progress, stop) is None
+    assert calls == [1]
+    assert eng.reconstruct_volume(scan, None, None, "cpu", 1, cancel=lambda: True) is None
+    with pytest.raises(RequestError, match="batch size"):
+        eng.reconstruct_volume(scan, None, None, "cpu", 0)
+
+
+# --- the command line ----------------------------------------------------------------------------
+@pytest.fixture
+def h5file(tmp_path):
+    k = _kspace(1)
+    ref = fastmri.rss_complex(fastmri.ifft2c(torch.view_as_real(torch.from_numpy(k))), dim=1).numpy()
+    return write_fastmri(tmp_path / "file_brain_0001.h5", k, reference=ref)
+
+
+def test_recon_command_with_model_checkpoint_and_device(h5file, tmp_path, capsys):
+    torch.manual_seed(11)
+    model = create_model("vit-s")
+    ckpt = save_checkpoint(model, tmp_path / "weights" / "mine", "vit-s")
+    out = tmp_path / "out"
+    rc = main(["recon", str(h5file), "--out", str(out), "--model", "vit-s", "--checkpoint", str(ckpt),
+               "--device", "cpu", "--mask", "equispaced"])
+    assert rc == 0, capsys.readouterr().err
+    with h5py.File(out / h5file.name, "r") as f:
+        vol = f["reconstruction"][()]
+    assert vol.shape == (SLICES, H, W)
+    from engine import open_scan
+
+    with open_scan(h5file) as s:
+        expected = Engine().reconstruct_volume(s, MaskSpec("equispaced", 4.0), ModelRef("vit-s", str(ckpt)), "cpu")
+    np.testing.assert_allclose(vol, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_recon_command_reports_an_absent_device(h5file, tmp_path, capsys):
+    rc = main(["recon", str(h5file), "--out", str(tmp_path / "o"), "--model", "unet-s", "--device", "cuda"])
+    assert rc == 2 and "CUDA is not available" in capsys.readouterr().err
+    assert not (tmp_path / "o" / h5file.name).exists()
+
+
+def test_build_untrained_does_not_disturb_the_global_rng():
+    torch.manual_seed(0)
+    a = torch.rand(3)
+    torch.manual_seed(0)
+    engine_mod.build_untrained("unet-s")
+    assert torch.equal(torch.rand(3), a)
