@@ -121,7 +121,7 @@ def _build_lock(folder: Path):
         try:
             yield
         finally:
-            fcntl.flock(f.fileno(), fcntl.LOCK_UNLOCK)
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
 def sample_path(kind: str = "multicoil", *, size: str = "full") -> Path:

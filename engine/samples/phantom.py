@@ -33,6 +33,10 @@ from .. import kspace as ks
 from .header_xml import HeaderSpec
 
 ANATOMY_FILE = "icbm152_axial.npz"
+# The template's licence asks for its copyright notice in all copies: every sample file carries it.
+ANATOMY_NOTICE = ("Anatomy: MNI ICBM152 2009 template. Copyright (C) 1993-2009 Louis Collins, McConnell Brain "
+                  "Imaging Centre, Montreal Neurological Institute, McGill University. "
+                  "Full notice: vitrecon resources/anatomy/LICENSE.txt")
 
 # T1 spin-echo intensities (relative to white matter ~0.9) of the layers outside the brain, by the
 # distance from the brain surface in mm: CSF, inner table of the skull, marrow, outer table,
@@ -217,10 +221,17 @@ def esc_weights(coil_images: torch.Tensor, target: torch.Tensor) -> torch.Tensor
     return torch.linalg.solve(gram, rhs)
 
 
+# Centered orthonormal 2D FFTs with torch's own shifts. They give the same bits as engine.kspace's
+# fft2c/ifft2c (fastmri's, whose shifts are rolls by concatenation: exact, but 3x slower here); the tests
+# check the stored references against the readers' computation.
 def _fft2c(images: torch.Tensor) -> torch.Tensor:
-    """Centered orthonormal 2D FFT (as ``engine.kspace.fft2c``, whose roll-by-concatenation is slower)."""
     data = torch.fft.ifftshift(images, dim=(-2, -1))
-    return torch.fft.fftshift(torch.fft.fft2(data, norm="ortho"), dim=(-2, -1))
+    return torch.fft.fftshift(torch.fft.fftn(data, dim=(-2, -1), norm="ortho"), dim=(-2, -1))
+
+
+def _ifft2c(kspace: torch.Tensor) -> torch.Tensor:
+    data = torch.fft.ifftshift(kspace, dim=(-2, -1))
+    return torch.fft.fftshift(torch.fft.ifftn(data, dim=(-2, -1), norm="ortho"), dim=(-2, -1))
 
 
 def patient_id(spec: PhantomSpec) -> str:
@@ -254,12 +265,12 @@ def generate(spec: PhantomSpec = PhantomSpec()) -> PhantomData:
         k = _fft2c(coil_images)
         k += torch.from_numpy(_complex_noise(rng, chol, (hos, w), sigma))
         kspace[s] = k.numpy()
-        # The references go through engine.kspace exactly as the readers' (ks.zero_filled) do.
-        cropped = ks.center_crop(ks.ifft2c(k), (h, w))
+        # The references are computed as the readers' ks.zero_filled does: inverse FFT, crop, RSS.
+        cropped = ks.center_crop(_ifft2c(k), (h, w))
         rss[s] = ks.rss(cropped, dim=0).numpy()
         weights = esc_weights(cropped, torch.from_numpy(rss[s])).to(torch.complex64)
         single[s] = torch.einsum("c,chw->hw", weights, k).numpy()
-        esc[s] = ks.zero_filled(torch.from_numpy(single[s])[None], None, (h, w)).numpy()
+        esc[s] = ks.rss(ks.center_crop(_ifft2c(torch.from_numpy(single[s])[None]), (h, w)), dim=0).numpy()
     noise = _complex_noise(rng, chol, (spec.noise_samples,), sigma)
 
     thickness = float(anatomy["thickness_mm"])
@@ -270,7 +281,7 @@ def generate(spec: PhantomSpec = PhantomSpec()) -> PhantomData:
         slices=slices, field_strength=spec.field_strength, vendor=spec.vendor, model=spec.model,
         receiver_channels=spec.coils, protocol=f"{spec.acquisition[:2]} {spec.acquisition[2:]}_SE",
         patient_id=patient_id(spec),
-        extra_user={"generator": "vitrecon sample phantom (MNI ICBM152 2009a T1)"})
-    attrs = {"acquisition": spec.acquisition, "patient_id": patient_id(spec)}
+        extra_user={"generator": "vitrecon sample phantom", "anatomy_notice": ANATOMY_NOTICE})
+    attrs = {"acquisition": spec.acquisition, "patient_id": patient_id(spec), "anatomy_notice": ANATOMY_NOTICE}
     return PhantomData(spec=spec, kspace=kspace, kspace_singlecoil=single, reconstruction_rss=rss,
                        reconstruction_esc=esc, noise=noise, header=header, attrs=attrs)
