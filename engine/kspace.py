@@ -1,8 +1,9 @@
-"""k-space operations on complex torch tensors; they run on any device.
+"""k-space operations on complex torch tensors; they run on any device (CPU, CUDA, MPS).
 
 Orientation follows fastMRI: k-space ``[..., H, W]`` with H the readout and W the phase-encoding
-direction. FFTs are centered and orthonormal, computed by fastmri's functions so that results are
-identical to fastMRI's data transforms.
+direction. FFTs, magnitudes, RSS and crops are computed by fastmri's own functions (on the
+real-view ``[..., 2]`` of the complex tensor) so that results are bit-identical to what fastMRI's
+data transforms compute.
 """
 from __future__ import annotations
 
@@ -12,71 +13,105 @@ from fastmri.data import transforms as fmt
 
 
 def ifft2c(kspace: torch.Tensor) -> torch.Tensor:
-    """Centered orthonormal inverse 2D FFT over the last two dims. complex ``[..., H, W]``."""
+    """Centered orthonormal inverse 2D FFT over the last two dims: complex ``[..., H, W]`` ->
+    complex ``[..., H, W]`` (fastmri.ifft2c)."""
     return torch.view_as_complex(fastmri.ifft2c(torch.view_as_real(kspace)).contiguous())
 
 
 def fft2c(image: torch.Tensor) -> torch.Tensor:
-    """Centered orthonormal 2D FFT over the last two dims. complex ``[..., H, W]``."""
+    """Centered orthonormal 2D FFT over the last two dims: complex ``[..., H, W]`` (fastmri.fft2c)."""
     return torch.view_as_complex(fastmri.fft2c(torch.view_as_real(image)).contiguous())
 
 
 def ifft1c(data: torch.Tensor, dim: int) -> torch.Tensor:
-    """Centered orthonormal inverse 1D FFT along ``dim`` (complex tensor)."""
+    """Centered orthonormal inverse 1D FFT of a complex tensor along ``dim`` (same shape)."""
     data = torch.fft.ifftshift(data, dim=dim)
     data = torch.fft.ifft(data, dim=dim, norm="ortho")
     return torch.fft.fftshift(data, dim=dim)
 
 
 def fft1c(data: torch.Tensor, dim: int) -> torch.Tensor:
-    """Centered orthonormal 1D FFT along ``dim`` (complex tensor)."""
+    """Centered orthonormal 1D FFT of a complex tensor along ``dim`` (same shape)."""
     data = torch.fft.ifftshift(data, dim=dim)
     data = torch.fft.fft(data, dim=dim, norm="ortho")
     return torch.fft.fftshift(data, dim=dim)
 
 
+def magnitude(images: torch.Tensor) -> torch.Tensor:
+    """|x| of complex ``[...]`` as fastmri.complex_abs computes it: float ``[...]``."""
+    return fastmri.complex_abs(torch.view_as_real(images))
+
+
 def rss(images: torch.Tensor, dim: int = 0) -> torch.Tensor:
-    """Root sum of squares of complex coil images along ``dim``: float ``[...]``."""
-    return fastmri.rss_complex(torch.view_as_real(images), dim=dim)
+    """Root sum of squares of complex coil images along ``dim``: float ``[...]`` (``dim`` removed).
+
+    Computed as fastMRI's UnetDataTransform does (complex_abs, then fastmri.rss), and for a single
+    coil as the plain magnitude (fastMRI's single-coil path), so results match fastMRI bit for bit.
+    """
+    dim = dim % images.dim()  # a negative dim must not land on the real/imag axis of the real view
+    mags = magnitude(images)
+    if images.shape[dim] == 1:
+        return mags.squeeze(dim)
+    return fastmri.rss(mags, dim=dim)
 
 
 def center_crop(data: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
-    """Center crop of the last two dims to ``shape`` (fastMRI's convention for odd sizes)."""
-    return fmt.center_crop(data, shape)
+    """Center crop of the last two dims to ``shape`` (fastmri.center_crop: for odd differences the
+    extra row/column is dropped at the start). Raises ValueError when ``shape`` exceeds the data."""
+    return fmt.center_crop(data, (int(shape[0]), int(shape[1])))
 
 
 def crop_size(image_hw: tuple[int, int], recon_size: tuple[int, int]) -> tuple[int, int]:
-    """The crop fastMRI applies: the recon size, or W×W where the image width W is below the recon
-    width (some fastMRI brain FLAIR files have 264 phase-encoding columns for a 320 recon)."""
-    if image_hw[1] < recon_size[1]:
-        return (image_hw[1], image_hw[1])
-    return (recon_size[0], recon_size[1])
+    """The crop fastMRI's UnetDataTransform applies to an image ``[H, W]``.
+
+    ``recon_size`` is the target's shape when there is one, else the header's recon size. Where the
+    image width W is below the crop width (some fastMRI brain FLAIR files have 264 phase-encoding
+    columns for a 320 x 320 recon) fastMRI crops W x W. Beyond fastMRI (which would fail), the crop
+    never exceeds the image: each side is clamped to the image's.
+    """
+    h, w = int(image_hw[0]), int(image_hw[1])
+    crop = (int(recon_size[0]), int(recon_size[1]))
+    if w < crop[1]:
+        crop = (w, w)
+    return (min(crop[0], h), min(crop[1], w))
 
 
 def remove_readout_oversampling(kspace: torch.Tensor, recon_x: int) -> torch.Tensor:
-    """Drop readout oversampling: inverse FFT along H, keep the central ``recon_x`` samples, FFT back.
+    """Drop readout oversampling: inverse FFT along H, keep the central ``recon_x`` rows (as
+    ``center_crop`` would), FFT back. Equal to cropping the image to ``recon_x`` rows.
 
-    complex ``[..., H, W]`` -> ``[..., recon_x, W]``. Returns the input when ``H == recon_x``.
+    complex ``[..., H, W]`` -> complex ``[..., recon_x, W]``. Returns the input when ``H == recon_x``.
     """
     h = kspace.shape[-2]
     if h == recon_x:
         return kspace
-    if recon_x > h:
-        raise ValueError(f"recon size {recon_x} exceeds the readout length {h}")
+    if not 0 < recon_x < h:
+        raise ValueError(f"recon size {recon_x} must lie between 1 and the readout length {h}")
     image = ifft1c(kspace, dim=-2)
     start = (h - recon_x) // 2
     image = image[..., start : start + recon_x, :]
     return fft1c(image, dim=-2)
 
 
-def zero_filled(kspace: torch.Tensor, mask: torch.Tensor | None, crop: tuple[int, int]) -> torch.Tensor:
-    """The zero-filled image fastMRI's U-Net sees: mask, inverse FFT, magnitude/RSS, center crop.
+def apply_mask(kspace: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``kspace * mask + 0.0`` as fastmri.data.transforms.apply_mask computes it (on the real view).
 
-    ``kspace``: complex ``[coils, H, W]``; ``mask``: bool/float ``[W]`` or ``[H, W]`` (None: as is).
-    Returns float32 ``[h, w]``.
+    ``kspace``: complex ``[..., H, W]``; ``mask``: ``[W]``, ``[1, W]`` or ``[H, W]`` (bool or float),
+    moved to the k-space's device. Returns complex ``[..., H, W]``.
+    """
+    m = mask.to(device=kspace.device, dtype=kspace.real.dtype)
+    return torch.view_as_complex(torch.view_as_real(kspace) * m[..., None] + 0.0)
+
+
+def zero_filled(kspace: torch.Tensor, mask: torch.Tensor | None, crop: tuple[int, int]) -> torch.Tensor:
+    """The zero-filled image fastMRI's UnetDataTransform feeds its U-Net, before normalization:
+    mask, inverse FFT, center crop, magnitude, RSS over coils.
+
+    ``kspace``: complex ``[coils, H, W]`` (single-coil: one coil); ``mask``: ``[W]``, ``[1, W]`` or
+    ``[H, W]`` (None: use the k-space as is); ``crop``: ``(h, w)``. Returns float32 ``[h, w]`` on the
+    k-space's device.
     """
     if mask is not None:
-        kspace = kspace * mask.to(device=kspace.device, dtype=kspace.real.dtype)
-    images = ifft2c(kspace)
-    images = center_crop(images, crop)
+        kspace = apply_mask(kspace, mask)
+    images = center_crop(ifft2c(kspace), crop)
     return rss(images, dim=0)

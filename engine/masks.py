@@ -1,11 +1,13 @@
 """Undersampling masks: ``MaskSpec`` is the one mask description the whole project shares.
 
-fastMRI's five kinds are produced by ``fastmri.data.subsample`` itself, so a mask here is
+fastMRI's five kinds are drawn by ``fastmri.data.subsample`` itself, so a mask here is
 bit-identical to ``mask_func(shape, seed=S)`` for the same shape, seed, center fraction and
 acceleration. The variable-density kinds (gaussian 1D, gaussian 2D, Poisson-disc 2D) are ours.
 
 Masks select columns (phase-encoding lines, W) or, for the 2D kinds, points of ``[H, W]``. Columns
 outside the acquired region (the header's encoding limits; fastMRI's "padding") are never sampled.
+The k-space center (DC) sits at column ``W // 2`` and row ``H // 2`` of the full array, as after
+fastMRI's centered FFT; the variable-density kinds are centered there.
 """
 from __future__ import annotations
 
@@ -18,6 +20,8 @@ from typing import Sequence
 import numpy as np
 import torch
 from fastmri.data import subsample
+
+from .variable_density import gaussian_1d, gaussian_2d, poisson_2d, poisson_disc  # noqa: F401
 
 Seed = int | tuple[int, ...] | None
 
@@ -92,10 +96,12 @@ class MaskSpec:
         if kind.fraction_rule and cf * r >= 1:
             raise ValueError(
                 f"center fraction x acceleration must be below 1 for the {self.kind} mask, "
-                f"got {cf:g} x {r:g} = {cf * r:g}"
-            )
-        if self.seed is not None and not (0 <= int(self.seed) < 2**32):
-            raise ValueError(f"seed must lie in [0, 2**32), got {self.seed}")
+                f"got {cf:g} x {r:g} = {cf * r:g}")
+        if self.seed is not None:
+            if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)):
+                raise ValueError(f"seed must be a whole number in [0, 2**32), got {self.seed!r}")
+            if not 0 <= int(self.seed) < 2**32:
+                raise ValueError(f"seed must lie in [0, 2**32), got {self.seed}")
 
     @property
     def effective_center_fraction(self) -> float:
@@ -118,8 +124,9 @@ class MaskSpec:
 
 @dataclass(frozen=True, eq=False)
 class Mask:
-    """A drawn mask. ``array``: bool ``[W]`` (column mask) or ``[H, W]`` (2D kinds, acquired data
-    with a 2D pattern). ``acquired``: the columns ``[lo, hi)`` that hold data."""
+    """A drawn mask. ``array``: read-only bool ``[W]`` (column mask) or ``[H, W]`` (2D kinds,
+    acquired data with a 2D pattern). ``acquired``: the columns ``[lo, hi)`` that hold data.
+    ``num_low_frequencies``: width (in columns) of the fully sampled center block."""
 
     array: np.ndarray
     acquired: tuple[int, int]
@@ -132,6 +139,7 @@ class Mask:
 
     @property
     def sampled_fraction(self) -> float:
+        """Sampled share of the acquired region (columns ``[lo, hi)``, all rows for 2D masks)."""
         lo, hi = self.acquired
         region = self.array[..., lo:hi]
         return float(region.sum()) / max(region.size, 1)
@@ -165,197 +173,109 @@ class Mask:
                 f"{self.num_low_frequencies} low-frequency lines")
 
 
+# --- fastMRI's kinds ----------------------------------------------------------------------------
 def _fastmri_func(spec: MaskSpec) -> subsample.MaskFunc:
     r = float(spec.acceleration)
-    accel = int(round(r)) if not spec.mask_kind.fractional or r == round(r) else r
+    accel = int(round(r)) if r == round(r) else r
     return subsample.create_mask_for_mask_type(spec.kind, [spec.effective_center_fraction], [accel])
+
+
+def _check_fastmri_shape(spec: MaskSpec, num_cols: int) -> None:
+    """Limits that depend on the number of columns, where fastmri itself would crash (division
+    by zero, or numpy's "high <= 0") or silently return something else than asked."""
+    r, cf = float(spec.acceleration), spec.effective_center_fraction
+    nlf = round(num_cols * cf)  # fastmri's own rounding
+    where = f"for {num_cols} columns"
+    if spec.kind == "random" and nlf >= num_cols:
+        raise ValueError(f"center fraction {cf:g} {where} keeps all {num_cols} columns as low frequencies; "
+                         "it must leave columns to draw from")
+    if spec.kind == "equispaced_fraction" and nlf * r >= num_cols:
+        raise ValueError(f"low-frequency lines x acceleration must be below the number of columns "
+                         f"{where}, got {nlf} x {r:g} = {nlf * r:g}")
+    if spec.kind == "magic_fraction":
+        target = round(num_cols / r)
+        if target - max(min(nlf, target), 1) <= 0:
+            raise ValueError(f"the magic_fraction mask {where} at {r:g}x samples {target} column(s), "
+                             f"which the {max(min(nlf, target), 1)} low-frequency lines already fill; "
+                             "it needs more columns or a lower acceleration")
 
 
 def fastmri_mask(spec: MaskSpec, num_cols: int, seed: Seed) -> tuple[np.ndarray, int]:
     """Exactly what fastmri's mask function returns for ``mask_func((1, H, num_cols, 2), seed=seed)``:
-    float ``[num_cols]`` and the low-frequency count."""
+    float32 ``[num_cols]`` and the low-frequency count."""
+    _check_fastmri_shape(spec, num_cols)
     func = _fastmri_func(spec)
-    mask, nlf = func((1, 1, num_cols, 2), seed=seed)
+    try:
+        mask, nlf = func((1, 1, num_cols, 2), seed=seed)
+    except (ValueError, ZeroDivisionError) as e:  # a limit not foreseen above: still one sentence
+        raise ValueError(f"fastmri cannot draw a {spec.describe()} mask for {num_cols} columns ({e})") from None
     return mask.reshape(-1).numpy(), int(nlf)
 
 
-def _rng(seed: Seed) -> np.random.RandomState:
-    rng = np.random.RandomState()
-    rng.seed(seed if seed is not None else None)  # RandomState accepts int or int sequences
-    return rng
-
-
-def _center_slice(n: int, num_low: int) -> slice:
-    pad = (n - num_low + 1) // 2  # fastMRI's placement of the low-frequency block
-    return slice(pad, pad + num_low)
-
-
-def _gaussian_1d(spec: MaskSpec, num_cols: int, seed: Seed) -> tuple[np.ndarray, int]:
-    rng = _rng(seed)
-    nlf = max(1, round(num_cols * spec.effective_center_fraction))
-    mask = np.zeros(num_cols, dtype=bool)
-    mask[_center_slice(num_cols, nlf)] = True
-    target = max(int(round(num_cols / float(spec.acceleration))), nlf)
-    free = np.flatnonzero(~mask)
-    n_more = min(target - nlf, free.size)
-    if n_more > 0:
-        x = (free - (num_cols - 1) / 2) / (num_cols / 2)
-        p = np.exp(-0.5 * (x / 0.35) ** 2)
-        mask[rng.choice(free, size=n_more, replace=False, p=p / p.sum())] = True
-    return mask, nlf
-
-
-def _calibration_block(shape: tuple[int, int], cf: float) -> tuple[slice, slice]:
-    h, w = shape
-    ch, cw = max(1, round(h * cf)), max(1, round(w * cf))
-    return _center_slice(h, ch), _center_slice(w, cw)
-
-
-def _normalized_radius(shape: tuple[int, int]) -> np.ndarray:
-    h, w = shape
-    y = (np.arange(h) - (h - 1) / 2) / (h / 2)
-    x = (np.arange(w) - (w - 1) / 2) / (w / 2)
-    return np.sqrt(y[:, None] ** 2 + x[None, :] ** 2)
-
-
-def _gaussian_2d(spec: MaskSpec, shape: tuple[int, int], region: tuple[int, int], seed: Seed):
-    rng = _rng(seed)
-    h, w = shape
-    lo, hi = region
-    mask = np.zeros(shape, dtype=bool)
-    sy, sx = _calibration_block((h, hi - lo), spec.effective_center_fraction)
-    mask[sy, lo + sx.start : lo + sx.stop] = True
-    nlf = sx.stop - sx.start
-    target = int(round(h * (hi - lo) / float(spec.acceleration)))
-    inside = np.zeros(shape, dtype=bool)
-    inside[:, lo:hi] = True
-    free = np.flatnonzero(inside & ~mask)
-    n_more = min(max(target - int(mask.sum()), 0), free.size)
-    if n_more > 0:
-        p = np.exp(-0.5 * (_normalized_radius(shape).ravel()[free] / 0.4) ** 2)
-        mask.ravel()[rng.choice(free, size=n_more, replace=False, p=p / p.sum())] = True
-    return mask, nlf
-
-
-@functools.lru_cache(maxsize=16)
-def _disc(radius: int) -> np.ndarray:
-    """bool ``[2r-1, 2r-1]``: grid offsets closer than ``radius``."""
-    r = np.arange(-radius + 1, radius)
-    return (r[:, None] ** 2 + r[None, :] ** 2) < radius**2
-
-
-def _poisson_pass(shape, density_radius: np.ndarray, scale: float, order: np.ndarray) -> np.ndarray:
-    """Random sequential adsorption on the grid: visit points in random order, accept one that no
-    accepted point forbids, forbid a disc of its local radius around it."""
-    h, w = shape
-    forbidden = np.zeros((h, w), dtype=bool)
-    mask = np.zeros((h, w), dtype=bool)
-    radii = np.maximum(np.rint(density_radius.ravel() * scale).astype(np.int64), 1)
-    for idx in order:
-        if forbidden.flat[idx]:
-            continue
-        y, x = divmod(int(idx), w)
-        mask[y, x] = True
-        r = int(radii[idx])
-        if r <= 1:
-            forbidden[y, x] = True
-            continue
-        d = _disc(r)
-        y0, y1, x0, x1 = y - r + 1, y + r, x - r + 1, x + r
-        dy0, dx0 = max(0, -y0), max(0, -x0)
-        dy1, dx1 = d.shape[0] - max(0, y1 - h), d.shape[1] - max(0, x1 - w)
-        forbidden[max(y0, 0) : min(y1, h), max(x0, 0) : min(x1, w)] |= d[dy0:dy1, dx0:dx1]
-    return mask
-
-
-def _poisson_2d(spec: MaskSpec, shape: tuple[int, int], region: tuple[int, int], seed: Seed):
-    rng = _rng(seed)
-    h, w = shape
-    lo, hi = region
-    sub = (h, hi - lo)
-    target = h * (hi - lo) / float(spec.acceleration)
-    # Local spacing grows towards the k-space edge: density ~ 1 / (1 + 2 rho)^2.
-    base = 1.0 + 2.0 * _normalized_radius(sub)
-    order = rng.permutation(sub[0] * sub[1])
-    sy, sx = _calibration_block(sub, spec.effective_center_fraction)
-    lo_s, hi_s = 0.05, 20.0
-    best = None
-    for _ in range(14):  # bisection on the radius scale, in log space
-        scale = math.sqrt(lo_s * hi_s)
-        m = _poisson_pass(sub, base, scale, order)
-        m[sy, sx] = True
-        count = int(m.sum())
-        if best is None or abs(count - target) < abs(int(best.sum()) - target):
-            best = m
-        if abs(count - target) <= 0.01 * target:
-            break
-        if count > target:
-            lo_s = scale
-        else:
-            hi_s = scale
-    mask = np.zeros(shape, dtype=bool)
-    mask[:, lo:hi] = best
-    return mask, sx.stop - sx.start
-
-
+# --- entry points ---------------------------------------------------------------------------------
 def make_mask(spec: MaskSpec, shape: Sequence[int], acquired: tuple[int, int] | None = None,
               seed: Seed = None) -> Mask:
     """Draw the mask ``spec`` describes for k-space of ``shape`` = ``(..., H, W)``.
 
     ``acquired``: columns ``[lo, hi)`` holding data (default all); the mask is zero outside.
     ``seed``: used when ``spec.seed`` is None (e.g. ``seed_from_filename``); the spec's own seed wins.
+    Masks drawn with a seed are cached (the viewer asks for the same one on every slice); without
+    any seed each call draws a new one. Raises ValueError for a spec that cannot fit the shape.
     """
     h, w = int(shape[-2]), int(shape[-1])
-    lo, hi = acquired if acquired is not None else (0, w)
+    lo, hi = (int(acquired[0]), int(acquired[1])) if acquired is not None else (0, w)
     if not (0 <= lo < hi <= w):
         raise ValueError(f"acquired columns [{lo}, {hi}) do not fit {w} columns")
     use_seed: Seed = spec.seed if spec.seed is not None else seed
+    if isinstance(use_seed, list):
+        use_seed = tuple(use_seed)
+    if use_seed is None:
+        return _draw_mask(spec, h, w, lo, hi, None)
     return _cached_mask(spec, h, w, lo, hi, use_seed)
 
 
 @functools.lru_cache(maxsize=64)
 def _cached_mask(spec: MaskSpec, h: int, w: int, lo: int, hi: int, seed: Seed) -> Mask:
+    return _draw_mask(spec, h, w, lo, hi, seed)
+
+
+def _draw_mask(spec: MaskSpec, h: int, w: int, lo: int, hi: int, seed: Seed) -> Mask:
     if spec.kind in FASTMRI_KINDS:
         arr, nlf = fastmri_mask(spec, w, seed)
         arr = arr.astype(bool)
-    elif spec.kind == "gaussian_1d":
-        arr, nlf = _gaussian_1d(spec, w, seed)
-    elif spec.kind == "gaussian_2d":
-        arr, nlf = _gaussian_2d(spec, (h, w), (lo, hi), seed)
     else:
-        arr, nlf = _poisson_2d(spec, (h, w), (lo, hi), seed)
-    arr = arr.copy()
-    arr[..., :lo] = False
+        draw = {"gaussian_1d": gaussian_1d, "gaussian_2d": gaussian_2d, "poisson_2d": poisson_2d}[spec.kind]
+        arr, nlf = draw(float(spec.acceleration), spec.effective_center_fraction, (h, w), (lo, hi), seed)
+    arr = np.array(arr, dtype=bool)
+    arr[..., :lo] = False  # padding columns hold no data: never sampled
     arr[..., hi:] = False
     arr.setflags(write=False)
-    return Mask(arr, (lo, hi), nlf, spec)
+    return Mask(arr, (lo, hi), int(nlf), spec)
 
 
 def acquired_mask(array: np.ndarray, acquired: tuple[int, int] | None = None,
                   num_low_frequencies: int | None = None) -> Mask:
-    """Wrap the mask a scanner acquired (fastMRI test files, undersampled ISMRMRD data)."""
-    arr = np.asarray(array).astype(bool)
+    """Wrap the mask a scanner acquired (fastMRI test files, undersampled ISMRMRD data): bool
+    ``[W]`` or ``[H, W]``; columns outside ``acquired`` are cleared."""
+    arr = np.array(array, dtype=bool)
     w = arr.shape[-1]
     lo, hi = acquired if acquired is not None else (0, w)
-    arr = arr.copy()
     arr[..., :lo] = False
     arr[..., hi:] = False
     if num_low_frequencies is None:
-        num_low_frequencies = count_center_lines(arr if arr.ndim == 1 else arr.any(axis=0))
+        num_low_frequencies = count_center_lines(arr if arr.ndim == 1 else arr.all(axis=0))
     arr.setflags(write=False)
     return Mask(arr, (lo, hi), int(num_low_frequencies), None)
 
 
 def count_center_lines(columns: np.ndarray) -> int:
-    """Length of the contiguous run of sampled columns around the center."""
-    w = columns.shape[0]
-    c = w // 2
-    if not columns[c]:
+    """Length of the contiguous run of sampled columns through the center column ``W // 2``."""
+    cols = np.asarray(columns, dtype=bool)
+    c = cols.shape[0] // 2
+    if not cols[c]:
         return 0
-    left = c
-    while left > 0 and columns[left - 1]:
-        left -= 1
-    right = c
-    while right < w - 1 and columns[right + 1]:
-        right += 1
-    return right - left + 1
+    left = np.flatnonzero(~cols[:c])
+    right = np.flatnonzero(~cols[c:])
+    start = left[-1] + 1 if left.size else 0
+    stop = c + right[0] if right.size else cols.shape[0]
+    return int(stop - start)
