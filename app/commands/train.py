@@ -1,15 +1,46 @@
-"""``vitrecon train``: being built (see the open issues)."""
+"""``vitrecon train {pretrain,finetune,evaluate} ...``: the trainer, in its own process.
+
+The trainer runs as ``python -m trainer`` in a child process so that a crash or an out-of-memory
+there cannot take the viewer (or this command line) down; its exit code is returned as is. On
+Ctrl-C the child receives the same SIGINT (it shares the terminal's process group), saves a
+checkpoint and exits; this process waits for it.
+"""
 from __future__ import annotations
+
+import argparse
+import signal
+import subprocess
+import sys
 
 
 def register(sub) -> None:
-    p = sub.add_parser("train", help="(not yet available)")
+    p = sub.add_parser("train", help="pretrain, fine-tune or evaluate a model (runs `python -m trainer`)",
+                       description="Runs the trainer in its own process; see `vitrecon train TASK --help`.",
+                       add_help=False)
+    p.add_argument("args", nargs=argparse.REMAINDER, help="pretrain|finetune|evaluate and their options")
     p.set_defaults(handler=run)
 
 
 def run(args) -> int:
-    raise NotImplementedError("vitrecon train is not built yet")
+    return run_trainer(list(args.args))
+
+
+def trainer_command(argv: list[str]) -> list[str]:
+    """The child's command line: this interpreter, ``-m trainer``, the arguments."""
+    return [sys.executable, "-m", "trainer", *argv]
 
 
 def run_trainer(argv: list[str]) -> int:
-    raise NotImplementedError("vitrecon train is not built yet")
+    """Run the trainer with ``argv`` in a child process; return its exit code."""
+    proc = subprocess.Popen(trainer_command(argv))
+    while True:
+        try:
+            code = proc.wait()
+            break
+        except KeyboardInterrupt:  # the child got the SIGINT too: let it save and exit
+            continue
+    if code < 0:  # killed by a signal: the shell convention 128 + N
+        name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else str(-code)
+        print(f"vitrecon train: the trainer was ended by {name}", file=sys.stderr)
+        return 128 - code
+    return code

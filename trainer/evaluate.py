@@ -1,0 +1,181 @@
+"""Per-volume fastMRI metrics of a network on a folder: validation during fine-tuning, and the
+``evaluate`` command on a test folder that took no part in training or checkpoint selection.
+
+Masks are the engine's (``engine.masks.make_mask``), seeded by the file name as fastMRI's
+validation transforms seed them, so every run scores the same undersampled inputs. Metrics are
+``fastmri.evaluate``'s: per volume, after the evaluation crop, data range = target volume maximum;
+the report averages over volumes (not slices).
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from engine import kspace as ks
+from engine.checkpoints import atomic_write, load_checkpoint
+from engine.errors import VitreconError
+from engine.masks import MaskSpec, make_mask, seed_from_filename
+from engine.metrics import Metrics, evaluation_crop, mean_metrics, volume_metrics
+from engine.readers import open_scan
+
+from .data import Volume, index_folder
+from .distributed import DistEnv, gather_objects
+
+
+def autocast_for(device: torch.device, precision: str):
+    """bf16 autocast on CUDA when ``precision`` is auto or bf16; fp32 elsewhere (or when asked)."""
+    if precision == "bf16" or (precision == "auto" and device.type == "cuda"):
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def precision_name(device: torch.device, precision: str) -> str:
+    """What ``autocast_for`` computes in: ``bf16-autocast`` or ``fp32``."""
+    return "bf16-autocast" if precision == "bf16" or (precision == "auto" and device.type == "cuda") else "fp32"
+
+
+def mask_specs(kinds: list[str], accelerations: list[float], center_fractions: list[float] | None) -> list[MaskSpec]:
+    """Every kind with every (acceleration, center fraction) pair; None fractions mean 0.32 / R."""
+    if center_fractions is None:
+        cfs = [None] * len(accelerations)
+    elif len(center_fractions) == 1:
+        cfs = list(center_fractions) * len(accelerations)
+    elif len(center_fractions) == len(accelerations):
+        cfs = list(center_fractions)
+    else:
+        raise ValueError(f"give one center fraction or one per acceleration; got {len(center_fractions)} "
+                         f"for {len(accelerations)} accelerations")
+    return [MaskSpec(k, float(r), cf) for k in kinds for r, cf in zip(accelerations, cfs)]
+
+
+def spec_label(spec: MaskSpec) -> str:
+    return f"{spec.kind} {spec.acceleration:g}x cf {spec.effective_center_fraction:.3g}"
+
+
+@torch.no_grad()
+def predict_volume(model: nn.Module | None, volume: Volume, spec: MaskSpec, device: torch.device,
+                   batch_size: int = 8, precision: str = "auto") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """float32 ``[slices, h, w]`` (target, zero-filled, network output) of one volume under the
+    file-name-seeded mask ``spec``; ``model=None`` returns the zero-filled image as the output."""
+    with open_scan(volume.path) as scan:
+        info = scan.info
+        mask = make_mask(spec, info.kspace_shape, info.acquired_columns, seed=seed_from_filename(volume.name))
+        mask_t = mask.tensor(device)
+        targets, zfs, outs = [], [], []
+        for start in range(0, info.num_slices, batch_size):
+            idx = range(start, min(info.num_slices, start + batch_size))
+            k = torch.stack([scan.kspace(i) for i in idx]).to(device)
+            zf = ks.rss(ks.center_crop(ks.ifft2c(k * mask_t), info.crop_size), dim=1)
+            if model is not None:
+                with autocast_for(device, precision):
+                    out = model(zf[:, None].float())[:, 0]
+            else:
+                out = zf
+            zfs.append(zf.float().cpu().numpy())
+            outs.append(out.float().cpu().numpy())
+            targets.extend(scan.reference(i) for i in idx)
+    return np.stack(targets), np.concatenate(zfs), np.concatenate(outs)
+
+
+def _score(target: np.ndarray, pred: np.ndarray) -> Metrics:
+    target, pred = evaluation_crop(target, pred)
+    return volume_metrics(target, pred)
+
+
+def evaluate_volumes(model: nn.Module | None, volumes: list[Volume], specs: list[MaskSpec], env: DistEnv,
+                     batch_size: int = 8, precision: str = "auto",
+                     on_volume: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+    """fastMRI per-volume metrics of ``model`` (and of the zero-filled input) for every mask spec.
+
+    Under torchrun each rank scores every world_size-th volume; all ranks return the full report:
+    ``{"masks": {label: {"ssim", "psnr", "nmse", "zero_filled": {...}}}, "ssim": mean over masks,
+    "volumes": [{"file", "mask", "ssim", "psnr", "nmse", "zf_ssim", ...}], "num_volumes"}``.
+    """
+    was_training = model.training if model is not None else False
+    if model is not None:
+        model.eval()
+    rows = []
+    mine = volumes[env.rank::env.world_size]
+    try:
+        for n, vol in enumerate(mine):
+            for spec in specs:
+                target, zf, out = predict_volume(model, vol, spec, env.device, batch_size, precision)
+                m, z = _score(target, out), _score(target, zf)
+                rows.append({"file": vol.name, "mask": spec_label(spec), **m.as_dict(),
+                             **{f"zf_{k}": v for k, v in z.as_dict().items()}})
+            if on_volume is not None:
+                on_volume(n + 1, len(mine))
+    finally:
+        if model is not None and was_training:
+            model.train()
+    rows = sorted((r for part in gather_objects(rows, env) for r in part), key=lambda r: (r["mask"], r["file"]))
+    report: dict[str, Any] = {"masks": {}, "num_volumes": len(volumes), "volumes": rows}
+    for spec in specs:
+        label = spec_label(spec)
+        sel = [r for r in rows if r["mask"] == label]
+        net = mean_metrics([Metrics(r["ssim"], r["psnr"], r["nmse"]) for r in sel])
+        zf = mean_metrics([Metrics(r["zf_ssim"], r["zf_psnr"], r["zf_nmse"]) for r in sel])
+        report["masks"][label] = {**net.as_dict(), "zero_filled": zf.as_dict()}
+    report["ssim"] = float(np.mean([m["ssim"] for m in report["masks"].values()]))
+    return report
+
+
+def _seen_folders(card: dict[str, Any]) -> tuple[set[str], set[str]]:
+    data = card.get("training_data") or {}
+    folders = {str(Path(p).expanduser().resolve()) for p in (data.get("train_dir"), data.get("val_dir")) if p}
+    return folders, set(data.get("val_files") or [])
+
+
+def run_evaluate(cfg, progress=None) -> dict[str, Any]:
+    """The ``evaluate`` command: load a checkpoint (ours or the paper's), score ``cfg.data_dir``."""
+    from .distributed import setup
+
+    cfg.validate()
+    env = setup(cfg.device)
+    loaded = load_checkpoint(cfg.checkpoint, model_name=cfg.model, trust_pickle=cfg.trust_checkpoint)
+    folders, val_files = _seen_folders(loaded.card)
+    data_dir = Path(cfg.data_dir).expanduser().resolve()
+    volumes, skipped = index_folder(data_dir, cfg.challenge)
+    overlap = sorted(val_files & {v.name for v in volumes})
+    if not cfg.allow_seen_data and (str(data_dir) in folders or overlap):
+        what = f"files {', '.join(overlap[:3])}" if overlap and str(data_dir) not in folders else "this folder"
+        raise VitreconError(f"{data_dir}: {what} took part in training or checkpoint selection of "
+                            f"{cfg.checkpoint}; evaluate on a held-out folder (or pass --allow-seen-data)")
+    if cfg.max_volumes is not None:
+        volumes = volumes[:cfg.max_volumes]
+    if skipped and env.is_main:
+        print(f"evaluate: skipped {len(skipped)} unusable file(s) in {data_dir}: "
+              + "; ".join(f"{n} ({r})" for n, r in skipped), file=sys.stderr)
+    model = loaded.model.to(env.device).eval()
+    kinds = cfg.mask_kinds or (["random"] if cfg.anatomy == "knee" else ["equispaced"])
+    specs = mask_specs(kinds, cfg.accelerations, cfg.center_fractions)
+    t0 = time.perf_counter()
+    report = evaluate_volumes(model, volumes, specs, env, cfg.batch_size, cfg.precision,
+                              on_volume=progress.volume_done if progress is not None else None)
+    report = {"checkpoint": str(cfg.checkpoint), "model": loaded.name, "data_dir": str(data_dir),
+              "challenge": volumes[0].challenge, "skipped": [{"file": n, "reason": r} for n, r in skipped],
+              "seconds": round(time.perf_counter() - t0, 2), **report}
+    if cfg.output and env.is_main:
+        text = json.dumps(report, indent=2)
+        atomic_write(Path(cfg.output), lambda tmp: Path(tmp).write_text(text))
+    return report
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """A terminal table: per mask, the network's and the zero-filled mean metrics."""
+    lines = [f"{report['model']} on {report['data_dir']} ({report['num_volumes']} volumes, "
+             f"{report['challenge']}; fastMRI per-volume metrics)"]
+    lines.append(f"{'mask':<34} {'SSIM':>7} {'PSNR':>7} {'NMSE':>8}   zero-filled SSIM/PSNR")
+    for label, m in report["masks"].items():
+        z = m["zero_filled"]
+        lines.append(f"{label:<34} {m['ssim']:7.4f} {m['psnr']:7.2f} {m['nmse']:8.5f}   "
+                     f"{z['ssim']:.4f} / {z['psnr']:.2f}")
+    return "\n".join(lines)
