@@ -1,0 +1,39 @@
+"""vitrecon's desktop viewer (PySide6 + pyqtgraph). Qt lives in this package only; it talks to the
+engine through the ``engine`` façade, and runs the engine on a worker thread."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+
+def create_app(argv: list[str] | None = None):
+    """The QApplication, themed (reused when one exists, e.g. under pytest-qt)."""
+    from PySide6.QtWidgets import QApplication
+
+    from . import theme
+
+    theme.configure_pyqtgraph()
+    app = QApplication.instance() or QApplication(argv if argv is not None else sys.argv[:1])
+    app.setApplicationName("vitrecon")
+    app.setOrganizationName("vitrecon")
+    theme.apply_theme(app)
+    return app
+
+
+def run_viewer(path: str | Path | None = None, *, device: str = "auto", engine=None) -> int:
+    """Show the main window on ``path`` (None: the bundled multi-coil sample) and run the event loop."""
+    app = create_app()
+    from .main_window import MainWindow
+
+    window = MainWindow(engine=engine)
+    if device != "auto":
+        window.controls.apply(window.controls.state.replace(device=device))
+    window.show()
+    if path is None:
+        window.open_sample()
+    else:
+        window.open_file(path)
+    return app.exec()
+
+
+__all__ = ["create_app", "run_viewer"]

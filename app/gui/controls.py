@@ -1,0 +1,304 @@
+"""The controls panel: slice and coil, the undersampling mask, the networks and the device. It edits a
+``ViewState`` and emits ``state_changed`` with each valid new state."""
+from __future__ import annotations
+
+import random
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout,
+                               QLabel, QSlider, QSpinBox, QToolButton, QVBoxLayout, QWidget)
+from superqt.utils import signals_blocked
+
+from engine import MASK_KINDS, ScanInfo, available_devices, default_center_fraction
+from engine.models import get_entry, list_models
+
+from . import theme
+from .state import SLOT_FAMILIES, SLOT_TITLES, ModelSlot, ViewState
+
+MAX_ACCELERATION = 16.0
+CHECKPOINT_ITEM = "__checkpoint__"
+OFF_ITEM = "__off__"
+
+
+def hint(text: str = "", name: str = "hint") -> QLabel:
+    label = QLabel(text)
+    label.setObjectName(name)
+    label.setWordWrap(True)
+    return label
+
+
+def tool_button(icon_name: str, tip: str) -> QToolButton:
+    b = QToolButton()
+    b.setIcon(theme.icon(icon_name))
+    b.setToolTip(tip)
+    b.setAutoRaise(True)
+    return b
+
+
+class ControlsPanel(QWidget):
+    state_changed = Signal(object)  # ViewState
+    checkpoint_requested = Signal(str)  # slot family: the window shows a file dialog
+
+    def __init__(self, state: ViewState | None = None, parent=None):
+        super().__init__(parent)
+        self.state = state or ViewState()
+        self.info: ScanInfo | None = None
+        self.retrospective = True
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(6, 4, 6, 4)
+        lay.addWidget(self._slice_group())
+        lay.addWidget(self._mask_group())
+        lay.addWidget(self._network_group())
+        lay.addStretch(1)
+        for combo in self.findChildren(QComboBox):  # long item texts must not widen the dock
+            combo.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
+            combo.setMinimumContentsLength(8)
+        self.set_state(self.state)
+        self.set_scan(None)
+
+    # --- building -------------------------------------------------------------------------------
+    def _slice_group(self) -> QGroupBox:
+        box = QGroupBox("Slice")
+        form = QFormLayout(box)
+        self.slice_slider = QSlider(Qt.Horizontal)
+        self.slice_spin = QSpinBox()
+        self.slice_spin.setMinimumWidth(64)
+        row = QHBoxLayout()
+        row.addWidget(self.slice_slider, 1)
+        row.addWidget(self.slice_spin)
+        form.addRow("Slice", row)
+        self.coil_combo = QComboBox()
+        self.coil_combo.setToolTip("Coil view: the coil-combined image (root sum of squares) or one coil's "
+                                   "zero-filled image and k-space")
+        form.addRow("Coil view", self.coil_combo)
+        self.slice_slider.valueChanged.connect(lambda v: self._edit(slice_index=v - 1))
+        self.slice_spin.valueChanged.connect(lambda v: self._edit(slice_index=v - 1))
+        self.coil_combo.currentIndexChanged.connect(lambda i: self._edit(coil=self.coil_combo.itemData(i)))
+        return box
+
+    def _mask_group(self) -> QGroupBox:
+        self.mask_box = box = QGroupBox("Undersampling mask")
+        form = QFormLayout(box)
+        self.kind_combo = QComboBox()
+        for name, kind in MASK_KINDS.items():
+            self.kind_combo.addItem(kind.label, name)
+            self.kind_combo.setItemData(self.kind_combo.count() - 1, kind.description, Qt.ToolTipRole)
+        form.addRow("Kind", self.kind_combo)
+        self.accel_spin = QDoubleSpinBox()
+        self.accel_spin.setRange(1.0, MAX_ACCELERATION)
+        self.accel_spin.setSuffix(" ×")
+        self.accel_slider = QSlider(Qt.Horizontal)
+        self.accel_slider.setRange(10, int(MAX_ACCELERATION * 10))
+        self.accel_slider.setPageStep(10)
+        row = QHBoxLayout()
+        row.addWidget(self.accel_slider, 1)
+        row.addWidget(self.accel_spin)
+        form.addRow("Acceleration", row)
+        self.cf_auto = QCheckBox("auto (0.32 / R)")
+        self.cf_spin = QDoubleSpinBox()
+        self.cf_spin.setDecimals(3)
+        self.cf_spin.setRange(0.001, 0.999)
+        self.cf_spin.setSingleStep(0.01)
+        row = QHBoxLayout()
+        row.addWidget(self.cf_spin)
+        row.addWidget(self.cf_auto, 1)
+        form.addRow("Centre fraction", row)
+        self.seed_spin = QSpinBox()
+        self.seed_spin.setRange(-1, 2**31 - 1)
+        self.seed_spin.setSpecialValueText("from file name")
+        self.seed_spin.setToolTip("Mask seed, as fastmri's mask_func(shape, seed=S); 'from file name' is "
+                                  "fastMRI's own seeding by the volume's file name")
+        self.new_seed = tool_button("mdi6.dice-5", "New random seed (N)")
+        row = QHBoxLayout()
+        row.addWidget(self.seed_spin, 1)
+        row.addWidget(self.new_seed)
+        form.addRow("Seed", row)
+        self.mask_message = hint()
+        form.addRow(self.mask_message)
+        self.kind_combo.currentIndexChanged.connect(self._on_kind)
+        self.accel_spin.valueChanged.connect(self._on_accel_spin)
+        self.accel_slider.valueChanged.connect(self._on_accel_slider)
+        self.cf_auto.toggled.connect(self._on_cf)
+        self.cf_spin.valueChanged.connect(self._on_cf)
+        self.seed_spin.valueChanged.connect(lambda v: self._edit(seed=None if v < 0 else v))
+        self.new_seed.clicked.connect(self.roll_seed)
+        return box
+
+    def _network_group(self) -> QGroupBox:
+        box = QGroupBox("Networks")
+        form = QFormLayout(box)
+        self.model_combos: dict[str, QComboBox] = {}
+        self.checkpoint_labels: dict[str, QLabel] = {}
+        self.clear_buttons: dict[str, QWidget] = {}  # checkpoint name + clear button
+        for family in SLOT_FAMILIES:
+            combo = QComboBox()
+            for name in list_models(family):
+                combo.addItem(name, name)
+                combo.setItemData(combo.count() - 1, get_entry(name).description, Qt.ToolTipRole)
+            combo.insertSeparator(combo.count())
+            combo.addItem(theme.icon("mdi6.folder-open"), "Checkpoint file…", CHECKPOINT_ITEM)
+            combo.addItem("Off", OFF_ITEM)
+            combo.activated.connect(lambda i, f=family: self._on_model(f, i))
+            self.model_combos[family] = combo
+            form.addRow(SLOT_TITLES[family], combo)
+            label = hint()
+            clear = tool_button("mdi6.close", "Use the installed weights instead of this checkpoint")
+            clear.clicked.connect(lambda _=False, f=family: self.set_checkpoint(f, None))
+            row_widget = QWidget()
+            row = QHBoxLayout(row_widget)
+            row.setContentsMargins(0, 0, 0, 0)
+            row.addWidget(label, 1)
+            row.addWidget(clear)
+            self.checkpoint_labels[family], self.clear_buttons[family] = label, row_widget
+            form.addRow(row_widget)
+        self.device_combo = QComboBox()
+        for dev in available_devices():
+            self.device_combo.addItem(dev, dev)
+        self.device_combo.setToolTip("Where the networks run: auto picks CUDA, then MPS, then the CPU")
+        self.device_combo.currentIndexChanged.connect(
+            lambda i: self._edit(device=self.device_combo.itemData(i)))
+        form.addRow("Device", self.device_combo)
+        return box
+
+    # --- scan -----------------------------------------------------------------------------------
+    def set_scan(self, info: ScanInfo | None, retrospective: bool = True) -> None:
+        """Adapt the ranges to a scan; mask controls are off for a scan acquired undersampled."""
+        self.info, self.retrospective = info, retrospective
+        n = info.num_slices if info is not None else 1
+        with signals_blocked(self.slice_slider), signals_blocked(self.slice_spin), \
+                signals_blocked(self.coil_combo):
+            self.slice_slider.setRange(1, n)
+            self.slice_spin.setRange(1, n)
+            self.slice_spin.setSuffix(f" / {n}")
+            self.coil_combo.clear()
+            self.coil_combo.addItem("RSS (all coils)", None)
+            coils = info.num_coils if info is not None else 1
+            for c in range(coils if coils > 1 else 0):
+                self.coil_combo.addItem(f"Coil {c + 1}", c)
+        self.coil_combo.setEnabled(info is not None and info.num_coils > 1)
+        for w in (self.kind_combo, self.accel_spin, self.accel_slider, self.cf_auto, self.cf_spin,
+                  self.seed_spin, self.new_seed):
+            w.setEnabled(retrospective)
+        self.slice_slider.setEnabled(info is not None)
+        self.slice_spin.setEnabled(info is not None)
+        if info is not None and not retrospective:
+            self.mask_message.setObjectName("warning")
+            self.mask_message.setText("This scan was acquired undersampled: it is reconstructed from the "
+                                      "lines the scanner acquired, so no retrospective mask can be applied.")
+        else:
+            self.mask_message.setText("")
+        self.mask_message.style().polish(self.mask_message)
+
+    # --- state in and out -----------------------------------------------------------------------
+    def set_state(self, state: ViewState) -> None:
+        """Show ``state`` in the widgets without emitting anything."""
+        self.state = state
+        widgets = (self.slice_slider, self.slice_spin, self.coil_combo, self.kind_combo, self.accel_spin,
+                   self.accel_slider, self.cf_auto, self.cf_spin, self.seed_spin, self.device_combo,
+                   *self.model_combos.values())
+        blockers = [signals_blocked(w) for w in widgets]
+        for b in blockers:
+            b.__enter__()
+        try:
+            self.slice_slider.setValue(state.slice_index + 1)
+            self.slice_spin.setValue(state.slice_index + 1)
+            self._select(self.coil_combo, state.coil)
+            self._select(self.kind_combo, state.mask_kind)
+            fractional = MASK_KINDS[state.mask_kind].fractional
+            self.accel_spin.setDecimals(2 if fractional else 0)
+            self.accel_spin.setSingleStep(0.5 if fractional else 1.0)
+            self.accel_spin.setValue(state.acceleration)
+            self.accel_slider.setSingleStep(1 if fractional else 10)
+            self.accel_slider.setValue(int(round(state.acceleration * 10)))
+            self.cf_auto.setChecked(state.center_fraction is None)
+            self.cf_spin.setEnabled(state.center_fraction is not None and self.retrospective)
+            self.cf_spin.setValue(state.effective_center_fraction)
+            self.seed_spin.setValue(-1 if state.seed is None else int(state.seed))
+            self._select(self.device_combo, state.device)
+            for slot in state.slots:
+                self._select(self.model_combos[slot.family], slot.name if slot.name else OFF_ITEM)
+                name = slot.checkpoint_name
+                self.checkpoint_labels[slot.family].setText(f"weights: {name}" if name else "")
+                self.clear_buttons[slot.family].setVisible(bool(name))
+        finally:
+            for b in blockers:
+                b.__exit__(None, None, None)
+
+    @staticmethod
+    def _select(combo: QComboBox, data) -> None:
+        i = combo.findData(data)
+        if i >= 0:
+            combo.setCurrentIndex(i)
+
+    def _edit(self, **changes) -> None:
+        self.apply(self.state.replace(**changes))
+
+    def apply(self, state: ViewState) -> bool:
+        """Take ``state`` if its mask is valid (else say why, beside the mask controls); emit it."""
+        if self.info is not None:
+            state = state.replace(slice_index=min(max(state.slice_index, 0), self.info.num_slices - 1))
+        try:
+            state.mask_spec()
+        except ValueError as e:
+            self.mask_message.setObjectName("error")
+            self.mask_message.setText(str(e)[:1].upper() + str(e)[1:] + ".")
+            self.mask_message.style().polish(self.mask_message)
+            return False
+        if self.retrospective and self.mask_message.objectName() == "error":
+            self.mask_message.setText("")
+        if state == self.state:
+            return True
+        self.set_state(state)
+        self.state_changed.emit(state)
+        return True
+
+    # --- handlers -------------------------------------------------------------------------------
+    def _on_kind(self, index: int) -> None:
+        kind = self.kind_combo.itemData(index)
+        accel = self.state.acceleration
+        if not MASK_KINDS[kind].fractional:
+            accel = float(max(1, round(accel)))
+        self._edit(mask_kind=kind, acceleration=accel)
+
+    def _on_accel_spin(self, value: float) -> None:
+        self._edit(acceleration=float(value))
+
+    def _on_accel_slider(self, value: int) -> None:
+        accel = value / 10
+        if not MASK_KINDS[self.state.mask_kind].fractional:
+            accel = float(max(1, round(accel)))
+        self._edit(acceleration=accel)
+
+    def _on_cf(self, *_):
+        auto = self.cf_auto.isChecked()
+        self.cf_spin.setEnabled(not auto and self.retrospective)
+        if auto:
+            with signals_blocked(self.cf_spin):
+                self.cf_spin.setValue(default_center_fraction(self.state.acceleration))
+        self._edit(center_fraction=None if auto else round(float(self.cf_spin.value()), 6))
+
+    def roll_seed(self) -> None:
+        """A fresh random seed (the "new seed" button)."""
+        self._edit(seed=random.randrange(0, 2**31 - 1))
+
+    def step_slice(self, step: int) -> None:
+        if self.info is not None:
+            self._edit(slice_index=min(max(self.state.slice_index + step, 0), self.info.num_slices - 1))
+
+    def _on_model(self, family: str, index: int) -> None:
+        data = self.model_combos[family].itemData(index)
+        slot = self.state.slot(family)
+        if data == CHECKPOINT_ITEM:
+            self.set_state(self.state)  # the combo shows the model until a file is chosen
+            self.checkpoint_requested.emit(family)
+        elif data == OFF_ITEM:
+            self._edit(slots=self.state.with_slot(ModelSlot(family, None)).slots)
+        elif data != slot.name:
+            self._edit(slots=self.state.with_slot(ModelSlot(family, data)).slots)
+
+    def set_checkpoint(self, family: str, path: str | None, model: str | None = None,
+                       trust_pickle: bool = False) -> None:
+        """Run ``family``'s slot with weights from ``path`` (None: the installed weights)."""
+        slot = self.state.slot(family)
+        name = model or slot.name or list_models(family)[0]
+        self._edit(slots=self.state.with_slot(ModelSlot(family, name, path, trust_pickle)).slots)

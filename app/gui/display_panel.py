@@ -1,0 +1,65 @@
+"""The "Display" group: layout, error-map mode and gain, window/level and cursor options. Display
+choices change only how results are drawn, never what is computed."""
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QToolButton
+from superqt import QLabeledSlider
+from superqt.utils import signals_blocked
+
+from .image_grid import GAINS
+
+
+def action_button(action: QAction) -> QToolButton:
+    b = QToolButton()
+    b.setDefaultAction(action)
+    b.setToolButtonStyle(Qt.ToolButtonTextBesideIcon)
+    return b
+
+
+class DisplayPanel(QGroupBox):
+    layout_changed = Signal(str)
+    error_mode_changed = Signal(str)
+    gain_changed = Signal(int)
+
+    def __init__(self, actions: dict[str, QAction], parent=None):
+        super().__init__("Display", parent)
+        form = QFormLayout(self)
+        self.layout_combo = QComboBox()
+        self.layout_combo.addItem("Images over error maps (2×N)", "2xN")
+        self.layout_combo.addItem("Images only (1×N)", "1xN")
+        self.layout_combo.currentIndexChanged.connect(
+            lambda i: self.layout_changed.emit(self.layout_combo.itemData(i)))
+        form.addRow("Layout", self.layout_combo)
+        self.error_combo = QComboBox()
+        self.error_combo.addItem("|recon − reference|", "abs")
+        self.error_combo.addItem("recon − reference (signed)", "signed")
+        self.error_combo.currentIndexChanged.connect(
+            lambda i: self.error_mode_changed.emit(self.error_combo.itemData(i)))
+        form.addRow("Error maps", self.error_combo)
+        self.gain = QLabeledSlider(Qt.Horizontal)
+        self.gain.setRange(1, 20)
+        self.gain.setToolTip("Error-map gain: ×N shows errors N times brighter (G / Shift+G step through "
+                             + ", ".join(f"×{g}" for g in GAINS) + ")")
+        self.gain.valueChanged.connect(self.gain_changed)
+        form.addRow("Error gain ×", self.gain)
+        for combo in (self.layout_combo, self.error_combo):
+            combo.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
+            combo.setMinimumContentsLength(8)
+        row = QHBoxLayout()
+        for key in ("fit", "reset_wl"):
+            row.addWidget(action_button(actions[key]))
+        row.addStretch(1)
+        form.addRow(row)
+        row = QHBoxLayout()
+        for key in ("wl_mode", "crosshair"):
+            row.addWidget(action_button(actions[key]))
+        row.addStretch(1)
+        form.addRow(row)
+
+    def set_values(self, layout: str, error_mode: str, gain: int) -> None:
+        with signals_blocked(self.layout_combo), signals_blocked(self.error_combo), signals_blocked(self.gain):
+            self.layout_combo.setCurrentIndex(max(self.layout_combo.findData(layout), 0))
+            self.error_combo.setCurrentIndex(max(self.error_combo.findData(error_mode), 0))
+            self.gain.setValue(int(gain))

@@ -1,0 +1,209 @@
+"""The main window's file side (a mixin): open, recent files, drag and drop, the bundled sample,
+checkpoint files for a network slot, and the exports (PNG, CSV, fastMRI format)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from PySide6.QtWidgets import QFileDialog, QMessageBox, QProgressDialog
+
+from engine import Scan
+from engine.checkpoints import card_path
+from engine.models import get_entry
+
+from .export import (VolumeExport, VolumeJob, context_line, export_slice, render_grid, save_png,
+                     write_metrics_csv)
+from .export_dialog import ExportChoice, ExportDialog
+from .state import PICKLE_SUFFIXES, SLOT_TITLES, supports_retrospective_mask
+from .worker import error_message
+
+RAW_FILTER = "Raw MRI data (*.h5 *.hdf5 *.mrd *.ismrmrd);;All files (*)"
+CHECKPOINT_FILTER = "Checkpoints (*.safetensors *.pt *.pth *.ckpt);;All files (*)"
+
+
+class FileActions:
+    """Needs ``self.controller``, ``self.controls``, ``self.grid``, ``self.settings``, ``self.actions``."""
+
+    def _init_file_actions(self) -> None:
+        a = self.actions
+        a["open"].triggered.connect(self.choose_file)
+        a["open_sample"].triggered.connect(self.open_sample)
+        a["export_png"].triggered.connect(lambda: self.export_png())
+        a["export_csv"].triggered.connect(lambda: self.export_csv())
+        a["export_recon"].triggered.connect(lambda: self.export_reconstructions())
+        self.exports: list[VolumeExport] = []
+        self.update_recent_menu()
+
+    # --- opening --------------------------------------------------------------------------------
+    def open_file(self, path: str | Path) -> None:
+        """Open ``path`` in the background; the scan that is open stays until it is read."""
+        self.statusBar().showMessage(f"Opening {path}…")
+        self.controller.open(path)
+
+    def open_sample(self) -> None:
+        self.statusBar().showMessage("Opening the bundled sample (built on first use)…")
+        self.controller.open_sample()
+
+    def choose_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open raw MRI data", self.settings.last_folder, RAW_FILTER)
+        if path:
+            self.open_file(path)
+
+    def remember_file(self, scan: Scan) -> None:
+        self.settings.add_recent(scan.info.path)
+        self.update_recent_menu()
+
+    def update_recent_menu(self) -> None:
+        menu = self.recent_menu
+        menu.clear()
+        recent = self.settings.recent_files()
+        for i, path in enumerate(recent):
+            act = menu.addAction(f"&{(i + 1) % 10}  {Path(path).name}")
+            act.setToolTip(path)
+            act.triggered.connect(lambda _=False, p=path: self.open_file(p))
+        if recent:
+            menu.addSeparator()
+            menu.addAction("Clear list").triggered.connect(self._clear_recent)
+        menu.setEnabled(bool(recent))
+
+    def _clear_recent(self) -> None:
+        self.settings.clear_recent()
+        self.update_recent_menu()
+
+    def dragEnterEvent(self, event) -> None:
+        if any(u.isLocalFile() for u in event.mimeData().urls()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:
+        files = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
+        if files:
+            event.acceptProposedAction()
+            self.open_file(files[0])
+
+    # --- checkpoints ----------------------------------------------------------------------------
+    def choose_checkpoint(self, family: str) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, f"Weights for the {SLOT_TITLES[family]} slot",
+                                              self.settings.get("files/checkpoint_folder", self.settings.last_folder, str),
+                                              CHECKPOINT_FILTER)
+        if path:
+            self.settings.set("files/checkpoint_folder", str(Path(path).parent))
+            self.use_checkpoint(family, path)
+
+    def use_checkpoint(self, family: str, path: str) -> None:
+        """Run ``family``'s slot with ``path``; a pickled file runs code when loaded, so ask first."""
+        trust = False
+        if Path(path).suffix.lower() in PICKLE_SUFFIXES:
+            answer = QMessageBox.question(
+                self, "Trust this checkpoint?",
+                f"{Path(path).name} is a pickled PyTorch file: loading it may run code stored in it. "
+                "Load it only if you trust where it came from. Load it?")
+            if answer != QMessageBox.Yes:
+                return
+            trust = True
+        self.controls.set_checkpoint(family, path, model=card_model(path, family), trust_pickle=trust)
+
+    # --- exports --------------------------------------------------------------------------------
+    def _current(self):
+        update = self.controller.last_update
+        if update is None or not update.complete:
+            QMessageBox.information(self, "Nothing to export yet",
+                                    "Wait until every pane of the current slice is reconstructed.")
+            return None
+        return update
+
+    def _save_name(self, title: str, suffix: str, filt: str, path: str | None) -> Path | None:
+        if path is not None:
+            return Path(path)
+        u = self.controller.last_update
+        stem = f"{u.request.scan.info.path.stem}_slice{u.result.slice_index:03d}" if u else "vitrecon"
+        default = str(Path(self.settings.last_folder) / f"{stem}{suffix}")
+        chosen, _ = QFileDialog.getSaveFileName(self, title, default, filt)
+        return Path(chosen) if chosen else None
+
+    def export_png(self, path: str | None = None) -> Path | None:
+        update = self._current()
+        target = update and self._save_name("Export grid as PNG", ".png", "PNG image (*.png)", path)
+        if not target:
+            return None
+        return self._write(lambda: save_png(render_grid(self.grid, context_line(update)), target))
+
+    def export_csv(self, path: str | None = None) -> Path | None:
+        update = self._current()
+        target = update and self._save_name("Export metrics as CSV", ".csv", "CSV (*.csv)", path)
+        if not target:
+            return None
+        return self._write(lambda: write_metrics_csv(target, update))
+
+    def _write(self, fn):
+        try:
+            out = fn()
+        except (OSError, ValueError) as e:
+            QMessageBox.warning(self, "Export failed", error_message(e))
+            return None
+        self.statusBar().showMessage(f"Wrote {out}", 8000)
+        return out
+
+    def export_reconstructions(self, choice: ExportChoice | None = None):
+        """Current slice: the written paths. Whole volume: the running ``VolumeExport``."""
+        update = self._current()
+        if update is None:
+            return None
+        if choice is None:
+            info = update.request.scan.info
+            dialog = ExportDialog(update.request.models, self.settings.get("files/export_folder", str(
+                info.path.parent / "reconstructions"), str), info.path.name, self)
+            if not dialog.exec():
+                return None
+            choice = dialog.choice()
+        self.settings.set("files/export_folder", str(choice.out_dir))
+        if not choice.whole_volume:
+            return self._write(lambda: export_slice(update, choice.out_dir, list(choice.methods),
+                                                    choice.overwrite))
+        req = update.request
+        job = VolumeJob(req.scan.info.path, choice.out_dir, choice.methods,
+                        req.mask if supports_retrospective_mask(req.scan) else None, req.device, choice.overwrite)
+        return self._start_volume_export(job)
+
+    def _start_volume_export(self, job: VolumeJob) -> VolumeExport:
+        export = VolumeExport(self.controller.engine, job, self)
+        dialog = QProgressDialog("Reconstructing the volume…", "Cancel", 0, 100, self)
+        dialog.setWindowTitle("Export reconstructions")
+        dialog.setMinimumDuration(0)
+        dialog.setAutoClose(False)
+        dialog.setAutoReset(False)
+        dialog.canceled.connect(export.cancel)
+        export.progress.connect(lambda done, total, name: (dialog.setMaximum(total), dialog.setValue(done),
+                                                           dialog.setLabelText(f"Reconstructing with {name}…")))
+
+        def finish(message: str | None, error: bool = False):
+            dialog.close()
+            if export in self.exports:
+                self.exports.remove(export)
+            if error:
+                QMessageBox.warning(self, "Export failed", message)
+            elif message:
+                self.statusBar().showMessage(message, 10000)
+
+        export.finished.connect(lambda paths: finish(f"Wrote {len(paths)} file(s) into {job.out_dir}"))
+        export.cancelled.connect(lambda: finish("Export cancelled"))
+        export.failed.connect(lambda msg: finish(msg, error=True))
+        self.exports.append(export)
+        export.start()
+        return export
+
+    def cancel_exports(self) -> None:
+        for export in list(self.exports):
+            export.cancel()
+            if export.worker is not None:
+                export.worker.quit()
+
+
+def card_model(path: str, family: str) -> str | None:
+    """The model a checkpoint's JSON card names, if it is one of ``family`` (read without torch)."""
+    card = card_path(Path(path))
+    try:
+        name = json.loads(card.read_text()).get("model") if card.is_file() else None
+        return name if name and get_entry(name).family == family else None
+    except (OSError, ValueError, KeyError, AttributeError):
+        return None
+

@@ -1,0 +1,294 @@
+"""The image grid: Reference | Zero-filled | ViT | U-Net over their error maps, in one
+GraphicsLayoutWidget with linked, aspect-locked views, one colour bar for all magnitude images and one
+for all error maps (own colour map, scale and gain)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QTimer, Signal
+
+from . import theme
+from .labels import PaneText, pane_texts
+from .panes import ImagePane, WLViewBox
+from .worker import Update
+
+LAYOUTS = ("2xN", "1xN")  # images over error maps; images only
+MAGNITUDE_KEYS = ("reference", "zero-filled", "vit", "unet")
+GAINS = (1, 2, 5, 10, 20)
+
+
+def robust_max(image: np.ndarray | None) -> float | None:
+    """The 99.5th percentile of a finite image: a window top that ignores a few hot pixels."""
+    if image is None or image.size == 0:
+        return None
+    value = float(np.percentile(image[np.isfinite(image)], 99.5)) if np.isfinite(image).any() else 0.0
+    return value if value > 0 else (float(np.nanmax(image)) or None)
+
+
+class ImageGrid(pg.GraphicsLayoutWidget):
+    """Draws ``Update``s. Columns: reference, zero-filled, then the active network slots."""
+
+    sigSliceStep = Signal(int)
+    sigLevelsChanged = Signal()
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setAcceptDrops(False)  # file drops go to the main window
+        self.ci.setContentsMargins(4, 4, 4, 4)
+        self.ci.layout.setHorizontalSpacing(6)
+        self.ci.layout.setVerticalSpacing(6)
+        self.panes: dict[str, ImagePane] = {}
+        for key in MAGNITUDE_KEYS:
+            self.panes[key] = ImagePane(key)
+            if key != "reference":
+                self.panes[f"error:{key}"] = ImagePane(f"error:{key}")
+        first = self.panes["reference"].view
+        for pane in self.panes.values():
+            if pane.view is not first:
+                pane.view.setXLink(first)
+                pane.view.setYLink(first)
+            pane.view.sigWindowLevel.connect(self._on_window_level)
+            pane.view.sigDoubleClicked.connect(self._on_double_click)
+            pane.view.sigSliceStep.connect(self.sigSliceStep)
+        self.mag_bar = pg.ColorBarItem(values=(0, 1), colorMap=theme.colormap(theme.MAGNITUDE_CMAP),
+                                       width=14, interactive=True, label="magnitude", colorMapMenu=False)
+        self.mag_bar.setImageItem([p.image for p in self.panes.values() if not p.is_error])
+        self.err_bar = pg.ColorBarItem(values=(0, 1), colorMap=theme.colormap(theme.ERROR_CMAPS["abs"]),
+                                       width=14, interactive=True, label="error", colorMapMenu=False)
+        self.err_bar.setImageItem([p.image for p in self.panes.values() if p.is_error])
+        self.mag_bar.sigLevelsChanged.connect(lambda *_: self.sigLevelsChanged.emit())
+        self.err_bar.sigLevelsChangeFinished.connect(self._on_error_bar_dragged)
+        self.note = pg.LabelItem("", justify="center", size="10pt", color=theme.MUTED)
+        self.error_legend = pg.LabelItem("", justify="center", size="9pt", color=theme.MUTED)
+        self.layout_mode = "2xN"
+        self.enlarged: str | None = None
+        self.columns: list[str] = ["reference", "zero-filled", "vit", "unet"]
+        self.has_reference = True
+        self.error_mode = "abs"
+        self.gain = 5
+        self.error_scale = 1.0  # error that saturates the colour map at gain x1
+        self.show_marker = True
+        self._levels_set = False
+        self._placed: list = []
+        self.last_update: Update | None = None
+        self.scene().sigMouseMoved.connect(self._on_mouse_moved)
+        self.relayout()
+
+    # --- layout ---------------------------------------------------------------------------------
+    def set_layout_mode(self, mode: str) -> None:
+        if mode not in LAYOUTS:
+            raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, got {mode!r}")
+        self.layout_mode = mode
+        self.relayout()
+
+    def set_columns(self, slot_keys: list[str]) -> None:
+        """The network columns to show (slot families, in order); reference and zero-filled always."""
+        columns = ["reference", "zero-filled", *slot_keys]
+        if columns != self.columns:
+            self.columns = columns
+            if self.enlarged is not None and self.enlarged.removeprefix("error:") not in columns:
+                self.enlarged = None
+            self.relayout()
+
+    def toggle_enlarged(self, key: str | None) -> None:
+        """Show ``key``'s pane alone (None, or the enlarged pane itself: back to the grid)."""
+        self.enlarged = None if key is None or key == self.enlarged else key
+        self.relayout()
+
+    @property
+    def show_errors(self) -> bool:
+        return self.layout_mode == "2xN" and self.has_reference
+
+    def visible_keys(self) -> list[str]:
+        if self.enlarged is not None:
+            return [self.enlarged]
+        keys = list(self.columns)
+        if self.show_errors:
+            keys += [f"error:{k}" for k in self.columns[1:]]
+        return keys
+
+    def relayout(self) -> None:
+        for item in self._placed:
+            self.ci.removeItem(item)
+        self._placed = []
+
+        def put(item, row, col, colspan=1):
+            self.ci.addItem(item, row=row, col=col, colspan=colspan)
+            self._placed.append(item)
+
+        n = len(self.columns)
+        if self.enlarged is not None:
+            pane = self.panes[self.enlarged]
+            put(pane, 0, 0)
+            put(self.err_bar if pane.is_error else self.mag_bar, 0, 1)
+            n, rows = 1, 1
+        else:
+            for c, key in enumerate(self.columns):
+                put(self.panes[key], 0, c)
+            put(self.mag_bar, 0, n)
+            rows = 1
+            if self.show_errors:
+                put(self.error_legend, 1, 0)
+                for c, key in enumerate(self.columns[1:], start=1):
+                    put(self.panes[f"error:{key}"], 1, c)
+                put(self.err_bar, 1, n)
+                rows = 2
+            elif self.layout_mode == "2xN":  # no reference: say why there are no error maps
+                put(self.note, 1, 0, colspan=n)
+                rows = 2
+        grid = self.ci.layout
+        for c in range(8):
+            grid.setColumnStretchFactor(c, 1 if c < n else 0)
+        for r in range(3):
+            grid.setRowStretchFactor(r, (1 if rows == 1 or self.show_errors else (4 if r == 0 else 1)) if r < rows else 0)
+        for key, pane in self.panes.items():
+            pane.setVisible(key in self.visible_keys())
+        self._update_error_legend()
+
+    # --- drawing --------------------------------------------------------------------------------
+    def reset_levels(self) -> None:
+        """Window/level from the current reference (or zero-filled) image; errors scaled to match."""
+        u = self.last_update
+        if u is None:
+            return
+        top = robust_max(u.result.reference) or robust_max(u.result.zero_filled) or 1.0
+        self.mag_bar.rounding = 10 ** math.floor(math.log10(top)) / 1000
+        self.mag_bar.setLevels((0.0, top))
+        self.error_scale = top / 2
+        self.err_bar.rounding = self.mag_bar.rounding / 10
+        self._apply_error_levels()
+        self._levels_set = True
+
+    def new_scan(self) -> None:
+        """The next update comes from another scan: levels and view range are reset then."""
+        self._levels_set = False
+        self.enlarged = None
+        self.last_update = None
+        for pane in self.panes.values():
+            pane.set_data(None)
+
+    def display(self, update: Update, texts: dict[str, PaneText] | None = None) -> None:
+        """Draw an update (partial or complete) into the panes."""
+        first = self.last_update is None
+        self.last_update = update
+        r = update.result
+        had_reference = self.has_reference
+        self.has_reference = r.reference is not None
+        texts = texts if texts is not None else pane_texts(update)
+        images = {"reference": r.reference,
+                  "zero-filled": r.coil_image if r.coil_image is not None else r.zero_filled}
+        errors = {"zero-filled": (r.zero_filled_error_abs, r.zero_filled_error_signed)}
+        for o in r.outputs:
+            images.setdefault(o.family, o.image)
+            errors.setdefault(o.family, (o.error_abs, o.error_signed))
+        for key in MAGNITUDE_KEYS:
+            text = texts.get(key)
+            keep_old = text is not None and text.pending and key not in images
+            if not keep_old:  # a pending network keeps its last image, marked "updating"
+                self.panes[key].set_data(images.get(key))
+                if key != "reference":
+                    err = errors.get(key, (None, None))[0 if self.error_mode == "abs" else 1]
+                    self.panes[f"error:{key}"].set_data(err)
+            for k in (key, f"error:{key}"):
+                if k in self.panes:
+                    self._apply_text(self.panes[k], texts.get(k, PaneText()))
+        if not self._levels_set:
+            self.reset_levels()
+        if had_reference != self.has_reference:
+            self.relayout()
+        if first:  # once the panes have their size (the layout settles on the next event loop turn)
+            self.fit()
+            QTimer.singleShot(0, self.fit)
+        self._update_error_legend()
+
+    @staticmethod
+    def _apply_text(pane: ImagePane, text: PaneText) -> None:
+        pane.set_title(text.title)
+        pane.set_footer(text.footer)
+        # over a previous image that is being recomputed, the corner status says enough
+        pane.set_message("" if text.pending and pane.data is not None else text.message)
+        pane.set_status(text.status)
+
+    def set_note(self, html: str) -> None:
+        self.note.setText(html)
+
+    # --- window/level and error scale -----------------------------------------------------------
+    def _on_window_level(self, view: WLViewBox, dx: float, dy: float) -> None:
+        bar = self.err_bar if self._pane_of(view).is_error else self.mag_bar
+        lo, hi = bar.levels()
+        width, centre = max(hi - lo, 1e-30), (hi + lo) / 2
+        width *= math.exp(dx * 0.006)
+        centre += dy * width * 0.004  # drag up: lower level, brighter image
+        if bar is self.err_bar:  # error maps keep zero at their base (abs) or centre (signed)
+            self.error_scale = max(width if self.error_mode == "abs" else width / 2, 1e-30) * self.gain
+            self._apply_error_levels()
+            return
+        bar.setLevels((centre - width / 2, centre + width / 2))
+        self.sigLevelsChanged.emit()
+
+    def _on_error_bar_dragged(self, *_):
+        lo, hi = self.err_bar.levels()
+        self.error_scale = max(hi if self.error_mode == "abs" else max(abs(lo), abs(hi)), 1e-30) * self.gain
+        self._apply_error_levels()
+
+    def set_gain(self, gain: float) -> None:
+        self.gain = max(1.0, min(float(gain), 20.0))
+        self._apply_error_levels()
+
+    def set_error_mode(self, mode: str) -> None:
+        """``abs``: |recon - reference| (inferno); ``signed``: recon - reference (diverging)."""
+        if mode not in theme.ERROR_CMAPS:
+            raise ValueError(f"error mode must be one of {', '.join(theme.ERROR_CMAPS)}, got {mode!r}")
+        self.error_mode = mode
+        self.err_bar.setColorMap(theme.colormap(theme.ERROR_CMAPS[mode]))
+        self._apply_error_levels()
+        if self.last_update is not None:
+            self.display(self.last_update)
+
+    def _apply_error_levels(self) -> None:
+        s = self.error_scale / self.gain
+        self.err_bar.setLevels((0.0, s) if self.error_mode == "abs" else (-s, s))
+        self._update_error_legend()
+
+    def _update_error_legend(self) -> None:
+        what = "|recon − ref|" if self.error_mode == "abs" else "recon − ref"
+        self.error_legend.setText(f"<b>Error maps</b><br>{what}<br>gain ×{self.gain:g}<br>"
+                                  f"<span style='font-size:8pt'>right-drag: scale</span>")
+
+    # --- view -----------------------------------------------------------------------------------
+    def fit(self) -> None:
+        """Fit the image to the panes (all views follow: they are linked)."""
+        key = self.enlarged or "reference"
+        pane = self.panes[key]
+        data = next((p.data for p in self.panes.values() if p.data is not None), None)
+        if data is None:
+            return
+        h, w = data.shape
+        pane.view.setRange(xRange=(0, w), yRange=(0, h), padding=0.02)
+
+    def set_wl_mode(self, on: bool) -> None:
+        for pane in self.panes.values():
+            pane.view.wl_mode = on
+
+    def _pane_of(self, view) -> ImagePane:
+        return next(p for p in self.panes.values() if p.view is view)
+
+    def _on_double_click(self, view) -> None:
+        self.toggle_enlarged(self._pane_of(view).kind)
+
+    def _on_mouse_moved(self, pos) -> None:
+        col = row = None
+        for key in self.visible_keys():
+            view = self.panes[key].view
+            if view.sceneBoundingRect().contains(pos):
+                p = view.mapSceneToView(pos)
+                col, row = int(math.floor(p.x())), int(math.floor(p.y()))
+                break
+        for key in self.visible_keys():
+            self.panes[key].show_readout(col, row, self.show_marker)
+
+    def readout(self, col: int, row: int) -> dict[str, float | None]:
+        """Every visible pane's value at image pixel (col, row)."""
+        return {k: self.panes[k].value_at(col, row) for k in self.visible_keys()}

@@ -1,0 +1,126 @@
+"""The words on each pane: title (method, model, checkpoint, badges), metrics line, messages. Pure
+functions of an ``Update``, so they are easy to test and the PNG export shows the same text."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from engine import Metrics, ModelRef, NetworkOutput
+from engine.models import get_entry
+
+from . import theme
+from .panes import badge
+from .state import SLOT_TITLES
+from .worker import Update
+
+METHOD_TITLES = {"reference": "Reference", "zero-filled": "Zero-filled", **SLOT_TITLES}
+
+
+@dataclass(frozen=True)
+class PaneText:
+    title: str = ""
+    footer: str = ""
+    message: str = ""
+    status: str = ""
+    pending: bool = False
+
+
+def metrics_text(m: Metrics | None, seconds: float | None = None) -> str:
+    """Two lines: SSIM and PSNR, then NMSE (and the network's time)."""
+    if m is None:
+        return ""
+    b = f"<b style='color:{theme.TEXT}'>"
+    time = f" &nbsp;·&nbsp; {seconds:.2f} s" if seconds is not None else ""
+    return (f"SSIM {b}{m.ssim:.4f}</b> &nbsp; PSNR {b}{m.psnr:.2f}</b> dB<br>"
+            f"NMSE {b}{m.nmse:.4f}</b>{time}")
+
+
+def two_lines(first: str, second: str = "") -> str:
+    """A pane title: the method in bold on the first line, details in small muted type below."""
+    return first + (f"<br><span style='font-size:8pt; color:{theme.MUTED}'>{second}</span>" if second else "")
+
+
+def weights_name(ref: ModelRef, output: NetworkOutput | None) -> str:
+    """The checkpoint a network runs with: the file the user chose, installed weights, or random."""
+    if ref.checkpoint:
+        return Path(ref.checkpoint).name
+    if output is not None and output.untrained:
+        return "random weights"
+    try:
+        from engine.weights import bundled_checkpoint
+
+        path = bundled_checkpoint(ref.name)
+    except Exception:  # noqa: BLE001 - a label must never break drawing
+        path = None
+    return path.name if path is not None else ("installed weights" if output is not None else "")
+
+
+def no_reference_reason(update: Update) -> str:
+    info = update.request.scan.info
+    if not info.fully_sampled:
+        return "this scan was acquired undersampled, so no fully sampled image exists to compare with"
+    return "this file holds no reference image and no fully sampled k-space"
+
+
+def error_stats(err: np.ndarray | None) -> str:
+    if err is None:
+        return ""
+    a = np.abs(err)
+    return f"mean |e| {float(a.mean()):.3g}<br>max |e| {float(a.max()):.3g}"
+
+
+def pane_texts(update: Update) -> dict[str, PaneText]:
+    """Title, footer, message and status for every pane key of the grid."""
+    r, req = update.result, update.request
+    info = req.scan.info
+    out: dict[str, PaneText] = {}
+    no_ref = r.reference is None
+    no_ref_badge = " " + badge("no reference", theme.INFO) if no_ref else ""
+    if no_ref:
+        out["reference"] = PaneText(
+            title=two_lines(f"<b>Reference</b>{no_ref_badge}", "none in this file"),
+            message=f"No reference image:<br>{no_reference_reason(update)}.")
+    else:
+        out["reference"] = PaneText(title=two_lines("<b>Reference</b>", info.reference_name or "fully sampled"),
+                                    footer=f"slice {r.slice_index + 1} of {info.num_slices}")
+    mask = r.mask
+    how = (f"{mask.spec.kind} {mask.spec.acceleration:g}×" if mask.spec is not None else "as acquired")
+    coil = f" · coil {req.coil + 1}/{info.num_coils}" if req.coil is not None else ""
+    zf_footer = metrics_text(r.zero_filled_metrics)
+    if req.coil is not None and zf_footer:
+        zf_footer = "RSS " + zf_footer
+    out["zero-filled"] = PaneText(
+        title=two_lines(f"<b>Zero-filled</b>{coil}{no_ref_badge}",
+                        f"{how} · effective {mask.effective_acceleration:.2f}×"),
+        footer=zf_footer)
+    if not no_ref:
+        out["error:zero-filled"] = PaneText(title=two_lines("<b>Error</b> · Zero-filled", how),
+                                            footer=error_stats(r.zero_filled_error_signed))
+    outputs = {o.ref: o for o in r.outputs}
+    for ref in req.models:
+        family = get_entry(ref.name).family
+        o = outputs.get(ref)
+        label = METHOD_TITLES.get(family, family)
+        weights = weights_name(ref, o)
+        if o is not None and o.untrained:
+            weights = badge("untrained weights", theme.WARN)
+        title = two_lines(f"<b>{label}</b> · {ref.name}{no_ref_badge}", weights)
+        error = update.errors.get(ref.label)
+        pending = ref.label in update.pending
+        if error:
+            text = PaneText(title=title, message=f"<span style='color:{theme.ERROR}'>{error}</span>",
+                            status=f"<span style='color:{theme.ERROR}'>failed</span>")
+        elif o is None:
+            text = PaneText(title=title, message=f"running {ref.name}…", status="updating…", pending=True)
+        else:
+            text = PaneText(title=title, footer=metrics_text(o.metrics, o.seconds),
+                            status="updating…" if pending else "")
+        out[family] = text
+        if not no_ref:
+            out[f"error:{family}"] = PaneText(
+                title=two_lines(f"<b>Error</b> · {label}", ref.label),
+                footer=error_stats(o.error_signed) if o is not None else "",
+                message=text.message if o is None else "", status=text.status, pending=text.pending)
+    return out

@@ -1,0 +1,301 @@
+"""The main window: image grid in the centre, controls on the left, k-space, metrics and scan facts on
+the right, per-stage timings and a busy indicator in the status bar."""
+from __future__ import annotations
+
+from PySide6.QtCore import QSize, Qt
+from PySide6.QtWidgets import (QDockWidget, QLabel, QMainWindow, QMessageBox, QProgressBar, QScrollArea,
+                               QToolBar, QVBoxLayout, QWidget)
+from superqt.utils import QSignalThrottler
+
+from engine import MASK_KINDS, Engine, Scan
+
+from . import theme
+from .controller import ReconController
+from .controls import ControlsPanel
+from .display_panel import DisplayPanel
+from .file_actions import FileActions
+from .image_grid import GAINS, ImageGrid
+from .kspace_view import KSpaceView
+from .labels import pane_texts
+from .metadata import MetadataPanel, MetricsTable
+from .settings import ViewerSettings
+from .shortcuts import HelpDialog, make_actions
+from .state import ViewState, supports_retrospective_mask
+from .view_settings import restore_state, save_state
+from .worker import Update
+
+DEFAULT_SIZE = QSize(1600, 1000)
+
+
+def format_timings(timings: dict[str, float]) -> str:
+    def fmt(s: float) -> str:
+        return f"{s * 1000:.0f} ms" if s < 1 else f"{s:.2f} s"
+
+    return " · ".join(f"{k} {fmt(v)}" for k, v in timings.items() if v >= 0.0005 or k == "total")
+
+
+class MainWindow(FileActions, QMainWindow):
+    def __init__(self, engine: Engine | None = None, settings: ViewerSettings | None = None,
+                 state: ViewState | None = None):
+        super().__init__()
+        self.setWindowTitle("vitrecon")
+        self.setWindowIcon(theme.icon("mdi6.brain", theme.ACCENT))
+        self.setAcceptDrops(True)
+        self.settings = settings or ViewerSettings()
+        self.controller = ReconController(engine, self)
+        self.actions = make_actions(self)
+        self.grid = ImageGrid()
+        self.setCentralWidget(self.grid)
+        self.controls = ControlsPanel(state or restore_state(self.settings))
+        self.display_panel = DisplayPanel(self.actions)
+        self.kspace = KSpaceView()
+        self.metrics = MetricsTable()
+        self.metadata = MetadataPanel()
+        self._build_docks()
+        self._build_toolbar_and_menus()
+        self._build_status_bar()
+        self._connect()
+        self._shown_errors: set[str] = set()
+        self.last_message = ""
+        self._restore_display()
+        self.grid.set_columns([s.family for s in self.controls.state.slots if s.name])
+        self._init_file_actions()
+
+    # --- construction ---------------------------------------------------------------------------
+    def _dock(self, title: str, widget: QWidget, area, name: str) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(name)
+        dock.setWidget(widget)
+        dock.setFeatures(QDockWidget.DockWidgetMovable | QDockWidget.DockWidgetFloatable
+                         | QDockWidget.DockWidgetClosable)
+        self.addDockWidget(area, dock)
+        return dock
+
+    def _build_docks(self) -> None:
+        panel = QWidget()
+        lay = QVBoxLayout(panel)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(self.controls)
+        lay.addWidget(self.display_panel)
+        lay.addStretch(1)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(panel)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        scroll.setMinimumWidth(300)
+        self.controls_dock = self._dock("Controls", scroll, Qt.LeftDockWidgetArea, "controls")
+        self.kspace_dock = self._dock("K-space and mask", self.kspace, Qt.RightDockWidgetArea, "kspace")
+        self.metrics_dock = self._dock("Metrics (this slice)", self.metrics, Qt.RightDockWidgetArea, "metrics")
+        self.metadata_dock = self._dock("Scan", self.metadata, Qt.RightDockWidgetArea, "metadata")
+        self.tabifyDockWidget(self.metrics_dock, self.metadata_dock)
+        self.metrics_dock.raise_()
+        self.resizeDocks([self.controls_dock, self.kspace_dock], [300, 300], Qt.Horizontal)
+        self.resizeDocks([self.kspace_dock, self.metrics_dock], [560, 300], Qt.Vertical)
+
+    def _build_toolbar_and_menus(self) -> None:
+        a = self.actions
+        bar = QToolBar("Main")
+        bar.setObjectName("toolbar")
+        bar.setIconSize(QSize(18, 18))
+        bar.setToolButtonStyle(Qt.ToolButtonTextBesideIcon)
+        bar.setMovable(False)
+        for key in ("open", "open_sample", None, "export_png", "export_recon", "export_csv", None,
+                    "fit", "reset_wl", "wl_mode", "toggle_layout", None, "help"):
+            bar.addSeparator() if key is None else bar.addAction(a[key])
+        self.addToolBar(Qt.TopToolBarArea, bar)
+        mb = self.menuBar()
+        file_menu = mb.addMenu("&File")
+        file_menu.addActions([a["open"], a["open_sample"]])
+        self.recent_menu = file_menu.addMenu(theme.icon("mdi6.history"), "Open &recent")
+        file_menu.addSeparator()
+        file_menu.addActions([a["export_png"], a["export_recon"], a["export_csv"]])
+        file_menu.addSeparator()
+        file_menu.addAction(a["quit"])
+        view = mb.addMenu("&View")
+        view.addActions([a[k] for k in ("fit", "reset_wl", "wl_mode", "toggle_layout", "signed_error",
+                                        "gain_up", "gain_down", "crosshair", "restore")])
+        view.addSeparator()
+        for dock in (self.controls_dock, self.kspace_dock, self.metrics_dock, self.metadata_dock):
+            view.addAction(dock.toggleViewAction())
+        mb.addMenu("&Slice").addActions([a[k] for k in ("prev_slice", "next_slice", "first_slice", "last_slice")])
+        mb.addMenu("&Mask").addActions([a[k] for k in ("accel_down", "accel_up", "next_mask", "new_seed")])
+        mb.addMenu("&Help").addActions([a["help"], a["about"]])
+
+    def _build_status_bar(self) -> None:
+        sb = self.statusBar()
+        self.busy_label = QLabel()
+        self.busy_bar = QProgressBar()  # indeterminate while work is pending
+        self.busy_bar.setTextVisible(False)
+        self.busy_bar.setFixedSize(110, 10)
+        self.timings_label = QLabel("")
+        self.device_label = QLabel("")
+        sb.addPermanentWidget(self.timings_label)
+        sb.addPermanentWidget(self.device_label)
+        sb.addPermanentWidget(self.busy_bar)
+        sb.addPermanentWidget(self.busy_label)
+        self._set_busy(False)
+
+    def _connect(self) -> None:
+        a, c = self.actions, self.controls
+        self._throttle = QSignalThrottler()
+        self._throttle.setTimeout(40)  # at most 25 submissions a second while a slider is dragged
+        c.state_changed.connect(self._throttle.throttle)
+        self._throttle.triggered.connect(self.submit)
+        c.checkpoint_requested.connect(self.choose_checkpoint)
+        ctl = self.controller
+        ctl.updated.connect(self._on_update)
+        ctl.failed.connect(self._on_failed)
+        ctl.scan_opened.connect(self._on_scan_opened)
+        ctl.open_failed.connect(self._on_open_failed)
+        ctl.busy_changed.connect(self._set_busy)
+        self.grid.sigSliceStep.connect(c.step_slice)
+        dp = self.display_panel
+        dp.layout_changed.connect(self.set_layout)
+        dp.error_mode_changed.connect(self.set_error_mode)
+        dp.gain_changed.connect(self.grid.set_gain)
+        triggers = {
+            "prev_slice": lambda: c.step_slice(-1), "next_slice": lambda: c.step_slice(1),
+            "first_slice": lambda: c.step_slice(-10**6), "last_slice": lambda: c.step_slice(10**6),
+            "accel_down": lambda: self._step_accel(-1), "accel_up": lambda: self._step_accel(1),
+            "next_mask": self._next_mask, "new_seed": c.roll_seed, "fit": self.grid.fit,
+            "reset_wl": self.grid.reset_levels, "gain_up": lambda: self._step_gain(1),
+            "gain_down": lambda: self._step_gain(-1), "restore": lambda: self.grid.toggle_enlarged(None),
+            "help": self.show_help, "about": self.show_about, "quit": self.close,
+        }
+        for key, fn in triggers.items():
+            a[key].triggered.connect(fn)
+        a["wl_mode"].toggled.connect(self.grid.set_wl_mode)
+        a["toggle_layout"].toggled.connect(lambda on: self.set_layout("2xN" if on else "1xN"))
+        a["signed_error"].toggled.connect(lambda on: self.set_error_mode("signed" if on else "abs"))
+        a["crosshair"].toggled.connect(lambda on: setattr(self.grid, "show_marker", on))
+
+    # --- requests and results -------------------------------------------------------------------
+    def submit(self) -> None:
+        state = self.controls.state
+        self.grid.set_columns([s.family for s in state.slots if s.name])
+        self.controller.submit(state)
+
+    def _on_scan_opened(self, scan: Scan) -> None:
+        info = scan.info
+        self.grid.new_scan()
+        self.kspace.clear()
+        self.metrics.set_update(None)
+        self._shown_errors.clear()
+        retro = supports_retrospective_mask(scan)
+        self.controls.set_scan(info, retro)
+        self.metadata.set_info(info)
+        self.setWindowTitle(f"vitrecon — {info.path.name}")
+        self.grid.set_note("" if info.has_reference else
+                           "<b>No error maps</b>: this scan has no reference image "
+                           f"({'acquired undersampled' if not info.fully_sampled else 'none stored'}), "
+                           "so errors cannot be measured.")
+        state = self.controls.state.replace(slice_index=info.num_slices // 2, coil=None)
+        self.controls.set_state(state)
+        self.remember_file(scan)
+        self.statusBar().showMessage(f"Opened {info.path}", 5000)
+        self.submit()
+
+    def _on_update(self, update: Update) -> None:
+        r = update.result
+        self.grid.display(update, pane_texts(update))
+        self.kspace.display(r.kspace_log, r.mask, update.request.coil)
+        if update.complete:
+            self.metrics.set_update(update)
+            self.timings_label.setText(format_timings(r.timings))
+            self.device_label.setText(f"device {r.device}")
+        for label, message in update.errors.items():
+            self._report(f"{label}: {message}", "Network failed")
+
+    def _on_failed(self, message: str) -> None:
+        self._report(message, "Reconstruction failed")
+
+    def _on_open_failed(self, what: str, message: str) -> None:
+        self.last_message = message
+        QMessageBox.warning(self, "Cannot open file", message)
+
+    def _report(self, message: str, title: str) -> None:
+        """An engine error: in the status bar always, in a dialog the first time it is seen."""
+        self.last_message = message
+        self.statusBar().showMessage(message, 15000)
+        if message not in self._shown_errors:
+            self._shown_errors.add(message)
+            QMessageBox.warning(self, title, message)
+
+    def _set_busy(self, busy: bool) -> None:
+        self.busy_bar.setRange(0, 0 if busy else 1)
+        self.busy_bar.setVisible(busy)
+        self.busy_label.setText("Reconstructing…" if busy else "Ready")
+        self.setCursor(Qt.BusyCursor if busy else Qt.ArrowCursor)
+
+    # --- display and keyboard -------------------------------------------------------------------
+    def set_layout(self, mode: str) -> None:
+        self.grid.set_layout_mode(mode)
+        with_errors = mode == "2xN"
+        if self.actions["toggle_layout"].isChecked() != with_errors:
+            self.actions["toggle_layout"].setChecked(with_errors)
+        self.display_panel.set_values(mode, self.grid.error_mode, int(self.grid.gain))
+
+    def set_error_mode(self, mode: str) -> None:
+        self.grid.set_error_mode(mode)
+        if self.actions["signed_error"].isChecked() != (mode == "signed"):
+            self.actions["signed_error"].setChecked(mode == "signed")
+        self.display_panel.set_values(self.grid.layout_mode, mode, int(self.grid.gain))
+
+    def _step_gain(self, step: int) -> None:
+        g = self.grid.gain
+        options = [x for x in GAINS if (x > g if step > 0 else x < g)]
+        if options:
+            self.display_panel.gain.setValue(options[0] if step > 0 else options[-1])
+
+    def _step_accel(self, step: int) -> None:
+        s = self.controls.state
+        self.controls.apply(s.replace(acceleration=min(max(round(s.acceleration) + step, 1), 16)))
+
+    def _next_mask(self) -> None:
+        kinds = list(MASK_KINDS)
+        s = self.controls.state
+        kind = kinds[(kinds.index(s.mask_kind) + 1) % len(kinds)]
+        accel = s.acceleration if MASK_KINDS[kind].fractional else float(round(s.acceleration))
+        self.controls.apply(s.replace(mask_kind=kind, acceleration=accel))
+
+    def show_help(self) -> None:
+        HelpDialog(self).exec()
+
+    def show_about(self) -> None:
+        QMessageBox.about(self, "About vitrecon",
+                          "<b>vitrecon</b>: compare zero-filled, Vision Transformer and U-Net reconstructions "
+                          "of accelerated MRI, after Lin &amp; Heckel, <i>Vision Transformers Enable Fast and "
+                          "Robust Accelerated MRI</i> (MIDL 2022).")
+
+    # --- persistence ----------------------------------------------------------------------------
+    def _restore_display(self) -> None:
+        s = self.settings
+        geometry, layout = s.bytes("window/geometry"), s.bytes("window/state")
+        if geometry is None or not self.restoreGeometry(geometry):
+            self.resize(DEFAULT_SIZE)
+        if layout is not None:
+            self.restoreState(layout)
+        self.grid.set_gain(s.get("display/gain", 5, int))
+        self.set_layout(s.get("display/layout", "2xN", str))
+        self.set_error_mode(s.get("display/error_mode", "abs", str))
+        self.actions["crosshair"].setChecked(s.get("display/crosshair", True, bool))
+        self.grid.show_marker = self.actions["crosshair"].isChecked()
+        self.controller.prefetch_enabled = s.get("recon/prefetch", True, bool)
+
+    def save_settings(self) -> None:
+        s = self.settings
+        s.set("window/geometry", self.saveGeometry())
+        s.set("window/state", self.saveState())
+        s.set("display/layout", self.grid.layout_mode)
+        s.set("display/error_mode", self.grid.error_mode)
+        s.set("display/gain", int(self.grid.gain))
+        s.set("display/crosshair", self.actions["crosshair"].isChecked())
+        s.set("recon/prefetch", self.controller.prefetch_enabled)
+        save_state(s, self.controls.state)
+        s.sync()
+
+    def closeEvent(self, event) -> None:
+        self.save_settings()
+        self.cancel_exports()
+        self.controller.shutdown()
+        super().closeEvent(event)

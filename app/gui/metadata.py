@@ -1,0 +1,121 @@
+"""The scan's facts (format, acquisition, matrix, coils, slices, field strength, patient id) and the
+per-slice metrics table (the table the CSV export writes)."""
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (QAbstractItemView, QFormLayout, QHeaderView, QLabel, QTableWidget,
+                               QTableWidgetItem, QVBoxLayout, QWidget)
+
+from engine import ScanInfo
+
+from .labels import weights_name
+from .worker import Update
+
+FORMAT_NAMES = {"fastmri-multicoil": "fastMRI multi-coil", "fastmri-singlecoil": "fastMRI single-coil",
+                "ismrmrd": "ISMRMRD raw data"}
+
+
+def scan_facts(info: ScanInfo) -> list[tuple[str, str]]:
+    """(label, value) rows for the metadata panel, in reading order; absent facts are left out."""
+    h, w = info.kspace_shape
+    rows = [
+        ("File", info.path.name),
+        ("Format", FORMAT_NAMES.get(info.format, info.format)),
+        ("Acquisition", info.acquisition or info.protocol or ""),
+        ("K-space matrix", f"{h} × {w} (readout × phase)"),
+        ("Image matrix", f"{info.crop_size[0]} × {info.crop_size[1]}"),
+        ("Coils", str(info.num_coils)),
+        ("Slices", str(info.num_slices)),
+        ("Field strength", f"{info.field_strength:.2f} T" if info.field_strength else ""),
+        ("System", info.system or ""),
+        ("Patient ID", info.patient_id or ""),
+        ("Sampling", "fully sampled" if info.fully_sampled else "acquired undersampled"),
+        ("Reference", info.reference_name or "none"),
+    ]
+    if info.encoded_size:
+        rows.insert(5, ("Encoded matrix", " × ".join(str(v) for v in info.encoded_size)))
+    lo, hi = info.acquired_columns
+    if (lo, hi) != (0, w):
+        rows.append(("Acquired lines", f"{lo}–{hi - 1} of {w}"))
+    for key, count in info.available.items():
+        if count > 1:
+            rows.append((key.capitalize(), f"{info.selection.get(key, 0) + 1} of {count}"))
+    rows += [("Note", n) for n in info.notes]
+    return [(k, v) for k, v in rows if v]
+
+
+class MetadataPanel(QWidget):
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.form = QFormLayout(self)
+        self.form.setContentsMargins(8, 6, 8, 6)
+        self.form.setLabelAlignment(Qt.AlignRight)
+        self.form.setVerticalSpacing(3)
+        self.rows: list[tuple[str, str]] = []
+        self.set_info(None)
+
+    def set_info(self, info: ScanInfo | None) -> None:
+        while self.form.rowCount():
+            self.form.removeRow(0)
+        self.rows = scan_facts(info) if info is not None else [("", "No scan open")]
+        for key, value in self.rows:
+            label = QLabel(key)
+            label.setObjectName("hint")
+            text = QLabel(value)
+            text.setWordWrap(True)
+            text.setTextInteractionFlags(Qt.TextSelectableByMouse)
+            text.setToolTip(str(info.path) if info is not None and key == "File" else "")
+            self.form.addRow(label, text)
+
+
+METRIC_COLUMNS = ("Method", "Model", "Weights", "SSIM", "PSNR (dB)", "NMSE", "Time (s)")
+TABLE_COLUMNS = ("Method", "Model", "SSIM", "PSNR (dB)", "NMSE", "Time (s)")  # weights: in tooltips
+
+
+def metrics_rows(update: Update) -> list[dict[str, object]]:
+    """One row per method of the update: what the table shows and the CSV holds."""
+    r = update.result
+    rows = []
+
+    def row(method, model, weights, m, seconds, untrained=False):
+        rows.append({"Method": method, "Model": model, "Weights": weights,
+                     "SSIM": m.ssim if m else None, "PSNR (dB)": m.psnr if m else None,
+                     "NMSE": m.nmse if m else None, "Time (s)": seconds, "untrained": untrained})
+
+    row("Zero-filled", "", "", r.zero_filled_metrics, r.timings.get("zero-filled"))
+    for o in r.outputs:
+        row({"vit": "ViT", "unet": "U-Net"}.get(o.family, o.family), o.ref.name, weights_name(o.ref, o),
+            o.metrics, o.seconds, o.untrained)
+    return rows
+
+
+class MetricsTable(QTableWidget):
+    def __init__(self, parent=None):
+        super().__init__(0, len(TABLE_COLUMNS), parent)
+        self.setHorizontalHeaderLabels(TABLE_COLUMNS)
+        self.verticalHeader().setVisible(False)
+        self.setEditTriggers(QAbstractItemView.NoEditTriggers)
+        self.setSelectionBehavior(QAbstractItemView.SelectRows)
+        self.setAlternatingRowColors(True)
+        header = self.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeToContents)
+        header.setSectionResizeMode(TABLE_COLUMNS.index("Model"), QHeaderView.Stretch)
+        self.setWordWrap(False)
+        self.setTextElideMode(Qt.ElideMiddle)
+        self.rows: list[dict[str, object]] = []
+
+    def set_update(self, update: Update | None) -> None:
+        self.rows = metrics_rows(update) if update is not None else []
+        self.setRowCount(len(self.rows))
+        for i, row in enumerate(self.rows):
+            for j, col in enumerate(TABLE_COLUMNS):
+                v = row[col]
+                if isinstance(v, float):
+                    v = f"{v:.2f}" if col in ("PSNR (dB)", "Time (s)") else f"{v:.4f}"
+                item = QTableWidgetItem("—" if v is None else str(v))
+                if isinstance(row[col], float):
+                    item.setTextAlignment(Qt.AlignRight | Qt.AlignVCenter)
+                if row["Weights"]:
+                    item.setToolTip(f"weights: {row['Weights']}" + (" (untrained)" if row["untrained"] else ""))
+                self.setItem(i, j, item)
+        self.resizeRowsToContents()

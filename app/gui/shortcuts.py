@@ -1,0 +1,118 @@
+"""The viewer's actions with their keyboard shortcuts and icons, in one table that builds the menus
+and the Help page alike (so Help can never list a shortcut that does not exist)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QDialog, QDialogButtonBox, QLabel, QTextBrowser, QVBoxLayout, QWidget
+
+from . import theme
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    key: str
+    text: str
+    shortcuts: tuple[str, ...] = ()
+    icon: str | None = None
+    tip: str = ""
+    checkable: bool = False
+    group: str = "View"
+    short: str = ""  # toolbar text
+
+
+ACTIONS: tuple[ActionSpec, ...] = (
+    ActionSpec("open", "&Open…", ("Ctrl+O",), "mdi6.folder-open", "Open a fastMRI or ISMRMRD raw-data file", group="File", short="Open"),
+    ActionSpec("open_sample", "Open &sample", ("Ctrl+Shift+O",), "mdi6.brain", "Open the bundled multi-coil brain sample", group="File", short="Sample"),
+    ActionSpec("export_png", "Export grid as &PNG…", ("Ctrl+E",), "mdi6.file-image", "Save the image grid with labels and metrics", group="File", short="PNG"),
+    ActionSpec("export_recon", "Export &reconstructions…", ("Ctrl+Shift+E",), "mdi6.database-export", "Write the current slice or whole volume in fastMRI's format", group="File", short="Export"),
+    ActionSpec("export_csv", "Export &metrics as CSV…", ("Ctrl+M",), "mdi6.file-delimited", "Save the metrics table of the current slice", group="File", short="CSV"),
+    ActionSpec("quit", "&Quit", ("Ctrl+Q",), None, "", group="File"),
+    ActionSpec("prev_slice", "Previous slice", ("Up", "PgUp"), "mdi6.chevron-up", "Also Ctrl+wheel over an image", group="Slice"),
+    ActionSpec("next_slice", "Next slice", ("Down", "PgDown"), "mdi6.chevron-down", "Also Ctrl+wheel over an image", group="Slice"),
+    ActionSpec("first_slice", "First slice", ("Home",), None, group="Slice"),
+    ActionSpec("last_slice", "Last slice", ("End",), None, group="Slice"),
+    ActionSpec("accel_down", "Lower acceleration", ("[",), None, "One step less undersampling", group="Mask"),
+    ActionSpec("accel_up", "Higher acceleration", ("]",), None, "One step more undersampling", group="Mask"),
+    ActionSpec("next_mask", "Next mask kind", ("M",), None, group="Mask"),
+    ActionSpec("new_seed", "New mask seed", ("N",), "mdi6.dice-5", "Draw the mask again with a new random seed", group="Mask"),
+    ActionSpec("fit", "&Fit to window", ("F",), "mdi6.fit-to-screen", "Show the whole image in every pane", short="Fit"),
+    ActionSpec("reset_wl", "Reset window/level", ("R",), "mdi6.contrast-box", "Window/level from the reference image", short="Reset W/L"),
+    ActionSpec("wl_mode", "Window/level with left button", ("W",), "mdi6.brightness-6", "Left-drag sets window/level (right-drag always does)", checkable=True, short="W/L drag"),
+    ActionSpec("toggle_layout", "Error maps row (2×N / 1×N)", ("L",), "mdi6.view-grid-outline", "Images over error maps, or images only", checkable=True, short="Error maps"),
+    ActionSpec("gain_up", "More error gain", ("G",), None, "Error maps: next gain step (×1 … ×20)"),
+    ActionSpec("gain_down", "Less error gain", ("Shift+G",), None),
+    ActionSpec("signed_error", "Signed error maps", ("S",), None, "recon − reference on a diverging map, instead of |recon − reference|", checkable=True),
+    ActionSpec("crosshair", "Linked cursor", ("X",), "mdi6.crosshairs", "Mark the pixel under the cursor in every pane", checkable=True, short="Cursor"),
+    ActionSpec("restore", "Back to the grid", ("Esc",), None, "Leave the enlarged pane (double-click also does)"),
+    ActionSpec("help", "&Keyboard shortcuts", ("F1",), "mdi6.keyboard", group="Help", short="Help"),
+    ActionSpec("about", "&About vitrecon", (), None, group="Help"),
+)
+
+MOUSE = (
+    ("Left-drag", "Pan (all panes follow)"),
+    ("Wheel", "Zoom (all panes follow)"),
+    ("Right-drag", "Window/level: horizontal = window width (contrast), vertical = level (brightness); "
+                   "on an error map it sets the error scale"),
+    ("Ctrl+wheel or Shift+wheel", "Previous / next slice"),
+    ("Double-click", "Enlarge a pane; double-click again to go back"),
+    ("Drag a file onto the window", "Open it"),
+)
+
+
+def make_actions(parent: QWidget) -> dict[str, QAction]:
+    actions = {}
+    for spec in ACTIONS:
+        a = QAction(spec.text, parent)
+        if spec.short:
+            a.setIconText(spec.short)
+        if spec.icon:
+            a.setIcon(theme.icon(spec.icon))
+        if spec.shortcuts:
+            a.setShortcuts([QKeySequence(s) for s in spec.shortcuts])
+            a.setShortcutContext(Qt.WindowShortcut)
+        tip = spec.tip or spec.text.replace("&", "").rstrip("…")
+        if spec.shortcuts:
+            tip += f" ({', '.join(spec.shortcuts)})"
+        a.setToolTip(tip)
+        a.setStatusTip(tip)
+        a.setCheckable(spec.checkable)
+        actions[spec.key] = a
+    return actions
+
+
+def shortcuts_html() -> str:
+    rows = []
+    group = None
+    for spec in ACTIONS:
+        if not spec.shortcuts:
+            continue
+        if spec.group != group:
+            group = spec.group
+            rows.append(f"<tr><td colspan=2 style='padding-top:8px;color:{theme.ACCENT}'><b>{group}</b></td></tr>")
+        keys = " &nbsp;or&nbsp; ".join(f"<code>{s}</code>" for s in spec.shortcuts)
+        rows.append(f"<tr><td style='padding-right:18px'>{keys}</td><td>{spec.text.replace('&', '')}</td></tr>")
+    rows.append(f"<tr><td colspan=2 style='padding-top:8px;color:{theme.ACCENT}'><b>Mouse</b></td></tr>")
+    rows += [f"<tr><td style='padding-right:18px'>{k}</td><td>{v}</td></tr>" for k, v in MOUSE]
+    return "<table>" + "".join(rows) + "</table>"
+
+
+class HelpDialog(QDialog):
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setWindowTitle("vitrecon — keyboard shortcuts and mouse")
+        self.resize(620, 640)
+        lay = QVBoxLayout(self)
+        intro = QLabel("Shortcuts act on the window; while a number field has the focus, the arrow keys "
+                       "change that field instead.")
+        intro.setObjectName("hint")
+        intro.setWordWrap(True)
+        self.text = QTextBrowser()
+        self.text.setHtml(shortcuts_html())
+        buttons = QDialogButtonBox(QDialogButtonBox.Close)
+        buttons.rejected.connect(self.reject)
+        lay.addWidget(intro)
+        lay.addWidget(self.text, 1)
+        lay.addWidget(buttons)

@@ -1,0 +1,95 @@
+"""The viewer's model, in plain Python (napari style): what the user asked for, and how that becomes a
+``ReconRequest``. Widgets edit a ``ViewState``; the controller turns it into requests."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from engine import MASK_KINDS, MaskSpec, ModelRef, ReconRequest, Scan, default_center_fraction
+
+SLOT_FAMILIES = ("vit", "unet")
+SLOT_TITLES = {"vit": "ViT", "unet": "U-Net"}
+DEFAULT_MODELS = {"vit": "vit-s", "unet": "unet-s"}
+PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".pkl", ".bin")
+
+
+@dataclass(frozen=True)
+class ModelSlot:
+    """One network column of the grid: a registered model (None: the slot is off) and optionally
+    a checkpoint file with its weights."""
+
+    family: str
+    name: str | None
+    checkpoint: str | None = None
+    trust_pickle: bool = False
+
+    def ref(self) -> ModelRef | None:
+        if self.name is None:
+            return None
+        return ModelRef(self.name, self.checkpoint, self.trust_pickle)
+
+    @property
+    def title(self) -> str:
+        return SLOT_TITLES.get(self.family, self.family)
+
+    @property
+    def checkpoint_name(self) -> str | None:
+        return Path(self.checkpoint).name if self.checkpoint else None
+
+
+@dataclass(frozen=True)
+class ViewState:
+    """Everything a reconstruction depends on. ``center_fraction=None``: 0.32 / R (the paper's rule);
+    ``seed=None``: seeded by the file name (fastMRI's rule); ``coil=None``: RSS of all coils."""
+
+    slice_index: int = 0
+    mask_kind: str = "random"
+    acceleration: float = 4.0
+    center_fraction: float | None = None
+    seed: int | None = None
+    coil: int | None = None
+    device: str = "auto"
+    slots: tuple[ModelSlot, ...] = field(default_factory=lambda: tuple(
+        ModelSlot(f, DEFAULT_MODELS[f]) for f in SLOT_FAMILIES))
+
+    def replace(self, **changes) -> "ViewState":
+        return dataclasses.replace(self, **changes)
+
+    def slot(self, family: str) -> ModelSlot:
+        for s in self.slots:
+            if s.family == family:
+                return s
+        raise KeyError(family)
+
+    def with_slot(self, slot: ModelSlot) -> "ViewState":
+        return self.replace(slots=tuple(slot if s.family == slot.family else s for s in self.slots))
+
+    @property
+    def effective_center_fraction(self) -> float:
+        if self.center_fraction is None:
+            return default_center_fraction(float(self.acceleration))
+        return float(self.center_fraction)
+
+    def mask_spec(self) -> MaskSpec:
+        """The retrospective mask; raises ValueError (one sentence) when the values do not fit the kind."""
+        kind = MASK_KINDS[self.mask_kind]
+        accel = float(self.acceleration) if kind.fractional else float(round(self.acceleration))
+        return MaskSpec(self.mask_kind, accel, self.center_fraction, self.seed)
+
+    def models(self) -> tuple[ModelRef, ...]:
+        return tuple(ref for ref in (s.ref() for s in self.slots) if ref is not None)
+
+    def request(self, scan: Scan, slice_index: int | None = None) -> ReconRequest:
+        """The request for ``scan``: its own acquired mask when it was acquired undersampled."""
+        info = scan.info
+        retrospective = info.fully_sampled and scan.acquired_mask is None
+        coil = self.coil if (self.coil is not None and self.coil < info.num_coils) else None
+        index = self.slice_index if slice_index is None else slice_index
+        return ReconRequest(scan=scan, slice_index=min(max(int(index), 0), info.num_slices - 1),
+                            mask=self.mask_spec() if retrospective else None, models=self.models(),
+                            device=self.device, coil=coil)
+
+
+def supports_retrospective_mask(scan: Scan) -> bool:
+    return scan.info.fully_sampled and scan.acquired_mask is None

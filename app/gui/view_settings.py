@@ -1,0 +1,54 @@
+"""The reconstruction choices (mask, models, device) saved between runs. The slice and coil are per
+scan and are not kept; neither is trust in a pickled checkpoint (it is asked for again)."""
+from __future__ import annotations
+
+from engine import MASK_KINDS, available_devices
+from engine.models import list_models
+
+from .settings import ViewerSettings
+from .state import SLOT_FAMILIES, ModelSlot, ViewState
+
+OFF = "off"
+
+
+def restore_state(settings: ViewerSettings) -> ViewState:
+    """The saved choices, each one checked (a value that no longer fits falls back to the default)."""
+    default = ViewState()
+    s = settings
+    kind = s.get("recon/mask_kind", default.mask_kind, str)
+    kind = kind if kind in MASK_KINDS else default.mask_kind
+    accel = s.get("recon/acceleration", default.acceleration, float)
+    cf = s.get("recon/center_fraction", "", str)
+    seed = s.get("recon/seed", -1, int)
+    device = s.get("recon/device", default.device, str)
+    slots = []
+    for family in SLOT_FAMILIES:
+        name = s.get(f"recon/{family}", default.slot(family).name, str)
+        if name == OFF:
+            slots.append(ModelSlot(family, None))
+            continue
+        if name not in list_models(family):
+            name = default.slot(family).name
+        checkpoint = s.get(f"recon/{family}_checkpoint", "", str) or None
+        slots.append(ModelSlot(family, name, checkpoint))
+    state = default.replace(
+        mask_kind=kind, acceleration=accel, seed=seed if seed >= 0 else None,
+        center_fraction=float(cf) if cf not in ("", "auto") else None,
+        device=device if device in available_devices() else default.device, slots=tuple(slots))
+    try:
+        state.mask_spec()
+    except ValueError:
+        state = state.replace(mask_kind=default.mask_kind, acceleration=default.acceleration, center_fraction=None)
+    return state
+
+
+def save_state(settings: ViewerSettings, state: ViewState) -> None:
+    s = settings
+    s.set("recon/mask_kind", state.mask_kind)
+    s.set("recon/acceleration", float(state.acceleration))
+    s.set("recon/center_fraction", "auto" if state.center_fraction is None else str(state.center_fraction))
+    s.set("recon/seed", -1 if state.seed is None else int(state.seed))
+    s.set("recon/device", state.device)
+    for slot in state.slots:
+        s.set(f"recon/{slot.family}", slot.name or OFF)
+        s.set(f"recon/{slot.family}_checkpoint", slot.checkpoint or "")

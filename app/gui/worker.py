@@ -1,0 +1,265 @@
+"""The reconstruction worker: one long-lived QObject on its own QThread, so the GUI thread never runs
+torch nor reads a file.
+
+A request is computed in stages: first the zero-filled image, reference, k-space and metrics
+(``Engine.reconstruct`` without networks, fast), then each network (``Engine.reconstruct`` with that
+one network). After every stage the worker emits an ``Update`` the grid can draw, and checks whether
+a newer request arrived: if so it abandons the rest ("latest request wins"). Finished stages go into
+small LRU caches, so a newer request that needs them (the same slice with another U-Net, a coil view,
+a slice scrolled back to) reuses them instead of recomputing.
+"""
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+import traceback
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
+from typing import Any, Callable, Hashable
+
+from PySide6.QtCore import QObject, Qt, Signal, Slot
+
+from engine import Engine, ModelRef, NetworkOutput, ReconRequest, ReconResult, Scan, VitreconError, open_scan
+
+
+class LRU:
+    """A small thread-safe least-recently-used cache."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self._items: OrderedDict[Hashable, Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable) -> Any:
+        with self._lock:
+            value = self._items.get(key)
+            if value is not None:
+                self._items.move_to_end(key)
+            return value
+
+    def put(self, key: Hashable, value: Any) -> None:
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+@dataclass(frozen=True, eq=False)
+class Update:
+    """What the grid draws for ``request``: ``result`` holds the stages done so far (its ``outputs``
+    in the order of ``request.models``), ``pending`` the labels of networks still running, ``errors``
+    the networks that failed (label -> the engine's sentence)."""
+
+    request: ReconRequest
+    result: ReconResult
+    pending: tuple[str, ...] = ()
+    errors: dict[str, str] = field(default_factory=dict)
+    prefetch: bool = False
+
+    @property
+    def complete(self) -> bool:
+        return not self.pending
+
+
+def base_key(token: int, req: ReconRequest) -> tuple:
+    return (token, req.slice_index, req.mask, req.device, req.coil)
+
+
+def network_key(token: int, req: ReconRequest, ref: ModelRef) -> tuple:
+    # The network sees the RSS zero-filled image whatever coil is on display.
+    return (token, req.slice_index, req.mask, req.device, ref)
+
+
+def assemble(request: ReconRequest, base: ReconResult, outputs: dict[ModelRef, NetworkOutput],
+             extra_timings: dict[str, float]) -> ReconResult:
+    """``base`` (no networks) plus the network outputs done so far, as one ``ReconResult``: the
+    same arrays a single ``Engine.reconstruct(request)`` call returns."""
+    outs = tuple(outputs[r] for r in request.models if r in outputs)
+    flags = set(base.flags) | {f"untrained:{o.ref.label}" for o in outs if o.untrained}
+    timings = {k: v for k, v in base.timings.items() if k != "total"}
+    timings.update(extra_timings)
+    return dataclasses.replace(base, request_id=request.request_id, outputs=outs, timings=timings,
+                               flags=frozenset(flags))
+
+
+def error_message(e: BaseException) -> str:
+    """The engine's sentence for its own errors; a short description of anything else."""
+    if isinstance(e, VitreconError):
+        return str(e)
+    if isinstance(e, (ValueError, KeyError, FileNotFoundError, PermissionError)):
+        return str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
+    return f"unexpected error: {type(e).__name__}: {e}"
+
+
+class ReconWorker(QObject):
+    """Lives on a worker QThread. ``post``/``post_prefetch``/``post_open``/``post_call`` may be called
+    from any thread; the work runs on the worker's thread, strictly one job at a time."""
+
+    updated = Signal(object)  # Update
+    failed = Signal(object, str)  # ReconRequest, message
+    opened = Signal(int, object)  # token, Scan
+    open_failed = Signal(int, str)  # token, message
+    _wake = Signal()
+
+    def __init__(self, engine: Engine, base_cache_size: int = 24, network_cache_size: int = 48):
+        super().__init__()
+        self.engine = engine
+        self.base_cache = LRU(base_cache_size)
+        self.network_cache = LRU(network_cache_size)
+        self._lock = threading.Lock()
+        self._generation = 0
+        self._recon: tuple[int, ReconRequest] | None = None
+        self._prefetch: tuple[int, ReconRequest] | None = None
+        self._calls: deque[Callable[[], None]] = deque()
+        self._wake.connect(self._run, Qt.QueuedConnection)
+
+    # --- any thread -----------------------------------------------------------------------------
+    def post(self, token: int, request: ReconRequest) -> None:
+        """Run ``request`` next, replacing any request not yet started and ending the running one at
+        its next stage boundary."""
+        with self._lock:
+            self._generation += 1
+            self._recon = (token, request)
+            self._prefetch = None
+        self._wake.emit()
+
+    def cancel(self) -> None:
+        """Drop the waiting request and end the running one at its next stage boundary."""
+        with self._lock:
+            self._generation += 1
+            self._recon = None
+            self._prefetch = None
+
+    def post_prefetch(self, token: int, request: ReconRequest) -> None:
+        """Compute ``request`` into the caches when nothing else waits (nothing is emitted)."""
+        with self._lock:
+            if self._recon is None:
+                self._prefetch = (token, request)
+        self._wake.emit()
+
+    def post_call(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` on the worker thread before the next reconstruction (opening, closing files)."""
+        with self._lock:
+            self._calls.append(fn)
+        self._wake.emit()
+
+    def post_open(self, token: int, opener: Callable[[], Scan]) -> None:
+        """Open a scan off the GUI thread: ``opener()`` returns the Scan (e.g. ``open_scan(path)``)."""
+        def job():
+            try:
+                scan = opener()
+            except BaseException as e:  # noqa: BLE001 - every failure becomes the dialog's sentence
+                if not isinstance(e, (VitreconError, ValueError, OSError)):
+                    traceback.print_exc()
+                self.open_failed.emit(token, error_message(e))
+            else:
+                self.opened.emit(token, scan)
+        self.post_call(job)
+
+    def cached_update(self, token: int, request: ReconRequest) -> Update | None:
+        """The update the caches alone can give for ``request`` (None without its first stage)."""
+        base = self.base_cache.get(base_key(token, request))
+        if base is None:
+            return None
+        outputs = {}
+        for ref in request.models:
+            out = self.network_cache.get(network_key(token, request, ref))
+            if out is not None:
+                outputs[ref] = out
+        pending = tuple(r.label for r in request.models if r not in outputs)
+        timings = {r.label: o.seconds for r, o in outputs.items()}
+        timings["total"] = 0.0
+        return Update(request, assemble(request, base, outputs, timings), pending)
+
+    def clear_caches(self) -> None:
+        self.base_cache.clear()
+        self.network_cache.clear()
+
+    # --- the worker thread ----------------------------------------------------------------------
+    def _take(self):
+        with self._lock:
+            if self._calls:
+                return "call", self._calls.popleft(), self._generation
+            if self._recon is not None:
+                job, self._recon = self._recon, None
+                return "recon", job, self._generation
+            if self._prefetch is not None:
+                job, self._prefetch = self._prefetch, None
+                return "prefetch", job, self._generation
+            return None, None, self._generation
+
+    def _stale(self, generation: int) -> bool:
+        with self._lock:
+            return self._generation != generation or bool(self._calls)
+
+    @Slot()
+    def _run(self) -> None:
+        while True:
+            kind, job, generation = self._take()
+            if kind is None:
+                return
+            if kind == "call":
+                job()
+                continue
+            token, request = job
+            try:
+                self._reconstruct(token, request, generation, display=kind == "recon")
+            except BaseException as e:  # noqa: BLE001 - the window must survive any failure
+                if not isinstance(e, VitreconError):
+                    traceback.print_exc()
+                if kind == "recon":
+                    self.failed.emit(request, error_message(e))
+
+    def _reconstruct(self, token: int, request: ReconRequest, generation: int, display: bool) -> None:
+        t0 = time.perf_counter()
+        key = base_key(token, request)
+        base = self.base_cache.get(key)
+        if base is None:
+            base = self.engine.reconstruct(dataclasses.replace(request, models=()))
+            self.base_cache.put(key, base)
+        outputs: dict[ModelRef, NetworkOutput] = {}
+        errors: dict[str, str] = {}
+        timings: dict[str, float] = {}
+        for ref in request.models:
+            cached = self.network_cache.get(network_key(token, request, ref))
+            if cached is not None:
+                outputs[ref] = cached
+                timings[ref.label] = cached.seconds
+
+        def emit(final: bool) -> None:
+            if not display:
+                return
+            pending = () if final else tuple(r.label for r in request.models
+                                             if r not in outputs and r.label not in errors)
+            timings["total"] = time.perf_counter() - t0
+            self.updated.emit(Update(request, assemble(request, base, outputs, dict(timings)), pending,
+                                     dict(errors)))
+
+        for ref in request.models:
+            if ref in outputs:
+                continue
+            if self._stale(generation):
+                return  # a newer request waits; what is done stays cached for it
+            emit(False)
+            try:
+                r = self.engine.reconstruct(dataclasses.replace(request, models=(ref,), coil=None))
+            except VitreconError as e:
+                errors[ref.label] = str(e)
+                continue
+            out = r.outputs[0]
+            self.network_cache.put(network_key(token, request, ref), out)
+            outputs[ref] = out
+            load = r.timings.get(f"load {ref.label}", 0.0)
+            if load > 0.05:
+                timings[f"load {ref.label}"] = load
+            timings[ref.label] = out.seconds
+        emit(True)
