@@ -32,7 +32,7 @@ from .models.reference import reference_like
 DEFAULT_MODELS = ("vit-s", "unet-s", "vit-l", "unet-m")
 EQUAL_TOL = 1e-5  # max |ours - reference| relative to max(1, max |reference|)
 # Issue 3's targets, each a ratio measured within one run: (label, numerator row, denominator row, min)
-TARGETS = (("vit-l speed-up over the official-style path, batch 1", "vit-l", "reference", 1, 1.5),
+TARGETS = (("vit-l speed-up over the official-style path", "vit-l", "reference", 1, 1.5),
            ("vit-s throughput / unet-s throughput", "vit-s", "unet-s", None, 1.3))
 
 
@@ -109,16 +109,24 @@ def _sync(device: torch.device) -> None:
         torch.mps.synchronize()
 
 
-def measure_memory(fn: Callable[[], Any], device: torch.device) -> tuple[float, float, str]:
-    """(peak MB, peak minus before MB, kind) over one call of ``fn``."""
+def measure_memory(fn: Callable[[], Any], device: torch.device,
+                   weights: torch.nn.Module | None = None) -> tuple[float, float, str]:
+    """(peak MB, growth MB, kind) over one call of ``fn``.
+
+    CUDA: peak = the weights of ``weights`` plus the most memory allocated during the call beyond
+    what was allocated before (so other loaded models do not count); growth = the latter alone.
+    CPU: peak = this process's RSS at its highest during the call (the runtime and every loaded
+    model included); growth = the rise over the RSS just before.
+    """
     if device.type == "cuda":
         _sync(device)
         torch.cuda.reset_peak_memory_stats(device)
         before = torch.cuda.memory_allocated(device)
         fn()
         _sync(device)
-        peak = torch.cuda.max_memory_allocated(device)
-        return peak / 2**20, (peak - before) / 2**20, "cuda max allocated"
+        grown = torch.cuda.max_memory_allocated(device) - before
+        own = sum(p.numel() * p.element_size() for p in weights.parameters()) if weights is not None else 0
+        return (own + grown) / 2**20, grown / 2**20, "cuda: weights + max allocated"
     with _PeakRSS() as rss:
         fn()
         _sync(device)
@@ -141,65 +149,69 @@ def _row(name, path, batch, size, lat, mem, gflops, params, precision, **extra) 
                     params, precision, len(lat_ms), latencies_ms=[round(t, 3) for t in lat_ms], **extra)
 
 
+@dataclass
+class _Runner:
+    name: str
+    path: str
+    fn: Callable[[], Any]
+    module: torch.nn.Module
+    latencies: list[float] = field(default_factory=list)
+
+
 def run_bench(models=DEFAULT_MODELS, size: int | tuple[int, int] = 320, batches=(1, 8), device: str = "auto",
               warmup: int = 2, iters: int = 10, reference: bool = False, compile: bool = False,
               channels_last: bool | None = None, cpu_bf16: bool = False,
               log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Benchmark registered networks through the Engine's forward path; returns a JSON-able report
-    (``rows``: one per model, batch and path; ``ratios``: the issue's targets; machine facts)."""
+    (``rows``: one per model, batch and path; ``ratios``: the issue's targets; machine facts).
+
+    Per batch size, every model (and reference path) runs once per round, for ``iters`` rounds,
+    so that ratios between models are not skewed by load that comes and goes on a shared machine.
+    """
     size = (size, size) if isinstance(size, int) else tuple(size)
     if warmup < 0 or iters < 1:
         raise RequestError(f"need --warmup >= 0 and --iters >= 1, got {warmup} and {iters}")
     for name in models:
         get_entry(name)  # unknown names fail before any work
     dev = resolve_device(device)
-    engine = Engine(device=str(dev), compile=compile, channels_last=channels_last, cpu_bf16=cpu_bf16)
+    engine = Engine(device=str(dev), compile=compile, channels_last=channels_last, cpu_bf16=cpu_bf16,
+                    max_models=len(models))
     log = log or (lambda msg: None)
     load_before = _loadavg()
+    precision = engine.precision(dev)
+    loaded = {name: engine.load_model(ModelRef(name), dev) for name in models}
+    refs = {name: reference_like(getattr(lm.module, "_orig_mod", lm.module))
+            for name, lm in loaded.items() if reference and lm.family == "vit"}
     rows: list[BenchRow] = []
-    for name in models:
-        entry = get_entry(name)
-        lm = engine.load_model(ModelRef(name), dev)
-        ref_model = None
-        if reference and entry.family == "vit":
-            inner = getattr(lm.module, "_orig_mod", lm.module)
-            ref_model = reference_like(inner)
-        params = count_parameters(name)
-        gflops = forward_gflops(name, size)
-        precision = engine.precision(dev)
-        for batch in batches:
-            x = bench_input(batch, size, dev)
-            ours = lambda: engine.run_model(lm, x)  # noqa: E731
-
-            def ref():
-                with engine.forward_context(dev):
-                    return ref_model(x[:, None])
-
-            log(f"{name} batch {batch}: warm-up")
-            for _ in range(warmup):
-                ours()
-                if ref_model is not None:
-                    ref()
-            log(f"{name} batch {batch}: {iters} timed iterations" + (" (interleaved with the reference)"
-                                                                     if ref_model is not None else ""))
-            lat, lat_ref = [], []
-            for _ in range(iters):
-                lat.append(_time(ours, dev))
-                if ref_model is not None:
-                    lat_ref.append(_time(ref, dev))
-            row = _row(name, "vitrecon", batch, size, lat, measure_memory(ours, dev), gflops, params, precision)
-            rows.append(row)
-            if ref_model is not None:
-                diff, scale = _fp32_difference(lm.module, ref_model, x)
-                rrow = _row(name, "reference", batch, size, lat_ref, measure_memory(ref, dev),
-                            forward_gflops(name, size, reference=True), params, precision,
-                            max_abs_diff=diff, equal=diff <= EQUAL_TOL * scale,
-                            speedup=statistics.median(lat_ref) / statistics.median(lat))
-                rows.append(rrow)
-        del lm, ref_model
-        engine._models.clear()
-        if dev.type == "cuda":
-            torch.cuda.empty_cache()
+    for batch in batches:
+        x = bench_input(batch, size, dev)
+        runners = []
+        for name, lm in loaded.items():
+            runners.append(_Runner(name, "vitrecon", lambda lm=lm: engine.run_model(lm, x), lm.module))
+            if name in refs:
+                def ref(m=refs[name]):
+                    with engine.forward_context(dev):
+                        return m(x[:, None])
+                runners.append(_Runner(name, "reference", ref, refs[name]))
+        log(f"batch {batch}: warm-up")
+        for _ in range(warmup):
+            for r in runners:
+                r.fn()
+        for i in range(iters):
+            log(f"batch {batch}: round {i + 1}/{iters} of {', '.join(f'{r.name} {r.path}' for r in runners)}")
+            for r in runners:
+                r.latencies.append(_time(r.fn, dev))
+        ours_median = {r.name: statistics.median(r.latencies) for r in runners if r.path == "vitrecon"}
+        for r in runners:
+            mem = measure_memory(r.fn, dev, weights=r.module)
+            extra: dict[str, Any] = {}
+            if r.path == "reference":
+                diff, scale = _fp32_difference(loaded[r.name].module, r.module, x)
+                extra = dict(max_abs_diff=diff, equal=diff <= EQUAL_TOL * scale,
+                             speedup=statistics.median(r.latencies) / ours_median[r.name])
+            rows.append(_row(r.name, r.path, batch, size, r.latencies, mem,
+                             forward_gflops(r.name, size, reference=r.path == "reference"),
+                             count_parameters(r.name), precision, **extra))
     return {
         "device": str(dev), "device_name": _device_name(dev), "torch": torch.__version__,
         "threads": torch.get_num_threads(), "cpu_capability": _cpu_capability(),

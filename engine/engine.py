@@ -329,23 +329,26 @@ class Engine:
 
     # --- a whole volume -----------------------------------------------------------------------
     def reconstruct_volume(self, scan: Scan, mask: MaskSpec | None = None, model: ModelRef | None = None,
-                           device: str | None = None, batch_size: int = 4,
+                           device: str | None = None, batch_size: int | None = None,
                            progress: Callable[[int, int], None] | None = None,
                            cancel: Callable[[], bool] | threading.Event | None = None,
                            timings: dict[str, float] | None = None) -> np.ndarray | None:
         """float32 ``[slices, h, w]``: zero-filled (``model=None``) or the network's output.
 
         Multi-coil input to the network is the RSS of the zero-filled coil images. Slices go
-        through the network ``batch_size`` at a time. ``progress(done, total)`` is called after
+        through the network ``batch_size`` at a time (None: 1 on the CPU, where larger batches
+        measured slower per slice for both ViT and U-Net, 8 on accelerators). ``progress(done, total)`` is called after
         each batch; ``cancel`` (a callable or an Event) is checked before each batch: when set,
         returns None. ``timings``, if given, receives seconds per stage (read, zero-filled,
         network, total).
         """
-        if batch_size < 1:
-            raise RequestError(f"batch size must be at least 1, got {batch_size}")
         t0 = time.perf_counter()
         stage = dict.fromkeys(("read", "zero-filled", "network"), 0.0)
         dev = resolve_device(device or self.default_device)
+        if batch_size is None:
+            batch_size = 1 if dev.type == "cpu" else 8
+        if batch_size < 1:
+            raise RequestError(f"batch size must be at least 1, got {batch_size}")
         m = self.mask_for(scan, mask)
         mask_t = m.tensor(dev)
         lm = self.load_model(model, dev) if model is not None else None

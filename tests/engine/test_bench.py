@@ -62,3 +62,15 @@ def test_bench_command_errors(capsys):
     assert "CUDA is not available" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["bench", "--batch", "0"])
+
+
+def test_bench_runs_without_the_app_or_qt():
+    import subprocess
+    import sys
+
+    code = ("import sys, engine.bench as b; b.main(['--models', 'unet-s', '--size', '32', '--batch', '1', "
+            "'--iters', '1', '--warmup', '0', '--device', 'cpu']); "
+            "assert not [m for m in sys.modules if m.split('.')[0] in ('PySide6', 'pyqtgraph', 'app')]")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "unet-s" in out.stdout

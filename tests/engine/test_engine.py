@@ -212,6 +212,12 @@ def test_volume_cancellation_with_an_event_or_a_callable(scan):
         eng.reconstruct_volume(scan, None, None, "cpu", 0)
 
 
+def test_volume_default_batch_is_one_slice_on_the_cpu(scan):
+    calls = []
+    Engine().reconstruct_volume(scan, None, None, "cpu", progress=lambda done, n: calls.append(done))
+    assert calls == [1, 2, 3]
+
+
 # --- the command line ----------------------------------------------------------------------------
 @pytest.fixture
 def h5file(tmp_path):
