@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from .recon_net import ReconNet
 from .unet import Unet
-from .vit import VisionTransformer
+from .vit import PatchEmbed, VisionTransformer
 
 
 class ReferenceMlp(nn.Module):
@@ -69,15 +69,6 @@ class ReferenceBlock(nn.Module):
         return x + self.mlp(self.norm2(x))
 
 
-class ReferencePatchEmbed(nn.Module):
-    def __init__(self, patch_size: tuple[int, int], in_chans: int, embed_dim: int):
-        super().__init__()
-        self.proj = nn.Conv2d(in_chans, embed_dim, kernel_size=patch_size, stride=patch_size)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.proj(x)
-
-
 class ReferenceVisionTransformer(nn.Module):
     """Same constructor arguments as ``VisionTransformer`` (``embed_dim`` is the total width D)."""
 
@@ -86,7 +77,8 @@ class ReferenceVisionTransformer(nn.Module):
         super().__init__()
         self.patch_size = (patch_size, patch_size)
         self.in_chans = in_chans
-        self.patch_embed = ReferencePatchEmbed(self.patch_size, in_chans, embed_dim)
+        self.patch_embed = PatchEmbed(  # a plain strided conv, as the official one
+            self.patch_size, in_chans, embed_dim)
         self.pos_embed = nn.Parameter(torch.zeros(1, embed_dim, avg_size // patch_size, avg_size // patch_size))
         self.blocks = nn.ModuleList(ReferenceBlock(embed_dim, num_heads, mlp_ratio) for _ in range(depth))
         self.norm = nn.LayerNorm(embed_dim)
