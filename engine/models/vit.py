@@ -45,6 +45,8 @@ class VisionTransformer(nn.Module):
             Block(dim=embed_dim, num_heads=num_heads, mlp_ratio=mlp_ratio, qkv_bias=False,
                   norm_layer=nn.LayerNorm, act_layer=nn.GELU)
             for _ in range(depth))
+        for blk in self.blocks:  # SDPA whatever timm's TIMM_FUSED_ATTN default says: never the N x N matrix
+            blk.attn.fused_attn = True
         self.norm = nn.LayerNorm(embed_dim)
         self.head = nn.Linear(embed_dim, in_chans * patch_size * patch_size)
         self._pos_cache: dict[tuple, torch.Tensor] = {}

@@ -212,3 +212,19 @@ def test_pos_embed_cache_follows_dtype_changes():
         vit.position_embedding((5, 7))
         vit.double()
         assert vit.position_embedding((5, 7)).dtype == torch.float64
+
+
+def test_attention_runs_through_sdpa_even_if_timm_is_told_otherwise(monkeypatch):
+    monkeypatch.setenv("TIMM_FUSED_ATTN", "0")
+    model = create_model("vit-s", **TINY).eval()
+    calls = []
+
+    class Record(torch.overrides.TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            calls.append(getattr(func, "__name__", str(func)))
+            return func(*args, **(kwargs or {}))
+
+    with torch.inference_mode(), Record():
+        model(torch.rand(1, 1, 16, 16))
+    assert calls.count("scaled_dot_product_attention") == TINY["depth"]
+    assert "softmax" not in calls
