@@ -26,7 +26,6 @@ class Metrics:
         return f"SSIM {self.ssim:.4f} · PSNR {self.psnr:.2f} dB · NMSE {self.nmse:.4f}"
 
 
-
 def _scalar(x) -> float:
     return float(np.asarray(x, dtype=np.float64).reshape(-1)[0])
 
@@ -37,11 +36,12 @@ def volume_metrics(target: np.ndarray, pred: np.ndarray, maxval: float | None = 
     if target.shape != pred.shape or target.ndim != 3:
         raise ValueError(f"expected two [slices, h, w] volumes of one shape, got {target.shape} and {pred.shape}")
     maxval = float(target.max()) if maxval is None else float(maxval)
-    return Metrics(
-        ssim=_scalar(fme.ssim(target, pred, maxval=maxval)),
-        psnr=_scalar(fme.psnr(target, pred, maxval=maxval)),
-        nmse=_scalar(fme.nmse(target, pred)),
-    )
+    with np.errstate(divide="ignore", invalid="ignore"):  # identical images: PSNR inf, not a warning
+        return Metrics(
+            ssim=_scalar(fme.ssim(target, pred, maxval=maxval)),
+            psnr=_scalar(fme.psnr(target, pred, maxval=maxval)),
+            nmse=_scalar(fme.nmse(target, pred)),
+        )
 
 
 def slice_metrics(target: np.ndarray, pred: np.ndarray, maxval: float) -> Metrics:

@@ -1,6 +1,7 @@
 """``open_scan``: recognise a raw-data file and open it with the right reader, read-only."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import h5py
@@ -71,14 +72,32 @@ def open_scan(path: str | Path, *, repetition: int = 0, contrast: int = 0, set_i
     if not h5py.is_hdf5(path):
         raise ScanError(path, f"is not an HDF5 file ({_EXPECTED}); it looks like {_sniff(path)}")
     try:
-        h5 = h5py.File(path, "r")
+        h5 = h5py.File(path, "r")  # read-only, always: inputs are never modified
     except OSError as e:
-        raise ScanError(path, f"could not be opened as HDF5; the file may be truncated or damaged ({e})") from None
+        raise ScanError(path, _open_failure(path, e)) from None
     try:
         return _dispatch(path, h5, repetition=repetition, contrast=contrast, set_index=set_index)
+    except ScanError:
+        h5.close()
+        raise
+    except (OSError, RuntimeError, KeyError) as e:  # h5py's errors for damaged metadata
+        h5.close()
+        raise ScanError(path, f"is a damaged HDF5 file: its structure could not be read ({e})") from None
     except BaseException:
         h5.close()
         raise
+
+
+def _open_failure(path: Path, error: OSError) -> str:
+    """The sentence for an HDF5 file h5py cannot open (truncated files say how much is missing)."""
+    text = str(error)
+    m = re.search(r"truncated file: eof = (\d+).*stored_eof = (\d+)", text)
+    if m:
+        return (f"is truncated: it holds {int(m.group(1)):,} bytes but its HDF5 header expects "
+                f"{int(m.group(2)):,} (an incomplete download or copy?)")
+    if "lock" in text.lower():
+        return f"could not be opened for reading because another program has locked it ({text})"
+    return f"could not be opened as HDF5; the file may be truncated or damaged ({text})"
 
 
 def _dispatch(path: Path, h5: h5py.File, **selection) -> Scan:

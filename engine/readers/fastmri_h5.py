@@ -4,7 +4,9 @@ Layouts handled as fastMRI ships them:
 - train/val: fully sampled k-space plus ``reconstruction_esc`` (single-coil) / ``reconstruction_rss``;
 - test/challenge: undersampled k-space, a ``mask`` dataset [W], attributes ``acceleration`` and
   ``num_low_frequency``, no reference.
-Columns outside the header's ``kspace_encoding_step_1`` limits are padding (never sampled).
+Columns outside the header's ``kspace_encoding_step_1`` limits are padding (never sampled). Only the
+header, attributes and the small ``mask`` are read on open; k-space and references one slice at a
+time.
 """
 from __future__ import annotations
 
@@ -21,31 +23,54 @@ from .header import Header, parse_header, require_cartesian
 
 REFERENCE_NAMES = {"fastmri-singlecoil": ("reconstruction_esc", "reconstruction_rss"),
                    "fastmri-multicoil": ("reconstruction_rss", "reconstruction_esc")}
+RSS_FALLBACK = "rss of fully sampled k-space"
 
 
 def _attr(h5: h5py.File, name: str):
     value = h5.attrs.get(name)
     if isinstance(value, bytes):
         value = value.decode("utf-8", errors="replace")
+    if isinstance(value, np.ndarray) and value.size == 1:
+        value = value.reshape(-1)[0]
     if isinstance(value, np.generic):
         value = value.item()
     return value
 
 
+def _float_or_none(value) -> float | None:
+    try:
+        return float(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
 def _acquired_columns(header: Header | None, width: int) -> tuple[int, int]:
-    """fastMRI's padding rule (SliceDataset._retrieve_metadata), clamped to the k-space width."""
-    if header is None:
-        return (0, width)
-    lim = header.limit("kspace_encoding_step_1")
+    """Columns ``[lo, hi)`` holding acquired lines: fastMRI's padding rule
+    (``SliceDataset._retrieve_metadata``: left = encoded y // 2 - center, right = left + maximum + 1),
+    starting at the limits' minimum, clamped to the k-space width."""
+    lim = header.limit("kspace_encoding_step_1") if header is not None else None
     if lim is None:
         return (0, width)
-    enc_y = header.encoding.encoded[1]
-    left = enc_y // 2 - lim.center
-    right = left + lim.maximum + 1
-    left, right = max(0, left), min(width, right)
-    if right <= left:
-        return (0, width)
-    return (left, right)
+    left = header.encoding.encoded[1] // 2 - lim.center
+    lo, hi = max(0, left + max(lim.minimum, 0)), min(width, left + lim.maximum + 1)
+    return (lo, hi) if hi > lo else (0, width)
+
+
+def _header_text(path: Path, h5: h5py.File) -> bytes | str:
+    item = h5["ismrmrd_header"]
+    if not isinstance(item, h5py.Dataset):
+        raise ScanError(path, "expected 'ismrmrd_header' to be a dataset holding XML text, found a group")
+    raw = item[()]
+    if isinstance(raw, np.ndarray):
+        if raw.dtype.kind in "SU" or raw.dtype == np.uint8 or raw.dtype == np.int8:
+            raw = raw.tobytes()
+        elif raw.size == 1:
+            raw = raw.reshape(-1)[0]
+        else:
+            raise ScanError(path, f"expected 'ismrmrd_header' to hold XML text, found {raw.dtype} {raw.shape}")
+    if not isinstance(raw, (bytes, str)):
+        raise ScanError(path, f"expected 'ismrmrd_header' to hold XML text, found {type(raw).__name__}")
+    return raw
 
 
 class FastMRIScan(Scan):
@@ -54,120 +79,133 @@ class FastMRIScan(Scan):
         ds = h5["kspace"]
         if not isinstance(ds, h5py.Dataset):
             raise ScanError(path, "expected 'kspace' to be a dataset, found a group")
+        if ds.ndim not in (3, 4):
+            raise ScanError(path, f"expected 'kspace' of shape [slices, H, W] or [slices, coils, H, W], "
+                                  f"found {ds.ndim} dimension(s) {tuple(ds.shape)}")
+        if 0 in ds.shape:
+            raise ScanError(path, "expected 'kspace' with at least one slice, coil, row and column, "
+                                  f"found a zero-length dimension in shape {tuple(ds.shape)}")
+        if ds.dtype.kind != "c":
+            raise ScanError(path, f"expected complex k-space (complex64) in 'kspace', found {ds.dtype}")
         if ds.ndim == 3:
             fmt, num_slices, coils, (h, w) = "fastmri-singlecoil", ds.shape[0], 1, ds.shape[1:]
-        elif ds.ndim == 4:
-            fmt, num_slices, coils, h, w = "fastmri-multicoil", *ds.shape
         else:
-            raise ScanError(path, f"expected 'kspace' of shape [slices, H, W] or [slices, coils, H, W], "
-                                  f"found {ds.ndim} dimensions {tuple(ds.shape)}")
-        if 0 in ds.shape:
-            raise ScanError(path, f"'kspace' has a zero-length dimension, shape {tuple(ds.shape)}")
-        if ds.dtype.kind != "c":
-            raise ScanError(path, f"expected complex k-space (complex64), found {ds.dtype} in 'kspace'")
+            fmt, num_slices, coils, h, w = "fastmri-multicoil", *ds.shape
         self._kspace = ds
 
         header = None
         if "ismrmrd_header" in h5:
-            raw = h5["ismrmrd_header"][()]
-            if isinstance(raw, np.ndarray):
-                raw = raw.tobytes() if raw.dtype.kind in "SU" else raw.item() if raw.size == 1 else b""
-            header = parse_header(path, raw)
+            header = parse_header(path, _header_text(path, h5))
             require_cartesian(path, header)
 
         ref_name = next((n for n in REFERENCE_NAMES[fmt] if n in h5), None)
         self._ref = h5[ref_name] if ref_name else None
-        if self._ref is not None and (self._ref.ndim != 3 or self._ref.shape[0] != num_slices):
-            raise ScanError(path, f"expected '{ref_name}' of shape [{num_slices}, h, w], "
-                                  f"found {tuple(self._ref.shape)}")
+        if self._ref is not None and (not isinstance(self._ref, h5py.Dataset) or self._ref.ndim != 3
+                                      or self._ref.shape[0] != num_slices or 0 in self._ref.shape):
+            found = tuple(self._ref.shape) if isinstance(self._ref, h5py.Dataset) else "a group"
+            raise ScanError(path, f"expected '{ref_name}' of shape [{num_slices}, h, w], found {found}")
 
         if header is not None:
             recon = (header.encoding.recon[0], header.encoding.recon[1])
         elif self._ref is not None:
             recon = tuple(int(s) for s in self._ref.shape[1:])
         else:
-            raise ScanError(path, "the file has neither an 'ismrmrd_header' nor a reference image, "
-                                  "so the recon size is unknown")
-        # UnetDataTransform crops to the target's shape when there is one, else the recon size.
-        crop = tuple(int(s) for s in self._ref.shape[1:]) if self._ref is not None else ks.crop_size((h, w), recon)
-        if crop[0] > h or crop[1] > w:
-            crop = ks.crop_size((h, w), (min(crop[0], h), min(crop[1], w)))
+            raise ScanError(path, "has neither an 'ismrmrd_header' nor a reference image, so the recon "
+                                  "size is unknown; expected at least one of them beside 'kspace'")
+        # As UnetDataTransform: crop to the target's shape when there is one, else the recon size;
+        # W x W where the image is narrower than that (fastMRI brain FLAIR files).
+        target = tuple(int(s) for s in self._ref.shape[1:]) if self._ref is not None else recon
+        crop = ks.crop_size((h, w), target)
+        self._ref_crop = crop if self._ref is not None and crop != target else None
 
         acquired = _acquired_columns(header, w)
         undersampled = "mask" in h5
-        mask = None
-        if undersampled:
-            m = np.asarray(h5["mask"][()]).astype(bool).reshape(-1)
-            if m.shape[0] != w:
-                raise ScanError(path, f"expected 'mask' with {w} entries (one per k-space column), "
-                                      f"found {m.shape[0]}")
-            if not m.any():
-                raise ScanError(path, "the 'mask' dataset marks no k-space column as sampled")
-            nlf = _attr(h5, "num_low_frequency")
-            mask = acquired_mask(m, acquired, int(nlf) if nlf is not None else None)
+        mask = self._read_mask(path, h5, w, acquired) if undersampled else None
 
-        reference = ref_name if ref_name else (None if undersampled else "rss of fully sampled k-space")
         notes = []
         if undersampled:
             acc = _attr(h5, "acceleration")
             notes.append("acquired undersampled" + (f" at {acc}x" if acc is not None else "")
                          + ": no reference")
+        if acquired != (0, w):
+            notes.append(f"columns outside {acquired[0]}..{acquired[1] - 1} are padding (not acquired)")
+        if crop != target and w < target[1]:
+            notes.append(f"the image is narrower ({w}) than the recon width ({target[1]}): "
+                         f"cropped to {crop[0]} x {crop[1]} as fastMRI does")
+        facts = {}
+        if undersampled:
+            facts = {"acceleration": _attr(h5, "acceleration"), "num_low_frequency": _attr(h5, "num_low_frequency")}
         info = ScanInfo(
             path=path, format=fmt, num_slices=int(num_slices), num_coils=int(coils),
             kspace_shape=(int(h), int(w)), recon_size=(int(recon[0]), int(recon[1])),
             crop_size=(int(crop[0]), int(crop[1])),
             encoded_size=header.encoding.encoded if header else None,
-            acquired_columns=acquired, fully_sampled=not undersampled, reference_name=reference,
+            acquired_columns=acquired, fully_sampled=not undersampled,
+            reference_name=ref_name or (None if undersampled else RSS_FALLBACK),
             acquisition=_attr(h5, "acquisition"),
             field_strength=header.field_strength if header else None,
             patient_id=_attr(h5, "patient_id") or (header.patient_id if header else None),
-            system=" ".join(x for x in (header.vendor, header.model) if x) or None if header else None,
+            system=(" ".join(x for x in (header.vendor, header.model) if x) or None) if header else None,
             protocol=header.protocol if header else None,
             max_value=_float_or_none(_attr(h5, "max")), norm=_float_or_none(_attr(h5, "norm")),
-            notes=tuple(notes),
-            header={"acceleration": _attr(h5, "acceleration"),
-                    "num_low_frequency": _attr(h5, "num_low_frequency")} if undersampled else {},
+            notes=tuple(notes), header=facts,
         )
         super().__init__(info, mask)
+
+    @staticmethod
+    def _read_mask(path: Path, h5: h5py.File, w: int, acquired: tuple[int, int]):
+        """The acquired mask of a test/challenge file: ``mask`` [W] (any numeric or bool dtype)."""
+        item = h5["mask"]
+        if not isinstance(item, h5py.Dataset) or item.size > 16 * w:
+            raise ScanError(path, f"expected 'mask' to be a dataset of {w} entries (one per k-space column), "
+                                  f"found {'a group' if not isinstance(item, h5py.Dataset) else item.shape}")
+        m = np.asarray(item[()]).reshape(-1)
+        if m.shape[0] != w:
+            raise ScanError(path, f"expected 'mask' with {w} entries (one per k-space column), found {m.shape[0]}")
+        m = m.astype(bool)
+        if not m[acquired[0] : acquired[1]].any():
+            raise ScanError(path, "expected the 'mask' dataset to mark sampled k-space columns, "
+                                  "found none marked, so there are no k-space samples")
+        nlf = _attr(h5, "num_low_frequency")
+        nlf = int(nlf) if isinstance(nlf, (int, float)) and not isinstance(nlf, bool) else None
+        return acquired_mask(m, acquired, nlf)
 
     def _read_kspace(self, index: int) -> np.ndarray:
         try:
             data = self._kspace[index]
-        except OSError as e:
+        except (OSError, RuntimeError) as e:
             raise ScanError(self.path, f"slice {index} of 'kspace' could not be read; the file may be "
                                        f"truncated or damaged ({e})") from None
         if data.ndim == 2:
             data = data[None]
-        if not np.isfinite(data).all():
-            bad = int((~np.isfinite(data)).sum())
-            raise ScanError(self.path, f"slice {index} of 'kspace' holds {bad} NaN or Inf values; "
-                                       "vitrecon refuses to reconstruct from corrupt data")
+        finite = np.isfinite(data)
+        if not finite.all():
+            bad = int(finite.size - finite.sum())
+            raise ScanError(self.path, f"slice {index} of 'kspace' holds {bad} NaN or Inf value(s) where "
+                                       "finite k-space samples are expected; vitrecon does not reconstruct "
+                                       "from corrupt data")
         return data.astype(np.complex64, copy=False)
 
     def _read_reference(self, index: int) -> np.ndarray | None:
+        """float32 ``[h, w]``: the stored reference, cropped as fastMRI crops its target where the
+        image is narrower than the reference (FLAIR files), so it matches the reconstructions."""
         if self._ref is None:
             return None
         try:
-            return np.asarray(self._ref[index], dtype=np.float32)
-        except OSError as e:
-            raise ScanError(self.path, f"slice {index} of '{self._ref.name.strip('/')}' could not be read "
-                                       f"({e})") from None
+            ref = np.asarray(self._ref[index], dtype=np.float32)
+        except (OSError, RuntimeError) as e:
+            raise ScanError(self.path, f"slice {index} of '{self._ref.name.strip('/')}' could not be read; "
+                                       f"the file may be truncated or damaged ({e})") from None
+        return ks.center_crop(ref, self._ref_crop) if self._ref_crop is not None else ref
 
     def _reference_volume_max(self) -> float | None:
         if self._ref is None:
             return None
         # fastmri.evaluate uses the target volume's maximum; read it slice by slice to bound memory.
-        return max(float(np.max(self._ref[i])) for i in range(self._ref.shape[0]))
+        return max(float(np.max(self._read_reference(i))) for i in range(self._ref.shape[0]))
 
     def close(self) -> None:
         try:
             self._h5.close()
         except Exception:
             pass
-
-
-def _float_or_none(value) -> float | None:
-    try:
-        return float(value) if value is not None else None
-    except (TypeError, ValueError):
-        return None

@@ -80,12 +80,14 @@ def _as_int(path: Path, node: _Node, where: str, required: bool = True) -> int |
     value = node.text(where)
     if value is None:
         if required:
-            raise ScanError(path, f"the ISMRMRD header lacks <{where.replace('/', '><')}>, which the reader needs")
+            raise ScanError(path, f"expected <{where.replace('/', '><')}> in the ISMRMRD header, which the "
+                                  "reader needs, found none")
         return None
     try:
         return int(float(value))
     except ValueError:
-        raise ScanError(path, f"the ISMRMRD header's <{where}> should be a number, found {value!r}") from None
+        raise ScanError(path, f"expected a number in the ISMRMRD header's <{where.replace('/', '><')}>, "
+                              f"found {value!r}") from None
 
 
 def _as_float(node: _Node, where: str) -> float | None:
@@ -98,13 +100,18 @@ def _as_float(node: _Node, where: str) -> float | None:
 
 def _triple(path: Path, node: _Node, where: str, required: bool) -> tuple[int, int, int] | None:
     sub = node.find(where)
+    tags = "<encoding><" + where.replace("/", "><") + ">"
     if sub is None:
         if required:
-            raise ScanError(path, f"the ISMRMRD header lacks <{where}>, which gives the image matrix size")
+            raise ScanError(path, f"expected {tags} in the ISMRMRD header (it gives the image matrix size), "
+                                  "found none")
         return None
     x = _as_int(path, node, where + "/x")
     y = _as_int(path, node, where + "/y")
     z = _as_int(path, node, where + "/z", required=False) or 1
+    if x < 1 or y < 1 or z < 1:
+        raise ScanError(path, f"expected a positive matrix size in the ISMRMRD header's {tags}, "
+                              f"found {x} x {y} x {z}")
     return (x, y, z)
 
 
@@ -122,11 +129,11 @@ def parse_header(path: Path, xml: str | bytes) -> Header:
         xml = xml.decode("utf-8", errors="replace")
     xml = xml.strip().rstrip("\x00")
     if not xml:
-        raise ScanError(path, "the ISMRMRD XML header is empty")
+        raise ScanError(path, "expected an ISMRMRD XML header, found an empty one")
     try:
         root = _Node(ET.fromstring(xml))
     except ET.ParseError as e:
-        raise ScanError(path, f"the ISMRMRD XML header is not valid XML ({e})") from None
+        raise ScanError(path, f"expected an ISMRMRD XML header, found text that is not valid XML ({e})") from None
     if _strip_ns(root.el.tag) != "ismrmrdHeader":
         raise ScanError(path, f"expected an <ismrmrdHeader> XML header, found <{_strip_ns(root.el.tag)}>")
     encodings = []
@@ -146,7 +153,8 @@ def parse_header(path: Path, xml: str | bytes) -> Header:
         encodings.append(Encoding(traj, encoded, recon, _fov(enc, "encodedSpace/fieldOfView_mm"),
                                   _fov(enc, "reconSpace/fieldOfView_mm"), limits))
     if not encodings:
-        raise ScanError(path, "the ISMRMRD header has no <encoding> section, which the reader needs")
+        raise ScanError(path, "expected an <encoding> section in the ISMRMRD header, which the reader "
+                              "needs, found none")
     return Header(
         encodings=tuple(encodings),
         field_strength=_as_float(root, "acquisitionSystemInformation/systemFieldStrength_T"),
@@ -163,4 +171,4 @@ def require_cartesian(path: Path, header: Header) -> None:
     traj = header.encoding.trajectory.lower()
     if traj not in SUPPORTED_TRAJECTORIES:
         raise UnsupportedScanError(
-            path, f"the k-space trajectory is {traj}; {traj} is not supported, only Cartesian sampling is")
+            path, f"the k-space trajectory is {traj}: {traj} is not supported, expected Cartesian sampling")
