@@ -109,3 +109,14 @@ def test_a_second_run_in_the_same_folder_needs_resume(pretrained, capsys):
     out, _ = pretrained
     assert main(["pretrain", *TINY_VIT, *TINY_IMAGES, "--max-steps", "2", "--out-dir", str(out)]) == 2
     assert "pass --resume" in capsys.readouterr().err
+
+
+def test_bf16_autocast(tmp_path):
+    """--precision bf16 (the default on CUDA) trains with a finite loss; weights stay float32."""
+    events = tmp_path / "events.jsonl"
+    assert main(["pretrain", *TINY_UNET, *TINY_IMAGES, "--precision", "bf16", "--batch-size", "2", "--max-steps", "2",
+                 "--log-every", "1", "--out-dir", str(tmp_path / "run"), "--progress-json", str(events)]) == 0
+    ev = read_events(events)
+    assert ev[0]["precision"] == "bf16-autocast"
+    assert all(math.isfinite(e["loss"]) for e in ev if e["event"] == "step")
+    assert all(v.dtype == torch.float32 for v in load_file(str(tmp_path / "run" / "final.safetensors")).values())
