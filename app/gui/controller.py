@@ -41,7 +41,7 @@ class ReconController(QObject):
         self.stale_dropped = 0
         self._open_token = 0
         self._opening: str | None = None
-        self._state: ViewState | None = None
+        self.state: ViewState | None = None  # the last state submitted
         self._step = 0  # direction of the last slice change, for prefetching
         self._busy = False
         self._thread = QThread()
@@ -82,6 +82,8 @@ class ReconController(QObject):
         self.token += 1
         self.latest = None
         self.last_update = None
+        self.state = None
+        self._step = 0
         self.worker.clear_caches()
         if old is not None:
             self.worker.post_call(old.close)  # on the worker thread, after any job that reads it
@@ -100,8 +102,8 @@ class ReconController(QObject):
         """Ask for ``state`` on the open scan; returns the request (None without a scan)."""
         if self.scan is None:
             return None
-        previous = self._state
-        self._state = state
+        previous = self.state
+        self.state = state
         if previous is not None and previous.slice_index != state.slice_index:
             self._step = 1 if state.slice_index > previous.slice_index else -1
         elif previous is not None and previous != state:
@@ -122,8 +124,8 @@ class ReconController(QObject):
     def refresh(self) -> None:
         """Recompute the current request from scratch (after e.g. a changed checkpoint file)."""
         self.worker.clear_caches()
-        if self._state is not None:
-            self.submit(self._state)
+        if self.state is not None:
+            self.submit(self.state)
 
     def _on_update(self, update: Update) -> None:
         if self.latest is None or update.request.request_id != self.latest.request_id:
@@ -144,11 +146,11 @@ class ReconController(QObject):
 
     def _maybe_prefetch(self, request: ReconRequest) -> None:
         """While the user scrolls, compute the next slice in the same direction ahead of time."""
-        if not self.prefetch_enabled or self._step == 0 or self._state is None or self.scan is None:
+        if not self.prefetch_enabled or self._step == 0 or self.state is None or self.scan is None:
             return
         nxt = request.slice_index + self._step
         if 0 <= nxt < self.scan.num_slices:
-            ahead = self._state.request(self.scan, slice_index=nxt)
+            ahead = self.state.request(self.scan, slice_index=nxt)
             cached = self.worker.cached_update(self.token, ahead)
             if cached is None or not cached.complete:
                 self.worker.post_prefetch(self.token, ahead)

@@ -60,7 +60,8 @@ def wait_complete(qtbot, window, timeout: float = 60.0) -> None:
     """Until the latest request of ``window`` is fully displayed."""
     c = window.controller
     deadline = time.monotonic() + timeout
-    qtbot.waitUntil(lambda: c.latest is not None and c.last_update is not None
+    qtbot.waitUntil(lambda: c.state == window.controls.state  # the throttled submit happened
+                    and c.latest is not None and c.last_update is not None
                     and c.last_update.request is c.latest and c.last_update.complete and not c.busy,
                     timeout=int(timeout * 1000))
     assert time.monotonic() <= deadline
