@@ -1,5 +1,9 @@
 """The ``vitrecon`` command line. Each subcommand lives in ``app/commands/<name>.py`` and provides
-``register(subparsers)``; the handler it sets returns an exit code."""
+``register(subparsers)``; the handler it sets returns an exit code.
+
+Errors a user can fix (bad input, bad options) exit with code 2 and one line on stderr; ``--debug``
+(anywhere on the command line) adds the traceback.
+"""
 from __future__ import annotations
 
 import argparse
@@ -10,8 +14,19 @@ import traceback
 COMMANDS = ("view", "info", "recon", "evaluate", "sample", "models", "bench", "train")
 
 
+class UsageError(Exception):
+    """A command line argparse refused; reported as one line."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (no usage block) and returns 2 through ``main``."""
+
+    def error(self, message: str):  # noqa: D102 - argparse API
+        raise UsageError(f"{message} (see `{self.prog} --help`)")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="vitrecon",
         description="Accelerated-MRI reconstruction with Vision Transformers: viewer, engine and trainer.")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
@@ -31,16 +46,30 @@ def _version() -> str:
         return "unknown"
 
 
+def _split_debug(argv: list[str]) -> tuple[list[str], bool]:
+    """Take ``--debug`` from anywhere before a ``--`` (users add it after the subcommand too)."""
+    end = argv.index("--") if "--" in argv else len(argv)
+    debug = "--debug" in argv[:end]
+    return [a for i, a in enumerate(argv) if not (i < end and a == "--debug")], debug
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
     if not argv:
         argv = ["view"]
     if argv[0] == "train":  # the trainer parses its own arguments (and runs in its own process)
         from app.commands.train import run_trainer
 
         return run_trainer(argv[1:])
-    args = parser.parse_args(argv)
+    argv, debug = _split_debug(argv)
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except UsageError as e:
+        if debug:
+            traceback.print_exc()
+        print(f"vitrecon: {e}", file=sys.stderr)
+        return 2
     if args.command is None:
         parser.print_help()
         return 2
@@ -52,15 +81,20 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:  # one clear line for the user; --debug for the traceback
         from engine.errors import VitreconError
 
-        if args.debug:
+        if debug:
             traceback.print_exc()
-        if isinstance(e, (VitreconError, ValueError, KeyError, FileExistsError, FileNotFoundError)):
+        if isinstance(e, (VitreconError, ValueError, KeyError, FileExistsError, FileNotFoundError,
+                          UsageError)):
             msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
-            print(f"vitrecon {args.command}: {msg}", file=sys.stderr)
+            print(f"vitrecon {args.command}: {_one_line(msg)}", file=sys.stderr)
             return 2
-        print(f"vitrecon {args.command}: unexpected error: {type(e).__name__}: {e} "
+        print(f"vitrecon {args.command}: unexpected error: {type(e).__name__}: {_one_line(str(e))} "
               "(run with --debug for details)", file=sys.stderr)
         return 1
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
 
 
 if __name__ == "__main__":

@@ -22,16 +22,23 @@ def reference_volume(path: Path) -> np.ndarray:
 
 
 def read_prediction(path: Path) -> np.ndarray:
+    """``[slices, h, w]`` floats: the ``reconstruction`` dataset of a leaderboard-format file."""
     try:
         with h5py.File(path, "r") as f:
             if "reconstruction" not in f:
                 raise ScanError(path, "has no 'reconstruction' dataset (fastMRI's leaderboard format)")
-            return np.asarray(f["reconstruction"][()], dtype=np.float32)
+            data = np.asarray(f["reconstruction"][()])
+            # fastmri.evaluate scores the values as stored (float32 in the leaderboard format)
+            return data if data.dtype.kind == "f" else data.astype(np.float32)
     except OSError as e:
         raise ScanError(path, f"is not a readable HDF5 reconstruction ({e})") from None
 
 
 def evaluate_folders(target_dir: str | Path, pred_dir: str | Path) -> dict:
+    """fastMRI's evaluation of every raw-data file in ``target_dir`` that has a reconstruction of the
+    same name in ``pred_dir``: both cropped to the target's width squared, SSIM/PSNR/NMSE per volume
+    with the target volume's maximum as data range, and their mean. Returns ``{"volumes": [...],
+    "mean": {...}, "skipped": [{"file", "reason"}]}``."""
     target_dir, pred_dir = Path(target_dir), Path(pred_dir)
     for d in (target_dir, pred_dir):
         if not d.is_dir():
@@ -49,10 +56,13 @@ def evaluate_folders(target_dir: str | Path, pred_dir: str | Path) -> dict:
         except VitreconError as e:
             skipped.append({"file": t.name, "reason": str(e)})
             continue
-        target, pred = evaluation_crop(target, pred)
-        if target.shape != pred.shape:
-            skipped.append({"file": t.name, "reason": f"shape {pred.shape} differs from the reference's {target.shape}"})
+        side = target.shape[-1]
+        if pred.ndim != 3 or pred.shape[0] != target.shape[0] or min(pred.shape[-2:]) < side \
+                or target.shape[-2] < side:
+            skipped.append({"file": t.name, "reason": f"expected a reconstruction of {target.shape[0]} slices "
+                                                      f"of at least {side} x {side}, found shape {pred.shape}"})
             continue
+        target, pred = evaluation_crop(target, pred)
         m = volume_metrics(target, pred)
         metrics.append(m)
         volumes.append({"file": t.name, **m.as_dict()})

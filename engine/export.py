@@ -11,7 +11,7 @@ import h5py
 import numpy as np
 
 from .checkpoints import atomic_write
-from .engine import Engine, ModelRef
+from .engine import Engine, ModelRef, resolve_device
 from .errors import VitreconError
 from .masks import MaskSpec
 from .readers import open_scan
@@ -52,7 +52,10 @@ def write_reconstruction(path: str | Path, volume: np.ndarray, metadata: dict | 
             for k, v in (metadata or {}).items():
                 f.attrs[k] = v if isinstance(v, (str, int, float, bool)) else json.dumps(v, default=str)
 
-    atomic_write(path, write)
+    try:
+        atomic_write(path, write)  # a temporary beside the output, renamed only when complete
+    except OSError as e:
+        raise VitreconError(f"{path}: could not be written ({e.strerror or e}); nothing was left behind") from None
     return path
 
 
@@ -72,14 +75,18 @@ def reconstruct_file(engine: Engine, input_path: str | Path, out_dir: str | Path
                                            progress=progress, cancel=cancel)
         if volume is None:
             return None
+        seed = m.spec.seed if m.spec is not None and m.spec.seed is not None else f"file name {out.name!r}"
         meta = {
             "source": str(Path(input_path).name),
             "model": model.name if model else "zero-filled",
-            "checkpoint": model.checkpoint or "" if model else "",
+            "checkpoint": (model.checkpoint or "") if model else "",
             "mask": m.describe(),
             "mask_spec": {"kind": m.spec.kind, "acceleration": m.spec.acceleration,
-                          "center_fraction": m.spec.effective_center_fraction, "seed": m.spec.seed}
+                          "center_fraction": m.spec.effective_center_fraction, "seed": seed}
             if m.spec else "as acquired",
             "effective_acceleration": m.effective_acceleration,
+            "crop_size": list(scan.info.crop_size),
         }
+        if model is not None:
+            meta["untrained"] = engine.load_model(model, resolve_device(device or engine.default_device)).untrained
     return write_reconstruction(out, volume, meta, overwrite=overwrite)

@@ -18,10 +18,11 @@ def register(sub) -> None:
                    help="allow a checkpoint that needs unpickling of arbitrary objects (runs code from it)")
     p.add_argument("--mask", choices=list(MASK_KINDS), help="retrospective mask kind "
                    "(default: random 4x for fully sampled scans; as acquired for undersampled ones)")
-    p.add_argument("--accel", type=float, default=4.0, metavar="R", help="acceleration (default 4)")
+    p.add_argument("--accel", type=float, metavar="R", help="acceleration (default 4)")
     p.add_argument("--center-fraction", type=float, metavar="F", help="center fraction (default 0.32/R)")
     p.add_argument("--seed", type=int, metavar="S",
-                   help="mask seed, as fastmri's mask_func(shape, seed=S); default: seeded by the file name")
+                   help="mask seed, as fastmri's mask_func(shape, seed=S); default: seeded by the file name "
+                        "(one mask for all slices of a volume)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     p.add_argument("--batch-size", type=int, default=4, help="slices per network batch")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
@@ -29,19 +30,22 @@ def register(sub) -> None:
 
 
 def mask_from_args(args):
+    """The MaskSpec the options ask for, or None (the default: random 4x, or as acquired)."""
     from engine.masks import MaskSpec
 
-    if args.mask is None:
-        if args.seed is not None or args.center_fraction is not None or args.accel != 4.0:
-            return MaskSpec("random", args.accel, args.center_fraction, args.seed)
+    asked = args.mask is not None or args.accel is not None or args.center_fraction is not None \
+        or args.seed is not None
+    if not asked:
         return None
-    return MaskSpec(args.mask, args.accel, args.center_fraction, args.seed)
+    accel = 4.0 if args.accel is None else args.accel
+    return MaskSpec(args.mask or "random", accel, args.center_fraction, args.seed)
 
 
 def run(args) -> int:
     from tqdm import tqdm
 
-    from engine import Engine, ModelRef, open_scan
+    from engine import Engine, ModelRef, open_scan, resolve_device
+    from engine.errors import RequestError
     from engine.export import check_writable, output_path, reconstruct_file
     from engine.models import list_models
 
@@ -53,14 +57,32 @@ def run(args) -> int:
         model = ModelRef(args.model, args.checkpoint, args.trust_checkpoint)
     elif args.checkpoint:
         raise ValueError("--checkpoint needs --model naming a network")
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
     out_dir = Path(args.out)
-    for f in args.files:  # fail before any work if an output exists
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"{out_dir}: --out must be a folder, found a file")
+    names: dict[str, str] = {}
+    for f in args.files:  # fail before any work if an output exists or two inputs would share one
+        name = Path(f).name
+        if name in names:
+            raise ValueError(f"{f}: has the same file name as {names[name]}, so both would be written to "
+                             f"{output_path(f, out_dir)}; reconstruct them into different --out folders")
+        names[name] = f
         check_writable(output_path(f, out_dir), args.overwrite)
+    device = resolve_device(args.device)
     engine = Engine(device=args.device)
     total = 0
-    for f in args.files:
+    for f in args.files:  # open every input first: a bad one fails before any output is written
         with open_scan(f) as scan:
+            if mask is not None and not scan.info.fully_sampled:
+                raise RequestError(f"{f}: was acquired undersampled, so a retrospective --mask cannot be "
+                                   "applied; leave out --mask, --accel, --center-fraction and --seed to "
+                                   "reconstruct it from the lines that were acquired")
             total += scan.num_slices
+    if model is not None and engine.load_model(model, device).untrained:
+        print(f"vitrecon recon: note: {model.name} has no trained weights; using random weights "
+              "(pass --checkpoint or install weights)", file=sys.stderr)
     bar = tqdm(total=total, unit="slice", desc="recon", file=sys.stderr, disable=None)
     try:
         for f in args.files:
