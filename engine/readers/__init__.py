@@ -80,9 +80,12 @@ def open_scan(path: str | Path, *, repetition: int = 0, contrast: int = 0, set_i
     except ScanError:
         h5.close()
         raise
-    except (OSError, RuntimeError, KeyError) as e:  # h5py's errors for damaged metadata
+    except (OSError, RuntimeError, KeyError) as e:
         h5.close()
-        raise ScanError(path, f"is a damaged HDF5 file: its structure could not be read ({e})") from None
+        if isinstance(e, OSError) or any(p in str(e) for p in ("Unable to", "Can't ")):  # HDF5's wording
+            raise ScanError(path, "is a damaged HDF5 file: expected a readable k-space dataset or ISMRMRD "
+                                  f"group, but its structure could not be read ({e})") from None
+        raise
     except BaseException:
         h5.close()
         raise

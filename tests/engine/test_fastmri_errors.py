@@ -212,6 +212,17 @@ def test_damaged_chunk(tmp_path):
     _fails(p, ScanError, "slice 1 of 'kspace' could not be read", "truncated or damaged")
 
 
+@pytest.mark.parametrize("offset", [0, 16])
+def test_damaged_object_header(tmp_path, offset):
+    p = write_train(tmp_path / "damaged_header.h5")
+    with h5py.File(p) as f:
+        address = h5py.h5o.get_info(f["kspace"].id).addr
+    raw = bytearray(p.read_bytes())
+    raw[address + offset : address + offset + 32] = b"\xa5" * 32
+    p.write_bytes(bytes(raw))
+    _fails(p, ScanError, "is a damaged HDF5 file", "expected a readable k-space dataset", "could not be read")
+
+
 # --- references and masks -----------------------------------------------------------------------
 def test_mask_of_wrong_length(tmp_path):
     p = write_test(tmp_path / "mask.h5", w=48)
