@@ -77,18 +77,13 @@ def build_samples(out_dir: str | Path, *, slices: int | None = None, coils: int 
 
 def write_samples(data: PhantomData, paths: dict[str, Path], *, calibration_lines: int) -> None:
     """Write ``data`` to ``paths['multicoil']``, ``paths['singlecoil']`` and ``paths['ismrmrd']``."""
-    try:
-        from .ismrmrd_writer import write_ismrmrd
-    except ImportError:  # TEMPORARY until engine/samples/ismrmrd_writer.py lands (another helper's file)
-        write_ismrmrd = None
+    from .ismrmrd_writer import write_ismrmrd
 
     atomic_write(paths["multicoil"], lambda tmp: write_fastmri(
         tmp, data.kspace, header=data.header, reference=data.reconstruction_rss, attrs=data.attrs))
     atomic_write(paths["singlecoil"], lambda tmp: write_fastmri(
         tmp, data.kspace_singlecoil, header=data.header_for(1), reference=data.reconstruction_esc,
         extra_references={"reconstruction_rss": data.reconstruction_rss}, attrs=data.attrs))
-    if write_ismrmrd is None:
-        return
     header = replace(data.header, calibration_mode="separate")
     atomic_write(paths["ismrmrd"], lambda tmp: write_ismrmrd(
         tmp, data.kspace, header, noise=data.noise, calibration_lines=calibration_lines, sampled=None,

@@ -221,17 +221,32 @@ def esc_weights(coil_images: torch.Tensor, target: torch.Tensor) -> torch.Tensor
     return torch.linalg.solve(gram, rhs)
 
 
-# Centered orthonormal 2D FFTs with torch's own shifts. They give the same bits as engine.kspace's
-# fft2c/ifft2c (fastmri's, whose shifts are rolls by concatenation: exact, but 3x slower here); the tests
-# check the stored references against the readers' computation.
-def _fft2c(images: torch.Tensor) -> torch.Tensor:
-    data = torch.fft.ifftshift(images, dim=(-2, -1))
-    return torch.fft.fftshift(torch.fft.fftn(data, dim=(-2, -1), norm="ortho"), dim=(-2, -1))
+# k-space is computed uncentred (no shifts) and centred once for storage. The readers' inverse FFT
+# (engine.kspace.ifft2c: ifftshift, ifftn, fftshift) undoes that centring exactly, since the shifts are
+# permutations, so references taken from the uncentred data below are bit for bit what the readers
+# compute from the stored k-space (the tests check it) at half the memory traffic.
+def _segments(start: int, length: int, n: int) -> list[tuple[int, int, int]]:
+    """(src_from, src_to, dst_from) runs placing ``length`` items at ``start, start+1, ...`` modulo ``n``."""
+    start %= n
+    first = min(length, n - start)
+    return [(0, first, start)] + ([(first, length, 0)] if first < length else [])
 
 
-def _ifft2c(kspace: torch.Tensor) -> torch.Tensor:
-    data = torch.fft.ifftshift(kspace, dim=(-2, -1))
-    return torch.fft.fftshift(torch.fft.ifftn(data, dim=(-2, -1), norm="ortho"), dim=(-2, -1))
+def _place(dst: torch.Tensor, src: torch.Tensor, row: int, col: int) -> None:
+    """``dst[..., (row + i) % H, (col + j) % W] = src[..., i, j]`` with block copies: a centring shift
+    (or an embedding and a shift) in one pass, without the temporaries of ``torch.roll``."""
+    for a, b, d in _segments(row, src.shape[-2], dst.shape[-2]):
+        for c, e, f in _segments(col, src.shape[-1], dst.shape[-1]):
+            dst[..., d:d + b - a, f:f + e - c] = src[..., a:b, c:e]
+
+
+def _centred_crop_of_ifft(kspace_uncentred: torch.Tensor, crop: tuple[int, int]) -> torch.Tensor:
+    """``center_crop(fftshift(ifftn(kspace_uncentred)), crop)``, gathering only the cropped part."""
+    image = torch.fft.ifftn(kspace_uncentred, dim=(-2, -1), norm="ortho")
+    idx = []
+    for n, size in zip(image.shape[-2:], crop):
+        idx.append(torch.from_numpy(((n - size) // 2 + np.arange(size) - n // 2) % n))
+    return image[..., idx[0][:, None], idx[1][None, :]]
 
 
 def patient_id(spec: PhantomSpec) -> str:
@@ -260,17 +275,19 @@ def generate(spec: PhantomSpec = PhantomSpec()) -> PhantomData:
     esc = np.empty((slices, h, w), np.float32)
     top = (hos - h) // 2
     for s in range(slices):
-        coil_images = torch.zeros((spec.coils, hos, w), dtype=torch.complex64)
-        coil_images[:, top:top + h] = torch.from_numpy(coil_sensitivities(spec, float(z_rel[s])) * image[s])
-        k = _fft2c(coil_images)
+        # coil images embedded in the oversampled readout, laid out ifftshifted, then FFT: uncentred k-space
+        shifted = torch.zeros((spec.coils, hos, w), dtype=torch.complex64)
+        _place(shifted, torch.from_numpy(coil_sensitivities(spec, float(z_rel[s])) * image[s]), top - hos // 2, -(w // 2))
+        k = torch.fft.fftn(shifted, dim=(-2, -1), norm="ortho")
         k += torch.from_numpy(_complex_noise(rng, chol, (hos, w), sigma))
-        kspace[s] = k.numpy()
-        # The references are computed as the readers' ks.zero_filled does: inverse FFT, crop, RSS.
-        cropped = ks.center_crop(_ifft2c(k), (h, w))
+        _place(torch.from_numpy(kspace[s]), k, hos // 2, w // 2)  # fftshift into the stored array
+        # The references as the readers' ks.zero_filled computes them: inverse FFT, crop, RSS.
+        cropped = _centred_crop_of_ifft(k, (h, w))
         rss[s] = ks.rss(cropped, dim=0).numpy()
         weights = esc_weights(cropped, torch.from_numpy(rss[s])).to(torch.complex64)
-        single[s] = torch.einsum("c,chw->hw", weights, k).numpy()
-        esc[s] = ks.rss(ks.center_crop(_ifft2c(torch.from_numpy(single[s])[None]), (h, w)), dim=0).numpy()
+        k_single = torch.einsum("c,chw->hw", weights, k)[None]
+        _place(torch.from_numpy(single[s]), k_single[0], hos // 2, w // 2)
+        esc[s] = ks.rss(_centred_crop_of_ifft(k_single, (h, w)), dim=0).numpy()
     noise = _complex_noise(rng, chol, (spec.noise_samples,), sigma)
 
     thickness = float(anatomy["thickness_mm"])

@@ -230,14 +230,32 @@ def test_ismrmrd_file(small_files):
     _ismrmrd_writer()
     path = small_files["ismrmrd"]
     with h5py.File(path, "r") as f:
-        assert "dataset" in f and "xml" in f["dataset"] and "data" in f["dataset"]
-        flags = f["dataset"]["data"]["head"]["flags"][()]
-        xml = f["dataset"]["xml"][()]
-    assert b"McGill" in (xml.tobytes() if isinstance(xml, np.ndarray) else bytes(xml))
-    noise = (flags >> np.uint64(18)) & np.uint64(1)  # ACQ_IS_NOISE_MEASUREMENT (19), bit n-1
-    calibration = (flags >> np.uint64(19)) & np.uint64(1)  # ACQ_IS_PARALLEL_CALIBRATION (20)
-    assert noise.sum() > 0 and calibration.sum() >= samples.CALIBRATION_LINES["small"]
-    with open_scan(path) as scan, h5py.File(small_files["multicoil"], "r") as m:
+        assert set(f["dataset"]) >= {"xml", "data"}
+        xml = f["dataset"]["xml"][0]
+        acq = f["dataset"]["data"][()]
+        kspace = h5py.File(small_files["multicoil"], "r")["kspace"][()]
+    h = parse_header(path, xml)
+    assert h.encoding.encoded == (128, 64, 1) and h.encoding.recon == (64, 64, 1) and b"McGill" in xml
+    head = acq["head"]
+    flags = head["flags"]
+    is_set = lambda flag: (flags & (np.uint64(1) << np.uint64(flag - 1))) != 0  # noqa: E731 (bit n-1)
+    noise, calibration = is_set(19), is_set(20)  # ACQ_IS_NOISE_MEASUREMENT, ACQ_IS_PARALLEL_CALIBRATION
+    assert noise.sum() >= 1 and calibration.sum() == 4 * samples.CALIBRATION_LINES["small"]
+    noise_data = np.concatenate([np.asarray(d).view(np.complex64).reshape(4, -1) for d in acq["data"][noise]], 1)
+    np.testing.assert_array_equal(noise_data, generate(SMALL).noise)
+    imaging = ~noise & ~calibration
+    assert imaging.sum() == 4 * 64 and np.all(head["number_of_samples"][imaging] == 128)
+    # every imaging line holds the multi-coil file's k-space column (2x oversampled readout)
+    for row, hd in zip(acq["data"][imaging], head[imaging]):
+        col = int(hd["idx"]["kspace_encode_step_1"])  # limits' centre 32 == column W // 2
+        np.testing.assert_array_equal(np.asarray(row).view(np.complex64).reshape(4, 128),
+                                      kspace[int(hd["idx"]["slice"]), :, :, col])
+
+
+def test_ismrmrd_file_reads_like_the_multicoil_file(small_files):
+    _ismrmrd_writer()
+    pytest.importorskip("engine.readers.ismrmrd_h5")  # the ISMRMRD reader (another helper's file)
+    with open_scan(small_files["ismrmrd"]) as scan, h5py.File(small_files["multicoil"], "r") as m:
         assert scan.info.format == "ismrmrd" and scan.info.num_slices == 4 and scan.info.num_coils == 4
         assert scan.info.fully_sampled and scan.info.crop_size == (64, 64)
         assert scan.info.kspace_shape == (64, 64)  # readout oversampling removed
