@@ -137,6 +137,9 @@ def main(argv: list[str] | None = None, prog: str = "python -m trainer") -> int:
         from .loop import train
 
         return train(task, cfg, resumed)
+    except KeyboardInterrupt:  # before the loop's own handler is installed (e.g. while indexing data)
+        print(f"trainer {task}: interrupted before training started; nothing was saved", file=sys.stderr)
+        return 130
     except Exception as e:  # one clear line for the user; --debug for the traceback
         from engine.errors import VitreconError
 

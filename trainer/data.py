@@ -13,7 +13,7 @@ import os
 import signal
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -270,6 +270,3 @@ def collate_slices(samples: list[dict[str, Any]]) -> dict[str, Any]:
                     "max_value": torch.tensor([m["max_value"] for m in members], dtype=torch.float32),
                     "acquired": torch.stack([m["acquired"] for m in members]), "crop": crop})
     return {"groups": out, "bad": [b for s in samples for b in s["bad"]], "size": len(samples)}
-
-
-COLLATE: dict[str, Callable] = {"pretrain": collate_images, "finetune": collate_slices}

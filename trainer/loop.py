@@ -30,7 +30,7 @@ from .distributed import (DistEnv, any_rank, barrier, gather_objects, mean_over_
                           shutdown, unwrap, wrap_model)
 from .evaluate import autocast_for, precision_name
 from .progress import Progress
-from .tasks import Task, build_task
+from .tasks import build_task
 
 STATE_FORMAT = "vitrecon-train-state/1"
 
@@ -98,6 +98,17 @@ def build_model(cfg, resumed: dict[str, Any] | None) -> tuple[nn.Module, str, di
     entry = get_entry(cfg.model)
     args = entry.args(**cfg.model_args)
     return entry.build(**args), cfg.model, args
+
+
+def forward_backward(model: nn.Module, loss_fn: nn.Module, inputs: torch.Tensor, targets: torch.Tensor,
+                     data_range: torch.Tensor, weight: float, device: torch.device, precision: str) -> torch.Tensor:
+    """Forward (autocast per ``precision``), SSIM loss in float32, backward of ``weight x loss``.
+    ``inputs``/``targets``: float ``[b, 1, h, w]``; ``data_range``: ``[b]``. Returns the detached loss."""
+    with autocast_for(device, precision):
+        output = model(inputs)
+    loss = loss_fn(output.float(), targets, data_range)
+    (loss * weight).backward()
+    return loss.detach()
 
 
 def freeze_biases(model: nn.Module) -> int:
@@ -259,13 +270,11 @@ def _run(task_name: str, cfg, env: DistEnv, out: Path, state: dict[str, Any] | N
                     inputs, targets, data_range = task.prepare(group, mask_gen)
                     last = m == n_micro - 1 and g == len(groups) - 1
                     sync = contextlib.nullcontext() if last or not env.distributed else train_model.no_sync()
+                    weight = inputs.shape[0] / batch["size"] / n_micro
                     with sync:
-                        with autocast_for(env.device, cfg.precision):
-                            output = train_model(inputs)
-                        loss = loss_fn(output.float(), targets, data_range)
-                        weight = inputs.shape[0] / batch["size"] / n_micro
-                        (loss * weight).backward()
-                    loss_sum += loss.detach() * weight
+                        loss = forward_backward(train_model, loss_fn, inputs, targets, data_range, weight,
+                                                env.device, cfg.precision)
+                    loss_sum += loss * weight
                 images_since_log += batch["size"] * env.world_size
             loss_count += 1
             batch_idx += n_micro
@@ -279,6 +288,7 @@ def _run(task_name: str, cfg, env: DistEnv, out: Path, state: dict[str, Any] | N
             step += 1
 
             at_log = step % cfg.log_every == 0 or step == total_steps or step % cfg.checkpoint_every == 0
+            # Under torchrun the ranks agree on stopping at log steps only (a collective each time).
             stopping = any_rank(stop.requested, env) if (at_log or not env.distributed) else False
             if at_log or stopping:
                 loss_value = mean_over_ranks(float(loss_sum) / max(loss_count, 1), env)
@@ -307,6 +317,7 @@ def _run(task_name: str, cfg, env: DistEnv, out: Path, state: dict[str, Any] | N
         # --- the end: last validation, final checkpoint and weights ------------------------------
         if task.validates and last_val_step != step:
             validate()
+            last_val_step = step
         save_state()
         final_metrics = {"val": best["metrics"], "val_ssim": best["ssim"], "best_step": best["step"]} if best else {}
         final = save_weights("final.safetensors", final_metrics)

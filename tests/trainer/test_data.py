@@ -36,7 +36,8 @@ def test_image_folder_tree_and_a_damaged_image(tmp_path):
     (tmp_path / "n01" / "0.JPEG").write_bytes(b"not a jpeg")
     (tmp_path / "notes.txt").write_text("ignored")
     paths = find_images(tmp_path)
-    assert [p.relative_to(tmp_path).as_posix() for p in paths] == ["n01/0.JPEG", "n01/1.JPEG", "n02/0.JPEG", "n02/1.JPEG"]
+    names = [p.relative_to(tmp_path).as_posix() for p in paths]
+    assert names == ["n01/0.JPEG", "n01/1.JPEG", "n02/0.JPEG", "n02/1.JPEG"]
     ds = NaturalImages(str(tmp_path), resize=24, crop=16)
     sample = ds[0]
     assert sample["image"].shape == (16, 16) and len(sample["bad"]) == 1 and "0.JPEG" in sample["bad"][0][0]

@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
 import torch
-from trainer_helpers import TINY_UNET, TINY_VIT, read_events
+from trainer_helpers import TINY_UNET, TINY_VIT, read_events, write_volume
 
 from app.commands.train import run_trainer, trainer_command
 from engine import Engine, MaskSpec, ModelRef, open_scan
@@ -91,13 +92,19 @@ def test_evaluate_refuses_folders_used_for_selection(finetuned, knee_dirs, capsy
 
 
 def test_multicoil_brain_masks_several_accelerations(multicoil_dirs, tmp_path):
+    """Also: unusable files in the training folder are skipped with one warning naming them."""
     out, events = tmp_path / "run", tmp_path / "events.jsonl"
-    code = main(["finetune", *TINY_UNET, "--train-dir", str(multicoil_dirs["train"]), "--val-dir",
+    train = shutil.copytree(multicoil_dirs["train"], tmp_path / "train")
+    (train / "truncated.h5").write_bytes(b"\x89HDF\r\n\x1a\n")
+    write_volume(train / "singlecoil.h5", 7)
+    code = main(["finetune", *TINY_UNET, "--train-dir", str(train), "--val-dir",
                  str(multicoil_dirs["val"]), "--anatomy", "brain", "--accelerations", "4", "8", "--train-volumes", "2",
                  "--batch-size", "3", "--grad-accum", "2", "--epochs", "1", "--num-workers", "0",
                  "--out-dir", str(out), "--progress-json", str(events)])
     assert code == 0
     ev = read_events(events)
+    (warning,) = [e["message"] for e in ev if e["event"] == "warning"]
+    assert "skipped 2 unusable file(s)" in warning and "truncated.h5" in warning and "singlecoil.h5" in warning
     (val,) = [e for e in ev if e["event"] == "validation"]
     assert set(val["metrics"]) == {"equispaced 4x cf 0.08", "equispaced 8x cf 0.04"}
     card = json.loads((out / "final.json").read_text())

@@ -47,7 +47,8 @@ def test_random_draws_cover_the_same_masks_as_the_engine():
     masks = column_masks(torch.full((b,), 1), torch.full((b,), float(accel)), torch.full((b,), 0.08), width, g)
     ours = {m.numpy().tobytes() for m in masks}
     assert ours == engine_set and len(ours) == accel
-    rand = column_masks(torch.zeros(b, dtype=torch.long), torch.full((b,), float(accel)), torch.full((b,), 0.08), width, g)
+    rand = column_masks(torch.zeros(b, dtype=torch.long), torch.full((b,), float(accel)), torch.full((b,), 0.08),
+                        width, g)
     center = make_mask(MaskSpec("random", accel, 0.08), (1, width), seed=0)
     lo = (width - center.num_low_frequencies + 1) // 2
     assert rand[:, lo:lo + center.num_low_frequencies].all()

@@ -40,7 +40,8 @@ def write_volume(path: Path, seed: int, multicoil: bool = False, slices: int = 3
     kspace = ks.fft2c(images)
     reference = torch.stack([ks.zero_filled(k, None, recon) for k in kspace]).numpy()
     data = kspace.numpy() if multicoil else kspace[:, 0].numpy()
-    header = HeaderSpec(encoded=(h, w, 1), recon=(*recon, 1), slices=slices, receiver_channels=coils if multicoil else 1)
+    header = HeaderSpec(encoded=(h, w, 1), recon=(*recon, 1), slices=slices,
+                        receiver_channels=coils if multicoil else 1)
     return write_fastmri(path, data, header=header, reference=reference)
 
 
