@@ -224,6 +224,15 @@ def test_recon_leaves_no_partial_file_when_writing_fails(files, tmp_path, capsys
     assert list(out.iterdir()) == []
 
 
+def test_recon_checks_every_input_before_writing_any(files, tmp_path, capsys):
+    bad = tmp_path / "zzz_notes.h5"
+    bad.write_text("not k-space")
+    out = tmp_path / "out"
+    assert main(["recon", str(files["multi"]), str(bad), "--out", str(out)]) == 2
+    _one_error_line(capsys, "vitrecon recon:", str(bad), "is not an HDF5 file")
+    assert not out.exists() or list(out.iterdir()) == []
+
+
 def test_recon_never_overwrites_without_overwrite(files, tmp_path, capsys):
     out = tmp_path / "out"
     out.mkdir()
@@ -337,7 +346,9 @@ def test_console_script(files, tmp_path):
                         timeout=120)
     assert ok.returncode == 0, ok.stderr
     assert json.loads(ok.stdout)["coils"] == COILS
-    bad = tmp_path / "bad.h5"
-    bad.write_bytes(b"")
-    fail = subprocess.run([str(exe), "info", str(bad)], capture_output=True, text=True, timeout=120)
-    assert fail.returncode == 2 and len(fail.stderr.strip().splitlines()) == 1 and "empty file" in fail.stderr
+    bad = tmp_path / "bad.h5"  # truncated: HDF5 itself fails, and must not print its own error stack
+    bad.write_bytes(files["multi"].read_bytes()[:5000])
+    fail = subprocess.run([str(exe), "recon", str(bad), "--out", str(tmp_path / "o")], capture_output=True,
+                          text=True, timeout=120)
+    assert fail.returncode == 2 and len(fail.stderr.strip().splitlines()) == 1, fail.stderr
+    assert "is truncated" in fail.stderr and "HDF5-DIAG" not in fail.stderr
