@@ -93,8 +93,7 @@ def main() -> None:
     pixel = FOV_MM / GRID
     offsets = (np.arange(GRID) - (GRID - 1) / 2.0) * pixel
     # rows: anterior (+y) at the top; columns: patient right (+x) on the left (radiological view)
-    y_mm = centre_y - offsets[:, None] + 0.0 * offsets[None, :]
-    x_mm = centre_x - offsets[None, :] + 0.0 * offsets[:, None]
+    y_mm, x_mm = np.meshgrid(centre_y - offsets, centre_x - offsets, indexing="ij")
     z_mm = Z0 + SPACING * np.arange(SLICES)
 
     out = {k: np.zeros((SLICES, GRID, GRID), np.uint8) for k in ("t1", "gm", "wm", "dist")}

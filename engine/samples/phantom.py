@@ -277,7 +277,8 @@ def generate(spec: PhantomSpec = PhantomSpec()) -> PhantomData:
     for s in range(slices):
         # coil images embedded in the oversampled readout, laid out ifftshifted, then FFT: uncentred k-space
         shifted = torch.zeros((spec.coils, hos, w), dtype=torch.complex64)
-        _place(shifted, torch.from_numpy(coil_sensitivities(spec, float(z_rel[s])) * image[s]), top - hos // 2, -(w // 2))
+        product = torch.from_numpy(coil_sensitivities(spec, float(z_rel[s])) * image[s])
+        _place(shifted, product, top - hos // 2, -(w // 2))
         k = torch.fft.fftn(shifted, dim=(-2, -1), norm="ortho")
         k += torch.from_numpy(_complex_noise(rng, chol, (hos, w), sigma))
         _place(torch.from_numpy(kspace[s]), k, hos // 2, w // 2)  # fftshift into the stored array
