@@ -60,10 +60,10 @@ def _xml_text(path: Path, group: h5py.Group, name: str) -> bytes | str:
         raise ScanError(path, f"expected '{name}/xml' to be a dataset holding the XML header, found a group")
     raw = item[()]
     if isinstance(raw, np.ndarray):  # the ismrmrd package writes vlen bytes of shape (1,)
-        raw = raw.tobytes() if raw.dtype.kind in "SUiu" and raw.dtype.itemsize == 1 else \
-            (raw.reshape(-1)[0] if raw.size >= 1 else b"")
-    if isinstance(raw, np.bytes_):
-        raw = bytes(raw)
+        if raw.dtype.kind in "iu":  # the text stored as bytes
+            raw = raw.astype(np.uint8).tobytes()
+        else:
+            raw = raw.reshape(-1)[0] if raw.size else b""
     if not isinstance(raw, (bytes, str)):
         raise ScanError(path, f"expected '{name}/xml' to hold XML text, found {type(raw).__name__}")
     return raw
@@ -128,79 +128,25 @@ class ISMRMRDScan(Scan):
         rx, ry, rz = enc.recon
         self._rx = rx
 
-        flags = heads["flags"]
-        noise = flag_set(flags, C.ACQ_IS_NOISE_MEASUREMENT)
-        skipped = np.zeros_like(noise)
-        for flag in SKIPPED:
-            skipped |= flag_set(flags, flag)
-        cal_only = (flag_set(flags, C.ACQ_IS_PARALLEL_CALIBRATION)
-                    & ~flag_set(flags, C.ACQ_IS_PARALLEL_CALIBRATION_AND_IMAGING))
-        first_encoding = heads["encoding_space_ref"] == 0
-        imaging = ~noise & ~skipped & ~cal_only & first_encoding
-        calibration = cal_only & ~noise & ~skipped & first_encoding
-        if not imaging.any():
-            parts = [f"{int(noise.sum())} noise", f"{int(calibration.sum())} calibration-only",
-                     f"{int(skipped.sum())} navigation/feedback/dummy"]
-            raise ScanError(path, "has a valid ISMRMRD header but no imaging k-space samples: expected imaging "
-                                  f"acquisitions, found only {', '.join(parts)} acquisition(s) of {len(heads)}")
+        imaging, calibration, noise = _classify(path, heads)
         self._check_acquisitions(path, heads, imaging | calibration)
-        self._noise_rows = np.flatnonzero(noise & ~skipped)
+        self._noise_rows = np.flatnonzero(noise)
         self._coils = int(heads["active_channels"][imaging][0])
-
-        # Where each acquisition goes: column, readout start, partition.
-        idx = heads["idx"]
-        lim1, lim2 = header.limit("kspace_encoding_step_1"), header.limit("kspace_encoding_step_2")
-        c1 = lim1.center if lim1 is not None else self._ey // 2
-        self._col = idx["kspace_encode_step_1"].astype(np.int64) - c1 + self._ey // 2
         self._three_d = self._ez > 1
-        c2 = lim2.center if lim2 is not None else self._ez // 2
-        self._kz = (idx["kspace_encode_step_2"].astype(np.int64) - c2 + self._ez // 2 if self._three_d
-                    else np.zeros(len(heads), dtype=np.int64))
-        self._place_readouts(path, heads, imaging | calibration)
-        used = imaging | calibration
-        bad = used & ((self._col < 0) | (self._col >= self._ey) | (self._kz < 0) | (self._kz >= self._ez))
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            raise ScanError(path, f"expected phase-encoding steps within the encoded matrix ({self._ey} x "
-                                  f"{self._ez}, centred on the encoding limits' centers {c1}, {c2}), found "
-                                  f"{int(bad.sum())} acquisition(s) outside it (e.g. kspace_encode_step_1 "
-                                  f"{int(idx['kspace_encode_step_1'][i])}, step_2 {int(idx['kspace_encode_step_2'][i])})")
-
-        # Selection: repetition, contrast, set (phase: the first present).
-        selection, available = {}, {}
-        chosen = imaging.copy()
-        for key, want in zip(SELECTABLE, (repetition, contrast, set_index)):
-            n = int(idx[key][imaging].max()) + 1
-            available[key] = n
-            if not 0 <= int(want) < n:
-                raise ScanError(path, f"has {key}s 0..{n - 1}, so {key} {want} does not exist; expected a "
-                                      f"{key} in 0..{n - 1}")
-            selection[key] = int(want)
-            chosen &= idx[key] == want
-        if not chosen.any():
-            raise ScanError(path, f"has no imaging acquisitions for {_describe(selection)}; expected a "
-                                  "combination that was acquired")
-        phases = np.unique(idx["phase"][chosen])
-        chosen &= idx["phase"] == phases[0]
-        for key in SELECTABLE:
-            calibration &= idx[key] == selection[key]
-        calibration &= idx["phase"] == phases[0]
-
+        (lo, hi), (zlo, zhi) = self._place(path, header, heads, imaging | calibration)
+        chosen, calibration, selection, available, phases = _select(
+            path, heads["idx"], imaging, calibration, (repetition, contrast, set_index))
+        idx = heads["idx"]
         self._slab = idx["slice"].astype(np.int64)
         nslabs = int(self._slab[imaging].max()) + 1
         self._parts = rz if self._three_d and 0 < rz < self._ez else self._ez
         self._rows = np.flatnonzero(chosen)
         self._cal_rows = np.flatnonzero(calibration)
 
-        lo = max(0, (lim1.minimum if lim1 else 0) - c1 + self._ey // 2)
-        hi = min(self._ey, (lim1.maximum if lim1 else self._ey - 1) - c1 + self._ey // 2 + 1)
-        lo, hi = (lo, hi) if hi > lo else (0, self._ey)
-        zlo = max(0, (lim2.minimum if lim2 else 0) - c2 + self._ez // 2) if self._three_d else 0
-        zhi = min(self._ez, (lim2.maximum if lim2 else self._ez - 1) - c2 + self._ez // 2 + 1) if self._three_d else 1
+        # Fully sampled: every (slab, partition, line) of the acquired region holds imaging data.
         covered = np.zeros((nslabs, self._ez, self._ey), dtype=bool)
         covered[self._slab[chosen], self._kz[chosen], self._col[chosen]] = True
-        region = covered[:, zlo:zhi, lo:hi]
-        fully = bool(region.all())
+        fully = bool(covered[:, zlo:zhi, lo:hi].all())
         columns = covered.any(axis=(0, 1))
 
         self._oversampled = self._ex > rx
@@ -259,9 +205,24 @@ class ISMRMRDScan(Scan):
             raise ScanError(path, "expected the same number of active channels in every acquisition, found "
                                   f"{', '.join(str(int(c)) for c in np.unique(ch))}")
 
-    def _place_readouts(self, path: Path, heads: np.ndarray, used: np.ndarray) -> None:
-        """First and last kept sample and first readout row of every acquisition (partial-Fourier
-        readouts sit at ``encoded_x // 2 - center_sample``; discard_pre/post are dropped)."""
+    def _place(self, path: Path, header: Header, heads: np.ndarray, used: np.ndarray):
+        """Where every acquisition goes: column (``step_1 - limits center + encoded_y // 2``), kz
+        partition (likewise), first readout row (partial-Fourier readouts sit at ``encoded_x // 2 -
+        center_sample``) and the samples kept (discard_pre/post dropped). Returns the acquired column
+        and partition ranges ``[lo, hi)`` given by the encoding limits."""
+        idx = heads["idx"]
+        c1, cols = _axis(header.limit("kspace_encoding_step_1"), self._ey)
+        c2, parts = _axis(header.limit("kspace_encoding_step_2"), self._ez)
+        self._col = idx["kspace_encode_step_1"].astype(np.int64) - c1 + self._ey // 2
+        self._kz = (idx["kspace_encode_step_2"].astype(np.int64) - c2 + self._ez // 2 if self._three_d
+                    else np.zeros(len(heads), dtype=np.int64))
+        bad = used & ((self._col < 0) | (self._col >= self._ey) | (self._kz < 0) | (self._kz >= self._ez))
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise ScanError(path, f"expected phase-encoding steps within the encoded matrix ({self._ey} x "
+                                  f"{self._ez}, centred on the encoding limits' centers {c1}, {c2}), found "
+                                  f"{int(bad.sum())} acquisition(s) outside it (e.g. kspace_encode_step_1 "
+                                  f"{int(idx['kspace_encode_step_1'][i])}, step_2 {int(idx['kspace_encode_step_2'][i])})")
         ns = heads["number_of_samples"].astype(np.int64)
         center = heads["center_sample"].astype(np.int64)
         center = np.where((center == 0) & (ns == self._ex), ns // 2, center)  # unset in some converters
@@ -276,15 +237,16 @@ class ISMRMRDScan(Scan):
                                   f"{int(bad.sum())} acquisition(s) that do not (e.g. {int(ns[i])} samples with "
                                   f"center_sample {int(heads['center_sample'][i])}, discard {int(self._keep0[i])}/"
                                   f"{int(heads['discard_post'][i])})")
+        return cols, (parts if self._three_d else (0, 1))
 
     # --- reading ------------------------------------------------------------------------------
-    def _lines(self, rows: np.ndarray, what: str) -> np.ndarray:
-        """complex64 ``[n, coils, samples]`` per row as stored (``rows`` sorted), as an object list
-        when lengths differ; NaN/Inf refused."""
+    def _lines(self, rows: np.ndarray, what: str) -> list[np.ndarray]:
+        """One complex64 ``[coils, samples]`` array per row (``rows`` sorted), read in one call;
+        NaN/Inf refused."""
         data = _read(self._path, f"{what} (acquisitions in the ISMRMRD table)",
                      lambda: self._ds.fields("data")[rows] if rows.size else np.zeros(0, dtype=object))
-        bad = [i for i, d in enumerate(data) if not np.isfinite(d).all()]
-        if bad:
+        if data.size and not np.isfinite(np.concatenate(list(data))).all():
+            bad = [i for i, d in enumerate(data) if not np.isfinite(d).all()]
             raise ScanError(self._path, f"{what} holds NaN or Inf values in {len(bad)} acquisition(s) where finite "
                                         "k-space samples are expected; vitrecon does not reconstruct from corrupt data")
         heads = self._heads[rows]
@@ -403,5 +365,55 @@ class ISMRMRDScan(Scan):
             pass
 
 
-def _describe(selection: dict[str, int]) -> str:
-    return ", ".join(f"{k} {v}" for k, v in selection.items())
+def _axis(limit, size: int) -> tuple[int, tuple[int, int]]:
+    """The limits' center and the range ``[lo, hi)`` of matrix positions its minimum..maximum map to
+    (position = step - center + size // 2); without limits the center is ``size // 2``."""
+    center = limit.center if limit is not None else size // 2
+    lo = max(0, (limit.minimum if limit is not None else 0) - center + size // 2)
+    hi = min(size, (limit.maximum if limit is not None else size - 1) - center + size // 2 + 1)
+    return center, ((lo, hi) if hi > lo else (0, size))
+
+
+def _classify(path: Path, heads: np.ndarray):
+    """bool ``[n]`` each: imaging lines, calibration-only lines, noise acquisitions (skipped kinds out)."""
+    flags = heads["flags"]
+    noise = flag_set(flags, C.ACQ_IS_NOISE_MEASUREMENT)
+    skipped = np.zeros_like(noise)
+    for flag in SKIPPED:
+        skipped |= flag_set(flags, flag)
+    cal_only = (flag_set(flags, C.ACQ_IS_PARALLEL_CALIBRATION)
+                & ~flag_set(flags, C.ACQ_IS_PARALLEL_CALIBRATION_AND_IMAGING))
+    first_encoding = heads["encoding_space_ref"] == 0  # other encodings (e.g. separate references) ignored
+    imaging = ~noise & ~skipped & ~cal_only & first_encoding
+    calibration = cal_only & ~noise & ~skipped & first_encoding
+    if not imaging.any():
+        parts = [f"{int(noise.sum())} noise", f"{int(calibration.sum())} calibration-only",
+                 f"{int(skipped.sum())} navigation/feedback/dummy"]
+        raise ScanError(path, "has a valid ISMRMRD header but no imaging k-space samples: expected imaging "
+                              f"acquisitions, found only {', '.join(parts)} acquisition(s) of {len(heads)}")
+    return imaging, calibration, noise & ~skipped
+
+
+def _select(path: Path, idx: np.ndarray, imaging: np.ndarray, calibration: np.ndarray, wanted):
+    """Imaging and calibration rows of the chosen repetition, contrast and set (and the first cardiac
+    phase present), the selection, the counts available, and the phases present."""
+    selection, available = {}, {}
+    chosen = imaging.copy()
+    for key, want in zip(SELECTABLE, wanted):
+        n = int(idx[key][imaging].max()) + 1
+        available[key] = n
+        if not 0 <= int(want) < n:
+            raise ScanError(path, f"has {key}s 0..{n - 1}, so {key} {want} does not exist; expected a "
+                                  f"{key} in 0..{n - 1}")
+        selection[key] = int(want)
+        chosen &= idx[key] == want
+    if not chosen.any():
+        described = ", ".join(f"{k} {v}" for k, v in selection.items())
+        raise ScanError(path, f"has no imaging acquisitions for {described}; expected a combination that "
+                              "was acquired")
+    phases = np.unique(idx["phase"][chosen])
+    chosen &= idx["phase"] == phases[0]
+    calibration = calibration & (idx["phase"] == phases[0])
+    for key in SELECTABLE:
+        calibration &= idx[key] == selection[key]
+    return chosen, calibration, selection, available, phases

@@ -133,7 +133,10 @@ def build_acquisitions(kspace: np.ndarray, header: HeaderSpec, *, noise: np.ndar
         if chosen.size == 0:
             return np.zeros(0, dtype=acquisition_dtype)
         tables = []
+        last_partition = min(nslices - 1, hi2 - c2 + enc[2] // 2)
         for s in range(nslices):
+            if three_d and not lo2 <= s - enc[2] // 2 + c2 <= hi2:
+                continue  # a partition outside the kz limits (partial Fourier along kz) is not acquired
             data = np.moveaxis(kspace[s][:, :, chosen], -1, 0)  # [n, coils, ex]
             extra = np.zeros((reps, *data.shape), dtype=np.complex64)
             if reps > 1:
@@ -153,8 +156,8 @@ def build_acquisitions(kspace: np.ndarray, header: HeaderSpec, *, noise: np.ndar
                 flags = np.zeros(chosen.size, dtype=np.uint64) | np.asarray(flag_bits, dtype=np.uint64)
                 flags[0] |= bit(C.ACQ_FIRST_IN_ENCODE_STEP1) | bit(C.ACQ_FIRST_IN_AVERAGE)
                 flags[-1] |= bit(C.ACQ_LAST_IN_ENCODE_STEP1) | bit(C.ACQ_LAST_IN_AVERAGE)
-                first_block = a == 0 and (not three_d or s == 0)
-                last_block = a == reps - 1 and (not three_d or s == nslices - 1)
+                first_block = a == 0 and (not three_d or not tables)
+                last_block = a == reps - 1 and (not three_d or s == last_partition)
                 if first_block:
                     flags[0] |= bit(C.ACQ_FIRST_IN_SLICE) | (bit(C.ACQ_FIRST_IN_ENCODE_STEP2) if three_d else 0)
                 if last_block:
