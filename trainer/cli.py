@@ -10,6 +10,7 @@ import argparse
 import dataclasses
 import inspect
 import json
+import os
 import re
 import sys
 from typing import Any
@@ -122,8 +123,8 @@ def resolve(task: str, args: argparse.Namespace) -> tuple[Any, tuple | None]:
     return cfg, resumed
 
 
-def main(argv: list[str] | None = None, prog: str = "python -m trainer") -> int:
-    parser = build_parser(prog)
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    parser = build_parser(prog or os.environ.get("VITRECON_TRAINER_PROG", "python -m trainer"))
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     task = args.task
     try:

@@ -8,6 +8,7 @@ checkpoint and exits; this process waits for it.
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import subprocess
 import sys
@@ -32,7 +33,8 @@ def trainer_command(argv: list[str]) -> list[str]:
 
 def run_trainer(argv: list[str]) -> int:
     """Run the trainer with ``argv`` in a child process; return its exit code."""
-    proc = subprocess.Popen(trainer_command(argv))
+    env = dict(os.environ, VITRECON_TRAINER_PROG="vitrecon train")  # the name its --help shows
+    proc = subprocess.Popen(trainer_command(argv), env=env)
     while True:
         try:
             code = proc.wait()
