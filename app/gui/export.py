@@ -149,9 +149,9 @@ class VolumeExport(QObject):
         self.paths: list[Path] = []
 
     def start(self) -> None:
-        self.worker = create_worker(self._run, _start_thread=False)
-        self.worker.returned.connect(self._done)
-        self.worker.errored.connect(lambda e: self.failed.emit(error_message(e)))
+        # with an "errored" handler given here, superqt does not re-raise the error in the GUI thread
+        self.worker = create_worker(self._run, _start_thread=False, _connect={
+            "returned": self._done, "errored": lambda e: self.failed.emit(error_message(e))})
         self.worker.start()
 
     def cancel(self) -> None:

@@ -80,7 +80,11 @@ def scan_file(tmp_path) -> Path:
 
 
 @pytest.fixture
-def window(qtbot, engine, tmp_path):
+def window(qtbot, engine, tmp_path, monkeypatch):
+    """The main window on the session Engine. Message boxes are recorded in ``window.dialogs``
+    instead of blocking the test (a test may patch them again to look closer)."""
+    from PySide6.QtWidgets import QMessageBox
+
     from app.gui import create_app
     from app.gui.main_window import MainWindow
     from app.gui.settings import ViewerSettings
@@ -89,6 +93,10 @@ def window(qtbot, engine, tmp_path):
     create_app()
     w = MainWindow(engine=engine, settings=ViewerSettings(tmp_path / "viewer.ini"),
                    state=ViewState(device="cpu"))
+    w.dialogs = []
+    for name in ("warning", "information", "critical"):
+        monkeypatch.setattr(QMessageBox, name, lambda parent, title, text, *a, _n=name: w.dialogs.append((title, text)))
+    monkeypatch.setattr(QMessageBox, "question", lambda *a: w.dialogs.append(a[1:3]) or QMessageBox.No)
     w.controller.prefetch_enabled = False  # tests compare exact requests; prefetch has its own test
     qtbot.addWidget(w)
     w.resize(1400, 900)
