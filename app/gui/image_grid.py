@@ -139,8 +139,9 @@ class ImageGrid(pg.GraphicsLayoutWidget):
                 put(self.note, 1, 0, colspan=n)
                 rows = 2
         grid = self.ci.layout
-        for c in range(8):
+        for c in range(8):  # equal image columns whatever their labels say; colour bars narrow
             grid.setColumnStretchFactor(c, 1 if c < n else 0)
+            grid.setColumnPreferredWidth(c, 100 if c < n else 0)
         for r in range(3):
             grid.setRowStretchFactor(r, (1 if rows == 1 or self.show_errors else (4 if r == 0 else 1)) if r < rows else 0)
         for key, pane in self.panes.items():

@@ -90,6 +90,7 @@ class KSpaceView(QWidget):
         self.strip_view.addItem(self.strip)
         self.title = QLabel("K-space (log magnitude)")
         self.title.setObjectName("hint")
+        self.title.setWordWrap(True)
         self.summary = QLabel("—")
         self.summary.setWordWrap(True)
         self.summary.setTextFormat(Qt.RichText)
@@ -99,15 +100,18 @@ class KSpaceView(QWidget):
         legend = QLabel(f"<span style='color:rgb{theme.SAMPLED}'>■</span> sampled &nbsp; "
                         f"<span style='color:rgb{theme.LOW_FREQ}'>■</span> low frequency")
         legend.setObjectName("hint")
-        top = QHBoxLayout()
-        top.addWidget(self.title, 1)
-        top.addWidget(self.show_mask)
-        lay = QVBoxLayout(self)
+        # k-space on the left, its description on the right: the pane fits a low, wide dock under
+        # the images (k-space has no physical aspect ratio; its mask lines stay vertical)
+        info = QVBoxLayout()
+        info.setContentsMargins(0, 0, 0, 0)
+        for w in (self.title, legend, self.summary, self.show_mask):
+            info.addWidget(w)
+        info.addStretch(1)
+        self.summary.setMinimumWidth(150)
+        lay = QHBoxLayout(self)
         lay.setContentsMargins(6, 4, 6, 6)
-        lay.addLayout(top)
-        lay.addWidget(self.plot, 1)
-        lay.addWidget(legend)
-        lay.addWidget(self.summary)
+        lay.addWidget(self.plot, 3)
+        lay.addLayout(info, 2)
         self.mask: Mask | None = None
         self.kspace: np.ndarray | None = None
         self._shape = None

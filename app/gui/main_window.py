@@ -2,7 +2,7 @@
 the right, per-stage timings and a busy indicator in the status bar."""
 from __future__ import annotations
 
-from PySide6.QtCore import QSize, Qt
+from PySide6.QtCore import QSize, Qt, QTimer
 from PySide6.QtWidgets import (QDockWidget, QLabel, QMainWindow, QMessageBox, QProgressBar, QScrollArea,
                                QToolBar, QVBoxLayout, QWidget)
 from superqt.utils import QSignalThrottler
@@ -56,6 +56,7 @@ class MainWindow(FileActions, QMainWindow):
         self._build_status_bar()
         self._connect()
         self._shown_errors: set[str] = set()
+        self._docks_sized = False
         self.last_message = ""
         self._restore_display()
         self.grid.set_columns([s.family for s in self.controls.state.slots if s.name])
@@ -82,15 +83,19 @@ class MainWindow(FileActions, QMainWindow):
         scroll.setWidgetResizable(True)
         scroll.setWidget(panel)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
-        scroll.setMinimumWidth(300)
+        scroll.setMinimumWidth(panel.minimumSizeHint().width() + 6)
+        # Controls down the left; k-space, metrics and scan facts in a low row under the images,
+        # which leaves the image grid the full width it needs for four square columns.
+        self.setCorner(Qt.BottomLeftCorner, Qt.LeftDockWidgetArea)
         self.controls_dock = self._dock("Controls", scroll, Qt.LeftDockWidgetArea, "controls")
-        self.kspace_dock = self._dock("K-space and mask", self.kspace, Qt.RightDockWidgetArea, "kspace")
-        self.metrics_dock = self._dock("Metrics (this slice)", self.metrics, Qt.RightDockWidgetArea, "metrics")
-        self.metadata_dock = self._dock("Scan", self.metadata, Qt.RightDockWidgetArea, "metadata")
-        self.tabifyDockWidget(self.metrics_dock, self.metadata_dock)
-        self.metrics_dock.raise_()
-        self.resizeDocks([self.controls_dock, self.kspace_dock], [300, 300], Qt.Horizontal)
-        self.resizeDocks([self.kspace_dock, self.metrics_dock], [560, 300], Qt.Vertical)
+        self.kspace_dock = self._dock("K-space and mask", self.kspace, Qt.BottomDockWidgetArea, "kspace")
+        self.metrics_dock = self._dock("Metrics (this slice)", self.metrics, Qt.BottomDockWidgetArea, "metrics")
+        meta_scroll = QScrollArea()
+        meta_scroll.setWidgetResizable(True)
+        meta_scroll.setWidget(self.metadata)
+        self.metadata_dock = self._dock("Scan", meta_scroll, Qt.BottomDockWidgetArea, "metadata")
+        self.splitDockWidget(self.kspace_dock, self.metrics_dock, Qt.Horizontal)
+        self.splitDockWidget(self.metrics_dock, self.metadata_dock, Qt.Horizontal)
 
     def _build_toolbar_and_menus(self) -> None:
         a = self.actions
@@ -293,6 +298,18 @@ class MainWindow(FileActions, QMainWindow):
         s.set("recon/prefetch", self.controller.prefetch_enabled)
         save_state(s, self.controls.state)
         s.sync()
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if not self._docks_sized and self.settings.bytes("window/state") is None:
+            self._docks_sized = True
+            QTimer.singleShot(0, self._size_docks)
+
+    def _size_docks(self) -> None:
+        """Once the window has its size: the images get all the side panels do not need."""
+        self.resizeDocks([self.controls_dock], [1], Qt.Horizontal)
+        self.resizeDocks([self.kspace_dock], [250], Qt.Vertical)
+        self.resizeDocks([self.kspace_dock, self.metrics_dock, self.metadata_dock], [5, 4, 4], Qt.Horizontal)
 
     def closeEvent(self, event) -> None:
         self.save_settings()

@@ -44,6 +44,15 @@ def scan_facts(info: ScanInfo) -> list[tuple[str, str]]:
     return [(k, v) for k, v in rows if v]
 
 
+def elide(value: str, limit: int = 30) -> str:
+    """Long unbreakable values (hashed patient ids, file names) shortened in the middle, so the panel
+    never forces its dock wider; the full value is in the tooltip."""
+    if len(value) <= limit or " " in value:
+        return value
+    keep = (limit - 1) // 2
+    return value[:keep] + "…" + value[-keep:]
+
+
 class MetadataPanel(QWidget):
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -61,10 +70,11 @@ class MetadataPanel(QWidget):
         for key, value in self.rows:
             label = QLabel(key)
             label.setObjectName("hint")
-            text = QLabel(value)
+            text = QLabel(elide(value))
             text.setWordWrap(True)
             text.setTextInteractionFlags(Qt.TextSelectableByMouse)
-            text.setToolTip(str(info.path) if info is not None and key == "File" else "")
+            full = str(info.path) if info is not None and key == "File" else value
+            text.setToolTip(full if full != text.text() else "")
             self.form.addRow(label, text)
 
 

@@ -81,7 +81,9 @@ class CornerText(pg.GraphicsObject):
         pass
 
     def set_html(self, html: str) -> None:
-        self.text.setHtml(html)
+        # a dark backing keeps corner text readable over bright image content
+        self.text.setHtml(f"<span style='background-color:rgba(0,0,0,150)'>&nbsp;{html}&nbsp;</span>"
+                          if html and self.corner != "c" else html)
         self.setVisible(bool(html))
         self.place()
 
@@ -197,8 +199,6 @@ class ImagePane(pg.GraphicsLayout):
             self.readout.set_html("")
             self.marker.setVisible(False)
             return
-        self.readout.set_html(f"<span style='color:{theme.MUTED}'>x</span> {col} "
-                              f"<span style='color:{theme.MUTED}'>y</span> {row} "
-                              f"<span style='color:{theme.MUTED}'>=</span> {value:.4g}")
+        self.readout.set_html(f"<span style='color:{theme.MUTED}'>({col}, {row})</span> {value:.4g}")
         self.marker.setData([col + 0.5], [row + 0.5])
         self.marker.setVisible(marker)

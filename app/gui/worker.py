@@ -1,10 +1,10 @@
 """The reconstruction worker: one long-lived QObject on its own QThread, so the GUI thread never runs
 torch nor reads a file.
 
-A request is computed in stages: first the zero-filled image, reference, k-space and metrics
-(``Engine.reconstruct`` without networks, fast), then each network (``Engine.reconstruct`` with that
-one network). After every stage the worker emits an ``Update`` the grid can draw, and checks whether
-a newer request arrived: if so it abandons the rest ("latest request wins"). Finished stages go into
+A request is computed in two stages: first the zero-filled image, reference, k-space and metrics
+(``Engine.reconstruct`` without networks, fast), then the networks (``Engine.reconstruct`` with
+them). After the first stage the worker emits an ``Update`` the grid can draw at once, and checks
+whether a newer request arrived: if so it abandons the rest ("latest request wins"). Finished stages go into
 small LRU caches, so a newer request that needs them (the same slice with another U-Net, a coil view,
 a slice scrolled back to) reuses them instead of recomputing.
 """
@@ -220,6 +220,9 @@ class ReconWorker(QObject):
                     self.failed.emit(request, error_message(e))
 
     def _reconstruct(self, token: int, request: ReconRequest, generation: int, display: bool) -> None:
+        """Stage 1: zero-filled, reference, k-space, metrics (fast; drawn at once). Stage 2: every
+        network not in the cache, in one ``Engine.reconstruct`` call (which computes the zero-filled
+        input once for all of them)."""
         t0 = time.perf_counter()
         key = base_key(token, request)
         base = self.base_cache.get(key)
@@ -238,28 +241,34 @@ class ReconWorker(QObject):
         def emit(final: bool) -> None:
             if not display:
                 return
-            pending = () if final else tuple(r.label for r in request.models
-                                             if r not in outputs and r.label not in errors)
+            pending = () if final else tuple(r.label for r in request.models if r not in outputs)
             timings["total"] = time.perf_counter() - t0
             self.updated.emit(Update(request, assemble(request, base, outputs, dict(timings)), pending,
                                      dict(errors)))
 
-        for ref in request.models:
-            if ref in outputs:
-                continue
+        missing = tuple(r for r in request.models if r not in outputs)
+        if missing:
             if self._stale(generation):
-                return  # a newer request waits; what is done stays cached for it
+                return  # a newer request waits; the first stage stays cached for it
             emit(False)
-            try:
-                r = self.engine.reconstruct(dataclasses.replace(request, models=(ref,), coil=None))
-            except VitreconError as e:
-                errors[ref.label] = str(e)
-                continue
-            out = r.outputs[0]
-            self.network_cache.put(network_key(token, request, ref), out)
-            outputs[ref] = out
-            load = r.timings.get(f"load {ref.label}", 0.0)
-            if load > 0.05:
-                timings[f"load {ref.label}"] = load
-            timings[ref.label] = out.seconds
+            # All missing networks in one call; if that fails, one at a time, so that the error names
+            # the network it belongs to and the others are still drawn.
+            groups = [missing]
+            while groups:
+                group = groups.pop(0)
+                try:
+                    r = self.engine.reconstruct(dataclasses.replace(request, models=group, coil=None))
+                except VitreconError as e:
+                    if len(group) == 1:
+                        errors[group[0].label] = str(e)
+                    else:
+                        groups = [(ref,) for ref in group]
+                    continue
+                for ref, out in zip(group, r.outputs):
+                    self.network_cache.put(network_key(token, request, ref), out)
+                    outputs[ref] = out
+                    load = r.timings.get(f"load {ref.label}", 0.0)
+                    if load > 0.05:
+                        timings[f"load {ref.label}"] = load
+                    timings[ref.label] = out.seconds
         emit(True)
