@@ -26,27 +26,16 @@ class DisplayPanel(QGroupBox):
     def __init__(self, actions: dict[str, QAction], parent=None):
         super().__init__("Display", parent)
         form = QFormLayout(self)
-        self.layout_combo = QComboBox()
-        self.layout_combo.addItem("Images over error maps (2×N)", "2xN")
-        self.layout_combo.addItem("Images only (1×N)", "1xN")
-        self.layout_combo.currentIndexChanged.connect(
-            lambda i: self.layout_changed.emit(self.layout_combo.itemData(i)))
-        form.addRow("Layout", self.layout_combo)
-        self.error_combo = QComboBox()
-        self.error_combo.addItem("|recon − reference|", "abs")
-        self.error_combo.addItem("recon − reference (signed)", "signed")
-        self.error_combo.currentIndexChanged.connect(
-            lambda i: self.error_mode_changed.emit(self.error_combo.itemData(i)))
-        form.addRow("Error maps", self.error_combo)
+        self.layout_combo = self._choice(form, "Layout", self.layout_changed, [
+            ("Images over error maps (2×N)", "2xN"), ("Images only (1×N)", "1xN")])
+        self.error_combo = self._choice(form, "Error maps", self.error_mode_changed, [
+            ("|recon − reference|", "abs"), ("recon − reference (signed)", "signed")])
         self.gain = QLabeledSlider(Qt.Horizontal)
         self.gain.setRange(1, 20)
         self.gain.setToolTip("Error-map gain: ×N shows errors N times brighter (G / Shift+G step through "
                              + ", ".join(f"×{g}" for g in GAINS) + ")")
         self.gain.valueChanged.connect(self.gain_changed)
         form.addRow("Error gain ×", self.gain)
-        for combo in (self.layout_combo, self.error_combo):
-            combo.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
-            combo.setMinimumContentsLength(8)
         row = QHBoxLayout()
         for key in ("fit", "reset_wl"):
             row.addWidget(action_button(actions[key]))
@@ -57,6 +46,18 @@ class DisplayPanel(QGroupBox):
             row.addWidget(action_button(actions[key]))
         row.addStretch(1)
         form.addRow(row)
+
+    @staticmethod
+    def _choice(form: QFormLayout, label: str, signal, items: list[tuple[str, str]]) -> QComboBox:
+        """A combo box of (text, value) items that emits ``signal`` with the chosen value."""
+        combo = QComboBox()
+        for text, value in items:
+            combo.addItem(text, value)
+        combo.currentIndexChanged.connect(lambda i: signal.emit(combo.itemData(i)))
+        combo.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
+        combo.setMinimumContentsLength(8)
+        form.addRow(label, combo)
+        return combo
 
     def set_values(self, layout: str, error_mode: str, gain: int) -> None:
         with signals_blocked(self.layout_combo), signals_blocked(self.error_combo), signals_blocked(self.gain):

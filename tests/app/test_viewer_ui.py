@@ -295,3 +295,30 @@ def test_view_command_fails_cleanly_on_a_missing_file(capsys, tmp_path):
     assert main(["view", str(tmp_path / "missing.h5")]) == 2
     assert "no such file" in capsys.readouterr().err
     assert main(["view", "--device", "cuda:7", str(tmp_path)]) == 2
+
+
+@pytest.fixture(scope="module")
+def small_samples(tmp_path_factory):
+    from engine.samples import build_samples
+
+    return build_samples(tmp_path_factory.mktemp("samples"), size="small")
+
+
+@pytest.mark.parametrize("kind", ["singlecoil", "ismrmrd"])
+def test_single_coil_and_ismrmrd_files_open(qtbot, window, small_samples, engine, kind):
+    open_and_wait(qtbot, window, small_samples[kind])
+    info = window.controller.scan.info
+    assert window.metadata.rows[1][1] == {"singlecoil": "fastMRI single-coil", "ismrmrd": "ISMRMRD raw data"}[kind]
+    assert window.controls.coil_combo.isEnabled() == (info.num_coils > 1)
+    for key in window.grid.visible_keys():
+        assert np.isfinite(window.grid.panes[key].data).all(), key
+    result = engine.reconstruct(window.controller.latest)
+    np.testing.assert_array_equal(window.grid.panes["unet"].data, result.output("unet-s").image)
+
+
+def test_open_sample_uses_the_bundled_multicoil_file(qtbot, window, small_samples):
+    with qtbot.waitSignal(window.controller.scan_opened, timeout=30000):
+        window.controller.open_sample(locate=lambda: small_samples["multicoil"])
+    wait_complete(qtbot, window)
+    assert window.windowTitle() == "vitrecon — sample_brain_multicoil.h5"
+    assert window.controller.scan.info.num_coils == 4 and np.isfinite(window.grid.panes["vit"].data).all()
