@@ -96,6 +96,9 @@ class ImageGrid(pg.GraphicsLayoutWidget):
         """Show ``key``'s pane alone (None, or the enlarged pane itself: back to the grid)."""
         self.enlarged = None if key is None or key == self.enlarged else key
         self.relayout()
+        # linked views keep a common scale, so the bigger (or smaller again) pane is fitted anew
+        # once the layout has given it its size
+        QTimer.singleShot(0, self.fit)
 
     @property
     def show_errors(self) -> bool:

@@ -322,3 +322,40 @@ def test_open_sample_uses_the_bundled_multicoil_file(qtbot, window, small_sample
     wait_complete(qtbot, window)
     assert window.windowTitle() == "vitrecon — sample_brain_multicoil.h5"
     assert window.controller.scan.info.num_coils == 4 and np.isfinite(window.grid.panes["vit"].data).all()
+
+
+class FakeDrag:
+    """What pyqtgraph passes to ViewBox.mouseDragEvent."""
+
+    def __init__(self, button, dx, dy, finish=False):
+        self._b, self._d, self._f, self.accepted = button, QPointF(dx, dy), finish, False
+
+    def button(self):
+        return self._b
+
+    def screenPos(self):
+        return QPointF(100, 100) + self._d
+
+    def lastScreenPos(self):
+        return QPointF(100, 100)
+
+    def isFinish(self):
+        return self._f
+
+    def accept(self):
+        self.accepted = True
+
+
+def test_right_drag_or_wl_mode_left_drag_sets_window_level(qtbot, window, scan_file):
+    open_and_wait(qtbot, window, scan_file)
+    view = window.grid.panes["zero-filled"].view
+    before = window.grid.mag_bar.levels()
+    ev = FakeDrag(Qt.RightButton, 30, 0, finish=True)
+    view.mouseDragEvent(ev)
+    assert ev.accepted and window.grid.mag_bar.levels()[1] - window.grid.mag_bar.levels()[0] > before[1] - before[0]
+    window.actions["reset_wl"].trigger()
+    assert not view._is_wl(FakeDrag(Qt.LeftButton, 0, 0))  # left-drag pans unless in W/L mode
+    window.actions["wl_mode"].trigger()
+    view.mouseDragEvent(FakeDrag(Qt.LeftButton, 0, -40))  # W/L mode: drag up, lower level
+    lo, hi = window.grid.mag_bar.levels()
+    assert (lo + hi) / 2 < sum(before) / 2 and hi - lo == pytest.approx(before[1] - before[0])
