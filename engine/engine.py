@@ -164,7 +164,8 @@ class Engine:
     seconds on a CPU). ``channels_last``: channels-last memory format for U-Nets; None = on CUDA
     only, because on the CPU it measured slower (see docs/README-models.md). ``autocast``: bf16
     autocast on CUDA (default on). ``cpu_bf16``: bf16 autocast on the CPU as well (opt-in: about
-    1.5x faster on CPUs with AVX512-BF16 or AMX, but outputs differ from fp32 by ~1e-3 relative).
+    1.5x faster on CPUs with AVX512-BF16 or AMX, but outputs differ from fp32 by up to ~1e-2 of
+    the image maximum).
     """
 
     def __init__(self, device: str = "auto", compile: bool = False, channels_last: bool | None = None,
