@@ -338,6 +338,8 @@ def load_checkpoint(path: str | Path, model_name: str | None = None, trust_pickl
     except TypeError as e:
         raise CheckpointError(f"{path}: the model card's arguments do not fit {name} ({e})") from None
     load_state_into(model, state, path, assign=True)
+    if any(t.is_meta for t in [*model.parameters(), *model.buffers()]):  # a tensor no state dict fills
+        raise CheckpointError(f"{path}: the weights leave parts of {name} uninitialized")
     card = {**card, "model": name, "args": args}
     return LoadedCheckpoint(model=model, name=name, card=card, path=path)
 
