@@ -82,8 +82,8 @@ class FileActions:
 
     # --- checkpoints ----------------------------------------------------------------------------
     def choose_checkpoint(self, family: str) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, f"Weights for the {SLOT_TITLES[family]} slot",
-                                              self.settings.get("files/checkpoint_folder", self.settings.last_folder, str),
+        folder = self.settings.get("files/checkpoint_folder", self.settings.last_folder, str)
+        path, _ = QFileDialog.getOpenFileName(self, f"Weights for the {SLOT_TITLES[family]} slot", folder,
                                               CHECKPOINT_FILTER)
         if path:
             self.settings.set("files/checkpoint_folder", str(Path(path).parent))

@@ -145,8 +145,10 @@ class ImageGrid(pg.GraphicsLayoutWidget):
         for c in range(8):  # equal image columns whatever their labels say; colour bars narrow
             grid.setColumnStretchFactor(c, 1 if c < n else 0)
             grid.setColumnPreferredWidth(c, 100 if c < n else 0)
+        # images over error maps share the height; over the "no error maps" note the images take most
+        stretch = [1, 1] if rows == 1 or self.show_errors else [4, 1]
         for r in range(3):
-            grid.setRowStretchFactor(r, (1 if rows == 1 or self.show_errors else (4 if r == 0 else 1)) if r < rows else 0)
+            grid.setRowStretchFactor(r, stretch[r] if r < rows else 0)
         for key, pane in self.panes.items():
             pane.setVisible(key in self.visible_keys())
         self._update_error_legend()

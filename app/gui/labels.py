@@ -71,8 +71,9 @@ def error_stats(err: np.ndarray | None) -> str:
     return f"mean |e| {float(a.mean()):.3g}<br>max |e| {float(a.max()):.3g}"
 
 
-def pane_texts(update: Update) -> dict[str, PaneText]:
-    """Title, footer, message and status for every pane key of the grid."""
+def pane_texts(update: Update, known: dict[ModelRef, NetworkOutput] | None = None) -> dict[str, PaneText]:
+    """Title, footer, message and status for every pane key of the grid. ``known``: earlier outputs of
+    the same networks, so a title keeps its weights badge while a network is recomputed."""
     r, req = update.result, update.request
     info = req.scan.info
     out: dict[str, PaneText] = {}
@@ -103,8 +104,9 @@ def pane_texts(update: Update) -> dict[str, PaneText]:
         family = get_entry(ref.name).family
         o = outputs.get(ref)
         label = METHOD_TITLES.get(family, family)
-        weights = weights_name(ref, o)
-        if o is not None and o.untrained:
+        seen = o if o is not None else (known or {}).get(ref)
+        weights = weights_name(ref, seen)
+        if seen is not None and seen.untrained:
             weights = badge("untrained weights", theme.WARN)
         title = two_lines(f"<b>{label}</b> · {ref.name}{no_ref_badge}", weights)
         error = update.errors.get(ref.label)

@@ -57,6 +57,7 @@ class MainWindow(FileActions, QMainWindow):
         self._connect()
         self._shown_errors: set[str] = set()
         self._docks_sized = False
+        self._known_outputs: dict = {}  # last output of each network, for its badges while it reruns
         self.last_message = ""
         self._restore_display()
         self.grid.set_columns([s.family for s in self.controls.state.slots if s.name])
@@ -202,7 +203,8 @@ class MainWindow(FileActions, QMainWindow):
 
     def _on_update(self, update: Update) -> None:
         r = update.result
-        self.grid.display(update, pane_texts(update))
+        self._known_outputs.update({o.ref: o for o in r.outputs})
+        self.grid.display(update, pane_texts(update, self._known_outputs))
         self.kspace.display(r.kspace_log, r.mask, update.request.coil)
         if update.complete:
             self.metrics.set_update(update)
