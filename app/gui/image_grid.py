@@ -17,6 +17,8 @@ from .worker import Update
 LAYOUTS = ("2xN", "1xN")  # images over error maps; images only
 MAGNITUDE_KEYS = ("reference", "zero-filled", "vit", "unet")
 GAINS = (1, 2, 5, 10, 20)
+EMPTY_MESSAGE = ("Open a fastMRI or ISMRMRD raw-data file (Ctrl+O), drop one on the window,<br>"
+                 "or open the bundled sample (Ctrl+Shift+O).")
 
 
 def robust_max(image: np.ndarray | None) -> float | None:
@@ -73,6 +75,8 @@ class ImageGrid(pg.GraphicsLayoutWidget):
         self._levels_set = False
         self._placed: list = []
         self.last_update: Update | None = None
+        self.welcome = pg.LabelItem(EMPTY_MESSAGE, justify="center", size="12pt", color=theme.MUTED)
+        self.empty = True  # no scan shown yet: a welcome line instead of empty panes
         self.scene().sigMouseMoved.connect(self._on_mouse_moved)
         self.relayout()
 
@@ -105,6 +109,8 @@ class ImageGrid(pg.GraphicsLayoutWidget):
         return self.layout_mode == "2xN" and self.has_reference
 
     def visible_keys(self) -> list[str]:
+        if self.empty:
+            return []
         if self.enlarged is not None:
             return [self.enlarged]
         keys = list(self.columns)
@@ -122,7 +128,10 @@ class ImageGrid(pg.GraphicsLayoutWidget):
             self._placed.append(item)
 
         n = len(self.columns)
-        if self.enlarged is not None:
+        if self.empty:
+            put(self.welcome, 0, 0)
+            n, rows = 1, 1
+        elif self.enlarged is not None:
             pane = self.panes[self.enlarged]
             put(pane, 0, 0)
             put(self.err_bar if pane.is_error else self.mag_bar, 0, 1)
@@ -202,7 +211,8 @@ class ImageGrid(pg.GraphicsLayoutWidget):
                     self._apply_text(self.panes[k], texts.get(k, PaneText()))
         if not self._levels_set:
             self.reset_levels()
-        if had_reference != self.has_reference:
+        if had_reference != self.has_reference or self.empty:
+            self.empty = False
             self.relayout()
         if first:  # once the panes have their size (the layout settles on the next event loop turn)
             self.fit()

@@ -119,7 +119,7 @@ class MainWindow(FileActions, QMainWindow):
         file_menu.addAction(a["quit"])
         view = mb.addMenu("&View")
         view.addActions([a[k] for k in ("fit", "reset_wl", "wl_mode", "toggle_layout", "signed_error",
-                                        "gain_up", "gain_down", "crosshair", "restore")])
+                                        "gain_up", "gain_down", "crosshair", "restore", "prefetch")])
         view.addSeparator()
         for dock in (self.controls_dock, self.kspace_dock, self.metrics_dock, self.metadata_dock):
             view.addAction(dock.toggleViewAction())
@@ -174,6 +174,7 @@ class MainWindow(FileActions, QMainWindow):
         a["toggle_layout"].toggled.connect(lambda on: self.set_layout("2xN" if on else "1xN"))
         a["signed_error"].toggled.connect(lambda on: self.set_error_mode("signed" if on else "abs"))
         a["crosshair"].toggled.connect(lambda on: setattr(self.grid, "show_marker", on))
+        a["prefetch"].toggled.connect(lambda on: setattr(self.controller, "prefetch_enabled", on))
 
     # --- requests and results -------------------------------------------------------------------
     def submit(self) -> None:
@@ -287,7 +288,8 @@ class MainWindow(FileActions, QMainWindow):
         self.set_error_mode(s.get("display/error_mode", "abs", str))
         self.actions["crosshair"].setChecked(s.get("display/crosshair", True, bool))
         self.grid.show_marker = self.actions["crosshair"].isChecked()
-        self.controller.prefetch_enabled = s.get("recon/prefetch", True, bool)
+        self.actions["prefetch"].setChecked(s.get("recon/prefetch", True, bool))
+        self.controller.prefetch_enabled = self.actions["prefetch"].isChecked()
 
     def save_settings(self) -> None:
         s = self.settings

@@ -62,6 +62,8 @@ ACTIONS: tuple[ActionSpec, ...] = (
                "Mark the pixel under the cursor in every pane", checkable=True, short="Cursor"),
     ActionSpec("restore", "Back to the grid", ("Esc",), None,
                "Leave the enlarged pane (double-click also does)"),
+    ActionSpec("prefetch", "Compute the next slice ahead", (), None,
+               "While you scroll, reconstruct the next slice in the background", checkable=True),
     ActionSpec("help", "&Keyboard shortcuts", ("F1",), "mdi6.keyboard", group="Help", short="Help"),
     ActionSpec("about", "&About vitrecon", (), None, group="Help"),
 )
