@@ -215,6 +215,8 @@ class ControlsPanel(QWidget):
             self.cf_spin.setEnabled(state.center_fraction is not None and self.retrospective)
             self.cf_spin.setValue(state.effective_center_fraction)
             self.seed_spin.setValue(-1 if state.seed is None else int(state.seed))
+            if self.device_combo.findData(state.device) < 0:  # e.g. "cuda" from the command line
+                self.device_combo.addItem(state.device, state.device)
             self._select(self.device_combo, state.device)
             for slot in state.slots:
                 self._select(self.model_combos[slot.family], slot.name if slot.name else OFF_ITEM)
