@@ -359,3 +359,26 @@ def test_right_drag_or_wl_mode_left_drag_sets_window_level(qtbot, window, scan_f
     view.mouseDragEvent(FakeDrag(Qt.LeftButton, 0, -40))  # W/L mode: drag up, lower level
     lo, hi = window.grid.mag_bar.levels()
     assert (lo + hi) / 2 < sum(before) / 2 and hi - lo == pytest.approx(before[1] - before[0])
+
+
+def test_a_checkpoint_file_runs_in_its_slot_and_names_itself(qtbot, window, scan_file, tmp_path, engine):
+    from engine.checkpoints import save_checkpoint
+    from engine.models import create_model
+
+    import torch
+
+    torch.manual_seed(3)
+    path = save_checkpoint(create_model("unet-s"), tmp_path / "my-unet.safetensors", "unet-s")
+    open_and_wait(qtbot, window, scan_file)
+    assert window.controls.state.slot("unet").checkpoint is None
+    window.use_checkpoint("unet", str(path))  # the card names the model; no trust question
+    wait_complete(qtbot, window)
+    slot = window.controls.state.slot("unet")
+    assert slot.checkpoint == str(path) and slot.name == "unet-s" and not slot.trust_pickle
+    out = window.controller.last_update.result.output("unet-s")
+    assert not out.untrained and out.ref.checkpoint == str(path)
+    title = window.grid.panes["unet"].title.text
+    assert "my-unet.safetensors" in title and "untrained" not in title
+    np.testing.assert_array_equal(window.grid.panes["unet"].data, engine.reconstruct(window.controller.latest)
+                                  .output("unet-s").image)
+    assert not window.dialogs
