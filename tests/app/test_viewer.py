@@ -211,3 +211,21 @@ def test_a_missing_file_and_an_engine_error_reach_the_user(qtbot, window, scan_f
     window.controls.set_checkpoint("vit", None)  # back to usable
     wait_complete(qtbot, window)
     assert not window.controller.last_update.errors
+
+
+def test_the_qt_binding_keeps_references_to_true(qtbot):
+    """PySide6 6.12.0 drops a reference to True on every emit of a Python-defined signal; on Python
+    < 3.12 the viewer then dies with "bool_dealloc" (pyproject.toml pins it out)."""
+    import sys
+
+    from PySide6.QtCore import QObject, Signal
+
+    class Emitter(QObject):
+        fired = Signal(object)
+
+    e = Emitter()
+    e.fired.connect(lambda value: None)
+    before = sys.getrefcount(True)
+    for _ in range(200):
+        e.fired.emit(True)
+    assert sys.getrefcount(True) > before - 100
