@@ -337,7 +337,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="also run each ViT the official code's way with the same weights; check and compare")
     p.add_argument("--compile", action="store_true", help="torch.compile the vitrecon path")
     p.add_argument("--channels-last", choices=("auto", "on", "off"), default="auto",
-                   help="U-Net memory format (auto: on for CUDA, off for CPU)")
+                   help="U-Net memory format (auto: on for CUDA and the CPU, off for MPS)")
     p.add_argument("--cpu-bf16", action="store_true", help="bf16 autocast on the CPU (numerics change)")
     p.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")

@@ -6,13 +6,14 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 import threading
 import time
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 import torch
@@ -68,7 +69,9 @@ class NetworkOutput:
     error_signed: np.ndarray | None
     untrained: bool
     card: dict
-    seconds: float
+    seconds: float  # the forward pass
+    load_seconds: float = 0.0  # building or loading the model (0 when cached)
+    metrics_seconds: float = 0.0
 
 
 @dataclass(frozen=True, eq=False)
@@ -162,7 +165,8 @@ class Engine:
 
     ``compile``: wrap networks in ``torch.compile`` (first call per input size compiles: tens of
     seconds on a CPU). ``channels_last``: channels-last memory format for U-Nets; None = on CUDA
-    only, because on the CPU it measured slower (see docs/README-models.md). ``autocast``: bf16
+    and the CPU (1.16x faster for unet-s and unet-m on a 2-core CPU once the instance norms run as
+    group norms; see benchmarks/README.md), off on MPS. ``autocast``: bf16
     autocast on CUDA (default on). ``cpu_bf16``: bf16 autocast on the CPU as well (opt-in: about
     1.5x faster on CPUs with AVX512-BF16 or AMX, but outputs differ from fp32 by up to ~1e-2 of
     the image maximum).
@@ -211,7 +215,7 @@ class Engine:
             return lm
 
     def _use_channels_last(self, device: torch.device) -> bool:
-        return self.channels_last if self.channels_last is not None else device.type == "cuda"
+        return self.channels_last if self.channels_last is not None else device.type in ("cuda", "cpu")
 
     def _autocast(self, device: torch.device):
         if self.autocast and device.type == "cuda":
@@ -259,6 +263,32 @@ class Engine:
 
     # --- one slice ----------------------------------------------------------------------------
     def reconstruct(self, request: ReconRequest) -> ReconResult:
+        """Everything for one slice: the zero-filled stage, then each requested network."""
+        t0 = time.perf_counter()
+        base = self.reconstruct_base(request)
+        outputs = []
+        timings = {k: v for k, v in base.timings.items() if k != "total"}
+        for out in self.reconstruct_networks(request, base):
+            outputs.append(out)
+            timings[f"load {out.ref.label}"] = out.load_seconds
+            timings[out.ref.label] = out.seconds
+            timings["metrics"] = timings.get("metrics", 0.0) + out.metrics_seconds
+        timings["total"] = time.perf_counter() - t0
+        return self.with_outputs(base, outputs, timings)
+
+    @staticmethod
+    def with_outputs(base: ReconResult, outputs: Iterable[NetworkOutput],
+                     timings: dict[str, float] | None = None) -> ReconResult:
+        """``base`` (the zero-filled stage) with network ``outputs`` and their flags added."""
+        outputs = tuple(outputs)
+        flags = set(base.flags) | {f"untrained:{o.ref.label}" for o in outputs if o.untrained}
+        return dataclasses.replace(base, outputs=outputs, flags=frozenset(flags),
+                                   timings=base.timings if timings is None else timings)
+
+    def reconstruct_base(self, request: ReconRequest) -> ReconResult:
+        """The zero-filled stage of ``request`` (its ``models`` are ignored): k-space read, mask,
+        zero-filled image (RSS of the zero-filled coil images, cropped), the reference, k-space
+        display, metrics and error maps. Fast; the viewer draws it before the networks finish."""
         t0 = time.perf_counter()
         timings: dict[str, float] = {}
         scan = request.scan
@@ -288,45 +318,44 @@ class Engine:
         zf_np = zf.float().cpu().numpy()
         timings["zero-filled"] = time.perf_counter() - t
 
-        outputs = []
-        for ref in request.models:
-            t = time.perf_counter()
-            lm = self.load_model(ref, device)
-            timings[f"load {ref.label}"] = time.perf_counter() - t
-            t = time.perf_counter()
-            img = self.run_model(lm, zf[None]).cpu().numpy()[0]
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            dt = time.perf_counter() - t
-            timings[ref.label] = dt
-            outputs.append((lm, img, dt))
-
         t = time.perf_counter()
         zf_metrics = zf_abs = zf_signed = None
         if reference is not None:
             zf_metrics = slice_metrics(reference, zf_np, vmax)
             zf_abs, zf_signed = error_maps(reference, zf_np)
-        net_outputs = []
-        for lm, img, dt in outputs:
+        timings["metrics"] = time.perf_counter() - t
+        timings["total"] = time.perf_counter() - t0
+        return ReconResult(
+            request_id=request.request_id, slice_index=request.slice_index, zero_filled=zf_np,
+            zero_filled_metrics=zf_metrics, zero_filled_error_abs=zf_abs, zero_filled_error_signed=zf_signed,
+            reference=reference, outputs=(), mask=mask, kspace_log=kspace_log, coil_image=coil_image,
+            data_range=vmax, timings=timings, device=str(device),
+            flags=frozenset() if reference is not None else frozenset({"no-reference"}),
+        )
+
+    def reconstruct_networks(self, request: ReconRequest, base: ReconResult) -> Iterator[NetworkOutput]:
+        """Each network of ``request.models`` in turn, yielded as soon as it is done, on the
+        zero-filled image of ``base`` (``reconstruct_base`` of the same slice and mask), which is
+        not computed again. Metrics and error maps use ``base``'s reference and data range."""
+        device = torch.device(base.device)
+        reference, vmax = base.reference, base.data_range
+        zf = None
+        for ref in request.models:
+            t = time.perf_counter()
+            lm = self.load_model(ref, device)
+            load = time.perf_counter() - t
+            if zf is None:
+                zf = torch.from_numpy(base.zero_filled).to(device)
+            t = time.perf_counter()
+            img = self.run_model(lm, zf[None]).cpu().numpy()[0]  # .cpu() waits for CUDA
+            seconds = time.perf_counter() - t
+            t = time.perf_counter()
             m = e_abs = e_signed = None
             if reference is not None:
                 m = slice_metrics(reference, img, vmax)
                 e_abs, e_signed = error_maps(reference, img)
-            net_outputs.append(NetworkOutput(lm.ref, lm.family, img, m, e_abs, e_signed, lm.untrained,
-                                             lm.card, dt))
-        timings["metrics"] = time.perf_counter() - t
-        timings["total"] = time.perf_counter() - t0
-
-        flags = set()
-        if reference is None:
-            flags.add("no-reference")
-        flags.update(f"untrained:{o.ref.label}" for o in net_outputs if o.untrained)
-        return ReconResult(
-            request_id=request.request_id, slice_index=request.slice_index, zero_filled=zf_np,
-            zero_filled_metrics=zf_metrics, zero_filled_error_abs=zf_abs, zero_filled_error_signed=zf_signed,
-            reference=reference, outputs=tuple(net_outputs), mask=mask, kspace_log=kspace_log,
-            coil_image=coil_image, data_range=vmax, timings=timings, device=str(device), flags=frozenset(flags),
-        )
+            yield NetworkOutput(lm.ref, lm.family, img, m, e_abs, e_signed, lm.untrained, lm.card, seconds,
+                                load_seconds=load, metrics_seconds=time.perf_counter() - t)
 
     # --- a whole volume -----------------------------------------------------------------------
     def reconstruct_volume(self, scan: Scan, mask: MaskSpec | None = None, model: ModelRef | None = None,

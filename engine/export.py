@@ -61,7 +61,7 @@ def write_reconstruction(path: str | Path, volume: np.ndarray, metadata: dict | 
 
 def reconstruct_file(engine: Engine, input_path: str | Path, out_dir: str | Path, *,
                      mask: MaskSpec | None = None, model: ModelRef | None = None, device: str | None = None,
-                     overwrite: bool = False, batch_size: int = 4,
+                     overwrite: bool = False, batch_size: int | None = None,
                      progress: Callable[[int, int], None] | None = None,
                      cancel=None) -> Path | None:
     """Reconstruct one file into ``out_dir``; returns the output path (None when cancelled)."""

@@ -24,7 +24,8 @@ def register(sub) -> None:
                    help="mask seed, as fastmri's mask_func(shape, seed=S); default: seeded by the file name "
                         "(one mask for all slices of a volume)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
-    p.add_argument("--batch-size", type=int, default=4, help="slices per network batch")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="slices per network batch (default: 1 on the CPU, 8 on a GPU)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.set_defaults(handler=run)
 
@@ -57,7 +58,7 @@ def run(args) -> int:
         model = ModelRef(args.model, args.checkpoint, args.trust_checkpoint)
     elif args.checkpoint:
         raise ValueError("--checkpoint needs --model naming a network")
-    if args.batch_size < 1:
+    if args.batch_size is not None and args.batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
     out_dir = Path(args.out)
     if out_dir.exists() and not out_dir.is_dir():

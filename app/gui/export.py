@@ -129,7 +129,7 @@ class VolumeJob:
     mask: MaskSpec | None
     device: str
     overwrite: bool = False
-    batch_size: int = 4
+    batch_size: int | None = None  # None: the engine picks (1 on the CPU, 8 on a GPU)
 
 
 class VolumeExport(QObject):

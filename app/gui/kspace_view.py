@@ -115,10 +115,14 @@ class KSpaceView(QWidget):
         self.mask: Mask | None = None
         self.kspace: np.ndarray | None = None
         self._shape = None
+        self._coil: int | None = None
 
     def display(self, kspace_log: np.ndarray, mask: Mask, coil: int | None = None) -> None:
-        """``kspace_log`` float32 ``[H, W]``: log(1 + |k|) of the masked k-space."""
-        self.kspace, self.mask = kspace_log, mask
+        """``kspace_log`` float32 ``[H, W]``: log(1 + |k|) of the masked k-space. The arrays
+        already shown (a later stage of the same request) are not drawn again."""
+        if kspace_log is self.kspace and mask is self.mask and coil == self._coil:
+            return
+        self.kspace, self.mask, self._coil = kspace_log, mask, coil
         top = float(np.percentile(kspace_log, 99.9)) if kspace_log.size else 1.0
         self.image.setImage(kspace_log, autoLevels=False, levels=(0.0, max(top, 1e-12)))
         self._redraw_overlay()
@@ -138,7 +142,7 @@ class KSpaceView(QWidget):
                               autoLevels=False)
 
     def clear(self) -> None:
-        self.mask = self.kspace = None
+        self.mask = self.kspace = self._coil = None
         self._shape = None
         for item in (self.image, self.overlay, self.strip):
             item.clear()

@@ -160,7 +160,10 @@ class ImagePane(pg.GraphicsLayout):
 
     # --- content --------------------------------------------------------------------------------
     def set_data(self, data: np.ndarray | None) -> None:
-        """float32 ``[h, w]`` image (levels are set by the grid's colour bar), or None to clear."""
+        """float32 ``[h, w]`` image (levels are set by the grid's colour bar), or None to clear.
+        The array already shown (the same object: a later stage of the same request) is not drawn again."""
+        if data is not None and data is self.data:
+            return
         self.data = data
         if data is None:
             self.image.clear()

@@ -1,10 +1,11 @@
 """The reconstruction worker: one long-lived QObject on its own QThread, so the GUI thread never runs
 torch nor reads a file.
 
-A request is computed in two stages: first the zero-filled image, reference, k-space and metrics
-(``Engine.reconstruct`` without networks, fast), then the networks (``Engine.reconstruct`` with
-them). After the first stage the worker emits an ``Update`` the grid can draw at once, and checks
-whether a newer request arrived: if so it abandons the rest ("latest request wins"). Finished stages go into
+A request is computed in stages: first the zero-filled image, reference, k-space and metrics
+(``Engine.reconstruct_base``, fast), then each network in turn on that zero-filled image
+(``Engine.reconstruct_networks``, which does not compute it again). After each stage the worker
+emits an ``Update`` the grid can draw at once, and checks whether a newer request arrived: if so it
+abandons the rest ("latest request wins"). Finished stages go into
 small LRU caches, so a newer request that needs them (the same slice with another U-Net, a coil view,
 a slice scrolled back to) reuses them instead of recomputing.
 """
@@ -80,15 +81,13 @@ def network_key(token: int, req: ReconRequest, ref: ModelRef) -> tuple:
 
 
 def assemble(request: ReconRequest, base: ReconResult, outputs: dict[ModelRef, NetworkOutput],
-             extra_timings: dict[str, float]) -> ReconResult:
-    """``base`` (no networks) plus the network outputs done so far, as one ``ReconResult``: the
-    same arrays a single ``Engine.reconstruct(request)`` call returns."""
-    outs = tuple(outputs[r] for r in request.models if r in outputs)
-    flags = set(base.flags) | {f"untrained:{o.ref.label}" for o in outs if o.untrained}
-    timings = {k: v for k, v in base.timings.items() if k != "total"}
-    timings.update(extra_timings)
-    return dataclasses.replace(base, request_id=request.request_id, outputs=outs, timings=timings,
-                               flags=frozenset(flags))
+             timings: dict[str, float]) -> ReconResult:
+    """``base`` (no networks) plus the network outputs done so far, in the order of
+    ``request.models``: the same arrays a single ``Engine.reconstruct(request)`` call returns."""
+    merged = {k: v for k, v in base.timings.items() if k != "total"}
+    merged.update(timings)
+    result = Engine.with_outputs(base, (outputs[r] for r in request.models if r in outputs), merged)
+    return dataclasses.replace(result, request_id=request.request_id)
 
 
 def error_message(e: BaseException) -> str:
@@ -220,14 +219,14 @@ class ReconWorker(QObject):
                     self.failed.emit(request, error_message(e))
 
     def _reconstruct(self, token: int, request: ReconRequest, generation: int, display: bool) -> None:
-        """Stage 1: zero-filled, reference, k-space, metrics (fast; drawn at once). Stage 2: every
-        network not in the cache, in one ``Engine.reconstruct`` call (which computes the zero-filled
-        input once for all of them)."""
+        """Stage 1: zero-filled, reference, k-space, metrics (fast; drawn at once). Then each
+        network not in the cache, one at a time on stage 1's zero-filled image, each drawn as soon
+        as it is done; a failing network is reported with its sentence and the others still run."""
         t0 = time.perf_counter()
         key = base_key(token, request)
         base = self.base_cache.get(key)
         if base is None:
-            base = self.engine.reconstruct(dataclasses.replace(request, models=()))
+            base = self.engine.reconstruct_base(request)
             self.base_cache.put(key, base)
         outputs: dict[ModelRef, NetworkOutput] = {}
         errors: dict[str, str] = {}
@@ -241,34 +240,25 @@ class ReconWorker(QObject):
         def emit(final: bool) -> None:
             if not display:
                 return
-            pending = () if final else tuple(r.label for r in request.models if r not in outputs)
+            pending = () if final else tuple(r.label for r in request.models
+                                             if r not in outputs and r.label not in errors)
             timings["total"] = time.perf_counter() - t0
             self.updated.emit(Update(request, assemble(request, base, outputs, dict(timings)), pending,
                                      dict(errors)))
 
-        missing = tuple(r for r in request.models if r not in outputs)
-        if missing:
+        missing = [r for r in request.models if r not in outputs]
+        for i, ref in enumerate(missing):
             if self._stale(generation):
-                return  # a newer request waits; the first stage stays cached for it
+                return  # a newer request waits; the stages done so far stay cached for it
             emit(False)
-            # All missing networks in one call; if that fails, one at a time, so that the error names
-            # the network it belongs to and the others are still drawn.
-            groups = [missing]
-            while groups:
-                group = groups.pop(0)
-                try:
-                    r = self.engine.reconstruct(dataclasses.replace(request, models=group, coil=None))
-                except VitreconError as e:
-                    if len(group) == 1:
-                        errors[group[0].label] = str(e)
-                    else:
-                        groups = [(ref,) for ref in group]
-                    continue
-                for ref, out in zip(group, r.outputs):
-                    self.network_cache.put(network_key(token, request, ref), out)
-                    outputs[ref] = out
-                    load = r.timings.get(f"load {ref.label}", 0.0)
-                    if load > 0.05:
-                        timings[f"load {ref.label}"] = load
-                    timings[ref.label] = out.seconds
+            try:
+                out = next(self.engine.reconstruct_networks(dataclasses.replace(request, models=(ref,)), base))
+            except VitreconError as e:
+                errors[ref.label] = str(e)
+                continue
+            self.network_cache.put(network_key(token, request, ref), out)
+            outputs[ref] = out
+            if out.load_seconds > 0.05:
+                timings[f"load {ref.label}"] = out.load_seconds
+            timings[ref.label] = out.seconds
         emit(True)

@@ -15,7 +15,8 @@ class ReconNet(nn.Module):
 
     ViT: zero-pad to a multiple of the patch size (split floor/ceil), normalize each image by its
     own mean and std (padding included, unbiased std, as the official code), network, undo,
-    unpad. U-Net: normalize, network, undo.
+    unpad. U-Net: normalize, network, undo (an image too small for its pooling levels is
+    zero-padded first).
     """
 
     def __init__(self, net: nn.Module):
@@ -33,10 +34,15 @@ class ReconNet(nn.Module):
 
     def _pad(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int, int, int]]:
         ps = self.patch_size
-        if ps is None:
-            return x, (0, 0, 0, 0)
         h, w = x.shape[-2:]
-        ph, pw = (-h) % ps[0], (-w) % ps[1]
+        if ps is None:
+            # The U-Net's instance norm needs more than one pixel at its deepest level: an image
+            # smaller than 2**(pools + 1) on a side is zero-padded up to it, then cropped back.
+            # Images of the sizes MRI uses (>= 32 pixels) pass through untouched.
+            least = 2 ** (getattr(self.net, "num_pool_layers", 0) + 1)
+            ph, pw = max(0, least - h), max(0, least - w)
+        else:
+            ph, pw = (-h) % ps[0], (-w) % ps[1]
         pads = (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2)
         if ph or pw:
             x = F.pad(x, pads)

@@ -63,6 +63,18 @@ def test_open_draws_every_pane_with_finite_images_and_metrics(qtbot, window, sca
     assert_display_matches(window, direct(engine, window))
 
 
+def test_each_network_is_drawn_as_soon_as_it_is_done(qtbot, window, scan_file):
+    open_and_wait(qtbot, window, scan_file)
+    seen = []
+    window.controller.updated.connect(
+        lambda u: seen.append((u.request.request_id, [o.ref.name for o in u.result.outputs], u.pending)))
+    window.controls.new_seed.click()
+    wait_complete(qtbot, window)
+    latest = window.controller.latest.request_id
+    stages = [(names, pending) for rid, names, pending in seen if rid == latest]
+    assert stages == [([], ("vit-s", "unet-s")), (["vit-s"], ("unet-s",)), (["vit-s", "unet-s"], ())]
+
+
 @pytest.mark.parametrize("change", ["kind", "acceleration", "seed", "slice", "center_fraction"])
 def test_a_control_change_matches_a_direct_engine_call(qtbot, window, scan_file, engine, change):
     open_and_wait(qtbot, window, scan_file)

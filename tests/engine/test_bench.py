@@ -52,7 +52,7 @@ def test_bench_command_json(capsys):
     assert rc == 0
     report = json.loads(capsys.readouterr().out)
     assert report["device"] == "cpu" and report["size"] == [32, 24] and len(report["rows"]) == 1
-    assert report["channels_last_unet"] is False
+    assert report["channels_last_unet"] is True  # the default on the CPU and CUDA
 
 
 def test_bench_command_errors(capsys):

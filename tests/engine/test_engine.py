@@ -123,7 +123,9 @@ def test_channels_last_unet_gives_the_same_output():
     plain, cl = Engine(channels_last=False), Engine(channels_last=True)
     lm = cl.load_model(ModelRef("unet-s"), CPU)
     assert lm.module.net.down_sample_layers[0].layers[0].weight.is_contiguous(memory_format=torch.channels_last)
-    assert not plain._use_channels_last(CPU) and Engine()._use_channels_last(torch.device("cuda"))
+    assert not plain._use_channels_last(CPU)
+    assert Engine()._use_channels_last(CPU) and Engine()._use_channels_last(torch.device("cuda"))
+    assert not Engine()._use_channels_last(torch.device("mps"))
     torch.testing.assert_close(cl.run_model(lm, x), plain.run_model(plain.load_model(ModelRef("unet-s"), CPU), x),
                                rtol=1e-5, atol=1e-5)
 
@@ -173,6 +175,29 @@ def test_reconstruct_one_slice(scan, tmp_path):
     for stage in ("read", "mask", "zero-filled", "load vit-s", "vit-s", "metrics", "total"):
         assert res.timings[stage] >= 0
     assert res.device == "cpu" and res.request_id == req.request_id
+
+
+def test_networks_run_one_at_a_time_on_the_base_stage_without_a_second_fft(scan, monkeypatch):
+    eng = Engine()
+    req = ReconRequest(scan, 2, MaskSpec("random", 4, 0.08, seed=3), (ModelRef("vit-s"), ModelRef("unet-s")),
+                       device="cpu", coil=1)
+    whole = eng.reconstruct(req)
+    base = eng.reconstruct_base(req)
+    assert base.outputs == () and base.flags == frozenset()
+    np.testing.assert_array_equal(base.zero_filled, whole.zero_filled)
+    np.testing.assert_array_equal(base.coil_image, whole.coil_image)
+    ffts = []
+    monkeypatch.setattr(engine_mod.ks, "ifft2c", lambda *a, **k: ffts.append(1))
+    gen = eng.reconstruct_networks(req, base)
+    first = next(gen)  # the ViT is done (and could be drawn) before the U-Net starts
+    assert first.ref.name == "vit-s" and first.load_seconds >= 0 and first.metrics_seconds >= 0
+    second = next(gen)
+    assert second.ref.name == "unet-s" and next(gen, None) is None and not ffts
+    for a, b in zip((first, second), whole.outputs):
+        np.testing.assert_array_equal(a.image, b.image)
+        assert a.metrics == b.metrics
+    combined = Engine.with_outputs(base, (first, second))
+    assert combined.flags == whole.flags == {"untrained:vit-s", "untrained:unet-s"}
 
 
 def test_no_reference_is_flagged():

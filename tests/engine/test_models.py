@@ -142,6 +142,43 @@ def test_recon_net_for_unet_normalizes_without_padding():
     assert ReconNet(spy).family == "unet" and ReconNet(_Spy((2, 2))).family == "vit"
 
 
+def test_unet_equals_fastmris_unet_with_the_same_weights_forward_and_backward():
+    from fastmri.models import Unet as FastmriUnet
+
+    from engine.models.unet import ChannelGroupNorm, Unet
+    torch.manual_seed(0)
+    ours = Unet(in_chans=1, out_chans=1, chans=8, num_pool_layers=3)
+    theirs = FastmriUnet(in_chans=1, out_chans=1, chans=8, num_pool_layers=3)
+    assert ours.state_dict().keys() == theirs.state_dict().keys()
+    theirs.load_state_dict(ours.state_dict())
+    assert any(isinstance(m, ChannelGroupNorm) for m in ours.modules())
+    assert not any(type(m) is nn.InstanceNorm2d for m in ours.modules())
+    x = torch.randn(2, 1, 40, 48)
+    y_ours, y_theirs = ours(x), theirs(x)
+    torch.testing.assert_close(y_ours, y_theirs, atol=1e-5, rtol=1e-5)
+    y_ours.square().mean().backward()
+    y_theirs.square().mean().backward()
+    for (name, p), q in zip(ours.named_parameters(), theirs.parameters()):
+        torch.testing.assert_close(p.grad, q.grad, atol=1e-5, rtol=1e-4, msg=name)
+
+
+def test_unet_pads_an_image_too_small_for_its_pooling_levels_and_crops_back():
+    # fastmri's Unet alone fails on 24x24 (instance norm over a 1x1 map at the fourth pool).
+    model = create_model("unet-s").eval()
+    with torch.inference_mode():
+        for size in [(24, 24), (8, 40), (1, 1)]:
+            y = model(torch.rand(1, 1, *size))
+            assert y.shape == (1, 1, *size) and torch.isfinite(y).all()
+    spy = _Spy()
+    spy.num_pool_layers = 2
+    x = torch.rand(1, 1, 5, 9)
+    torch.testing.assert_close(ReconNet(spy)(x), x)
+    assert spy.seen[0].shape == (1, 1, 8, 9)  # padded to 2**(2+1) only where smaller
+    spy.seen.clear()
+    ReconNet(spy)(torch.rand(1, 1, 32, 32))
+    assert spy.seen[0].shape == (1, 1, 32, 32)
+
+
 def test_recon_net_is_equivariant_to_intensity_scale_and_offset():
     model = _randomize(ReconNet(VisionTransformer(**TINY)), std=0.2).eval()
     x = torch.rand(1, 1, 32, 28)  # a multiple of the patch: no zero padding to break offsets
