@@ -108,10 +108,6 @@ class Scan:
         """float32 ``[h, w]`` stored reference, or None."""
         return None
 
-    def _reference_volume_max(self) -> float | None:
-        """Maximum of the stored reference volume, if cheaper than slice by slice."""
-        return None
-
     def close(self) -> None:
         pass
 
@@ -158,11 +154,8 @@ class Scan:
         if not self.info.has_reference:
             return None
         with self._lock:
-            if self._volume_max is None:
-                vmax = self._reference_volume_max()
-                if vmax is None:
-                    vmax = max(float(self.reference(i).max()) for i in range(self.num_slices))
-                self._volume_max = float(vmax)
+            if self._volume_max is None:  # slice by slice, to bound memory
+                self._volume_max = max(float(self.reference(i).max()) for i in range(self.num_slices))
             return self._volume_max
 
     def __enter__(self) -> "Scan":

@@ -198,12 +198,6 @@ class FastMRIScan(Scan):
                                        f"the file may be truncated or damaged ({e})") from None
         return ks.center_crop(ref, self._ref_crop) if self._ref_crop is not None else ref
 
-    def _reference_volume_max(self) -> float | None:
-        if self._ref is None:
-            return None
-        # fastmri.evaluate uses the target volume's maximum; read it slice by slice to bound memory.
-        return max(float(np.max(self._read_reference(i))) for i in range(self._ref.shape[0]))
-
     def close(self) -> None:
         try:
             self._h5.close()
