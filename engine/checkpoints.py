@@ -309,7 +309,9 @@ def load_checkpoint(path: str | Path, model_name: str | None = None, trust_pickl
     card: dict[str, Any] = {}
     if path.suffix == WEIGHTS_SUFFIX or _is_safetensors(path):
         try:
-            state = load_file(str(path))
+            # load_file maps the file (copy-on-write): the tensors would keep reading the file, and a
+            # file rewritten in place (cp over it) would change the weights of a model already loaded
+            state = {k: v.clone() for k, v in load_file(str(path)).items()}
         except Exception as e:
             raise CheckpointError(f"{path}: is not a valid safetensors file ({e})") from None
         card = _read_card(path)

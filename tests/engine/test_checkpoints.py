@@ -247,3 +247,22 @@ def test_reference_like_copies_weights_for_unet():
     assert isinstance(ref.net, Unet) and ref.net is not model.net
     assert _same_output(model, ref, (32, 40)) <= 1e-5
     assert isinstance(model, ReconNet)
+
+
+def test_a_loaded_model_does_not_depend_on_its_file(tmp_path):
+    """Rewriting the file in place (as ``cp other.safetensors it.safetensors`` does) must not change
+    the weights of a model loaded from it, nor may using the model write to the file."""
+    path = save_checkpoint(_tiny(), tmp_path / "a", "vit-s")
+    torch.manual_seed(12)
+    other = save_checkpoint(create_model("vit-s", **TINY), tmp_path / "b", "vit-s")
+    original = path.read_bytes()
+    loaded = load_checkpoint(path)
+    with torch.no_grad():
+        for p in loaded.model.parameters():
+            p.add_(1.0)
+    assert path.read_bytes() == original
+    before = {k: v.clone() for k, v in loaded.model.state_dict().items()}
+    with open(path, "r+b") as f:
+        f.write(other.read_bytes())
+    assert path.read_bytes() != original
+    assert all(torch.equal(v, before[k]) for k, v in loaded.model.state_dict().items())
