@@ -107,11 +107,15 @@ class ReconResult:
         raise KeyError(name)
 
 
+def _mps_available() -> bool:
+    return getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+
+
 def available_devices() -> list[str]:
     out = ["auto", "cpu"]
     if torch.cuda.is_available():
         out += [f"cuda:{i}" for i in range(torch.cuda.device_count())]
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+    if _mps_available():
         out.append("mps")
     return out
 
@@ -122,7 +126,7 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        if _mps_available():
             return torch.device("mps")
         return torch.device("cpu")
     try:
@@ -137,7 +141,7 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
         if dev.index is not None and dev.index >= torch.cuda.device_count():
             raise RequestError(f"device {name} was asked for, but this machine has "
                                f"{torch.cuda.device_count()} CUDA device(s)")
-    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+    if dev.type == "mps" and not _mps_available():
         raise RequestError("device mps was asked for, but Apple MPS is not available on this machine")
     return dev
 
@@ -217,13 +221,6 @@ class Engine:
     def _use_channels_last(self, device: torch.device) -> bool:
         return self.channels_last if self.channels_last is not None else device.type in ("cuda", "cpu")
 
-    def _autocast(self, device: torch.device):
-        if self.autocast and device.type == "cuda":
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        if self.cpu_bf16 and device.type == "cpu":
-            return torch.autocast("cpu", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
-
     def precision(self, device: torch.device) -> str:
         """``"bf16-autocast"`` or ``"fp32"``: what ``run_model`` computes in on ``device``."""
         on = (self.autocast and device.type == "cuda") or (self.cpu_bf16 and device.type == "cpu")
@@ -231,8 +228,10 @@ class Engine:
 
     @contextlib.contextmanager
     def forward_context(self, device: torch.device):
-        """``torch.inference_mode`` plus this engine's autocast for ``device``."""
-        with torch.inference_mode(), self._autocast(device):
+        """``torch.inference_mode`` plus this engine's autocast for ``device`` (see ``precision``)."""
+        autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if self.precision(device) == "bf16-autocast"
+                    else contextlib.nullcontext())
+        with torch.inference_mode(), autocast:
             yield
 
     def run_model(self, lm: LoadedModel, images: torch.Tensor) -> torch.Tensor:
