@@ -12,6 +12,8 @@ import torch
 from . import kspace as ks
 from .masks import Mask
 
+RSS_FALLBACK = "rss of fully sampled k-space"  # reference_name when the reference is computed, not stored
+
 
 @dataclass(frozen=True)
 class ScanInfo:
@@ -30,7 +32,7 @@ class ScanInfo:
     encoded_size: tuple[int, int, int] | None  # header's encoded matrix (x, y, z)
     acquired_columns: tuple[int, int]  # [lo, hi) phase-encoding lines that hold data
     fully_sampled: bool
-    reference_name: str | None  # dataset name, "rss of fully sampled k-space", or None
+    reference_name: str | None  # dataset name, RSS_FALLBACK, or None
     acquisition: str | None = None
     field_strength: float | None = None
     patient_id: str | None = None

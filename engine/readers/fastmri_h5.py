@@ -18,12 +18,11 @@ import numpy as np
 from .. import kspace as ks
 from ..errors import ScanError
 from ..masks import acquired_mask
-from ..scan import Scan, ScanInfo
-from .header import Header, parse_header, require_cartesian
+from ..scan import RSS_FALLBACK, Scan, ScanInfo
+from .header import Header, read_header
 
 REFERENCE_NAMES = {"fastmri-singlecoil": ("reconstruction_esc", "reconstruction_rss"),
                    "fastmri-multicoil": ("reconstruction_rss", "reconstruction_esc")}
-RSS_FALLBACK = "rss of fully sampled k-space"
 
 
 def _attr(h5: h5py.File, name: str):
@@ -56,23 +55,6 @@ def _acquired_columns(header: Header | None, width: int) -> tuple[int, int]:
     return (lo, hi) if hi > lo else (0, width)
 
 
-def _header_text(path: Path, h5: h5py.File) -> bytes | str:
-    item = h5["ismrmrd_header"]
-    if not isinstance(item, h5py.Dataset):
-        raise ScanError(path, "expected 'ismrmrd_header' to be a dataset holding XML text, found a group")
-    raw = item[()]
-    if isinstance(raw, np.ndarray):
-        if raw.dtype.kind in "SU" or raw.dtype == np.uint8 or raw.dtype == np.int8:
-            raw = raw.tobytes()
-        elif raw.size == 1:
-            raw = raw.reshape(-1)[0]
-        else:
-            raise ScanError(path, f"expected 'ismrmrd_header' to hold XML text, found {raw.dtype} {raw.shape}")
-    if not isinstance(raw, (bytes, str)):
-        raise ScanError(path, f"expected 'ismrmrd_header' to hold XML text, found {type(raw).__name__}")
-    return raw
-
-
 class FastMRIScan(Scan):
     def __init__(self, path: Path, h5: h5py.File):
         self._h5 = h5
@@ -95,8 +77,7 @@ class FastMRIScan(Scan):
 
         header = None
         if "ismrmrd_header" in h5:
-            header = parse_header(path, _header_text(path, h5))
-            require_cartesian(path, header)
+            header = read_header(path, h5["ismrmrd_header"], "ismrmrd_header")
 
         ref_name = next((n for n in REFERENCE_NAMES[fmt] if n in h5), None)
         self._ref = h5[ref_name] if ref_name else None
@@ -145,7 +126,7 @@ class FastMRIScan(Scan):
             acquisition=_attr(h5, "acquisition"),
             field_strength=header.field_strength if header else None,
             patient_id=_attr(h5, "patient_id") or (header.patient_id if header else None),
-            system=(" ".join(x for x in (header.vendor, header.model) if x) or None) if header else None,
+            system=header.system if header else None,
             protocol=header.protocol if header else None,
             max_value=_float_or_none(_attr(h5, "max")), norm=_float_or_none(_attr(h5, "norm")),
             notes=tuple(notes), header=facts,

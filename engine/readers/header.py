@@ -9,6 +9,9 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import h5py
+import numpy as np
+
 from ..errors import ScanError, UnsupportedScanError
 
 
@@ -74,6 +77,11 @@ class Header:
 
     def limit(self, name: str) -> Limit | None:
         return self.encoding.limits.get(name)
+
+    @property
+    def system(self) -> str | None:
+        """Vendor and model, e.g. "SIEMENS Skyra" (None when the header names neither)."""
+        return " ".join(x for x in (self.vendor, self.model) if x) or None
 
 
 def _as_int(path: Path, node: _Node, where: str, required: bool = True) -> int | None:
@@ -172,3 +180,28 @@ def require_cartesian(path: Path, header: Header) -> None:
     if traj not in SUPPORTED_TRAJECTORIES:
         raise UnsupportedScanError(
             path, f"the k-space trajectory is {traj}: {traj} is not supported, expected Cartesian sampling")
+
+
+def read_header(path: Path, item: h5py.Dataset | h5py.Group, where: str) -> Header:
+    """Read, parse and check the XML header held by the dataset ``item`` (named ``where`` in the
+    file): fastMRI's ``ismrmrd_header`` (a bytes scalar) or ISMRMRD's ``dataset/xml`` (variable-length
+    bytes of shape (1,), read as the ismrmrd package reads it: the first entry). Text stored as an
+    array of byte values is accepted too. Raises ``ScanError`` naming the file, and
+    ``UnsupportedScanError`` for a non-Cartesian trajectory."""
+    if not isinstance(item, h5py.Dataset):
+        raise ScanError(path, f"expected '{where}' to be a dataset holding the XML header, found a group")
+    raw = item[()]
+    if isinstance(raw, np.ndarray):
+        if raw.dtype.kind == "S":  # fixed-length bytes
+            raw = raw.tobytes()
+        elif raw.dtype.kind in "iu":  # the text as byte values
+            raw = raw.astype(np.uint8).tobytes()
+        elif raw.dtype.kind == "O" or raw.size == 1:
+            raw = raw.reshape(-1)[0] if raw.size else b""
+        else:
+            raise ScanError(path, f"expected '{where}' to hold XML text, found {raw.dtype} {raw.shape}")
+    if not isinstance(raw, (bytes, str)):
+        raise ScanError(path, f"expected '{where}' to hold XML text, found {type(raw).__name__}")
+    header = parse_header(path, raw)
+    require_cartesian(path, header)
+    return header

@@ -30,10 +30,9 @@ from ismrmrd import constants as C
 from .. import kspace as ks
 from ..errors import ScanError, UnsupportedScanError
 from ..masks import acquired_mask
-from ..scan import Scan, ScanInfo
-from .header import Header, parse_header, require_cartesian
+from ..scan import RSS_FALLBACK, Scan, ScanInfo
+from .header import Header, read_header
 
-RSS_FALLBACK = "rss of fully sampled k-space"
 SKIPPED = {C.ACQ_IS_NAVIGATION_DATA: "navigation", C.ACQ_IS_PHASECORR_DATA: "phase correction",
            C.ACQ_IS_DUMMYSCAN_DATA: "dummy scan", C.ACQ_IS_HPFEEDBACK_DATA: "HP feedback",
            C.ACQ_IS_RTFEEDBACK_DATA: "RT feedback", C.ACQ_IS_SURFACECOILCORRECTIONSCAN_DATA: "surface-coil correction",
@@ -50,23 +49,6 @@ def flag_set(flags: np.ndarray, flag: int) -> np.ndarray:
     """bool ``[n]``: is ISMRMRD flag ``flag`` set in each of ``flags`` (uint64 ``[n]``)? Flag n is bit
     n-1, as ``ismrmrd.Acquisition.is_flag_set`` tests it (never ``flags & flag``)."""
     return (np.asarray(flags, dtype=np.uint64) & (np.uint64(1) << np.uint64(flag - 1))) != 0
-
-
-def _xml_text(path: Path, group: h5py.Group, name: str) -> bytes | str:
-    if "xml" not in group:
-        raise ScanError(path, f"expected an ISMRMRD XML header '{name}/xml' beside the acquisitions, found none")
-    item = group["xml"]
-    if not isinstance(item, h5py.Dataset):
-        raise ScanError(path, f"expected '{name}/xml' to be a dataset holding the XML header, found a group")
-    raw = item[()]
-    if isinstance(raw, np.ndarray):  # the ismrmrd package writes vlen bytes of shape (1,)
-        if raw.dtype.kind in "iu":  # the text stored as bytes
-            raw = raw.astype(np.uint8).tobytes()
-        else:
-            raw = raw.reshape(-1)[0] if raw.size else b""
-    if not isinstance(raw, (bytes, str)):
-        raise ScanError(path, f"expected '{name}/xml' to hold XML text, found {type(raw).__name__}")
-    return raw
 
 
 def _acquisition_table(path: Path, group: h5py.Group, name: str) -> h5py.Dataset:
@@ -113,8 +95,10 @@ class ISMRMRDScan(Scan):
                  contrast: int = 0, set_index: int = 0):
         self._h5 = h5
         group = h5[group_name]
-        header = parse_header(path, _xml_text(path, group, group_name))
-        require_cartesian(path, header)
+        if "xml" not in group:
+            raise ScanError(path, f"expected an ISMRMRD XML header '{group_name}/xml' beside the acquisitions, "
+                                  "found none")
+        header = read_header(path, group["xml"], f"{group_name}/xml")
         self._ds = _acquisition_table(path, group, group_name)
         if self._ds.shape[0] == 0:
             raise ScanError(path, f"has a valid ISMRMRD header but an empty acquisition table ('{group_name}/data' "
@@ -184,7 +168,7 @@ class ISMRMRDScan(Scan):
             crop_size=(int(crop[0]), int(crop[1])), encoded_size=enc.encoded, acquired_columns=(int(lo), int(hi)),
             fully_sampled=fully, reference_name=RSS_FALLBACK if fully else None, acquisition=header.protocol,
             field_strength=header.field_strength, patient_id=header.patient_id,
-            system=" ".join(x for x in (header.vendor, header.model) if x) or None, protocol=header.protocol,
+            system=header.system, protocol=header.protocol,
             readout_oversampling_removed=self._oversampled, selection=selection, available=available,
             notes=tuple(notes), header=facts)
         super().__init__(info, mask)

@@ -266,3 +266,21 @@ def test_files_are_opened_read_only(tmp_path, monkeypatch):
         assert scan._h5.mode == "r"
         scan.kspace(0)
     assert modes == ["r"]
+
+
+@pytest.mark.parametrize("form", ["bytes", "vlen (1,)", "uint8 array"])
+def test_header_text_in_every_stored_form(tmp_path, form):
+    """fastMRI stores the header as a bytes scalar, the ismrmrd package as vlen bytes of shape (1,);
+    some converters store the text as byte values. All read the same."""
+    xml = header_xml(HeaderSpec(encoded=(32, 24, 1), recon=(16, 12, 1), vendor="GE", model="Signa")).encode()
+    path = tmp_path / "forms.h5"
+    with h5py.File(path, "w") as f:
+        f["kspace"] = phantom_kspace(1, 2, 32, 24)
+        if form == "bytes":
+            f["ismrmrd_header"] = np.bytes_(xml)
+        elif form == "vlen (1,)":
+            f.create_dataset("ismrmrd_header", data=[xml], dtype=h5py.special_dtype(vlen=bytes))
+        else:
+            f["ismrmrd_header"] = np.frombuffer(xml, dtype=np.uint8)
+    with open_scan(path) as scan:
+        assert scan.info.recon_size == (16, 12) and scan.info.system == "GE Signa"
