@@ -45,7 +45,8 @@ class LoadedCheckpoint:
     path: Path
 
 
-def _version() -> str:
+def vitrecon_version() -> str:
+    """The installed vitrecon distribution's version ("unknown" when run from a bare checkout)."""
     try:
         from importlib.metadata import version
 
@@ -132,7 +133,7 @@ def make_card(model: nn.Module, name: str, args: Mapping[str, Any] | None = None
         "steps": None,
         "metrics": {},
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "vitrecon_version": _version(),
+        "vitrecon_version": vitrecon_version(),
         **card,
     }
 
@@ -357,4 +358,4 @@ def _is_safetensors(path: Path) -> bool:
 
 __all__ = ["LoadedCheckpoint", "atomic_write", "atomic_write_many", "card_path", "clean_state_dict",
            "infer_model_name", "load_checkpoint", "load_state_into", "make_card", "model_args",
-           "save_checkpoint"]
+           "save_checkpoint", "vitrecon_version"]

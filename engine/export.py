@@ -10,20 +10,11 @@ from typing import Callable
 import h5py
 import numpy as np
 
-from .checkpoints import atomic_write
+from .checkpoints import atomic_write, vitrecon_version
 from .engine import Engine, ModelRef, resolve_device
 from .errors import VitreconError
 from .masks import MaskSpec
 from .readers import open_scan
-
-
-def _version() -> str:
-    try:
-        from importlib.metadata import version
-
-        return version("vitrecon")
-    except Exception:
-        return "unknown"
 
 
 def output_path(input_path: str | Path, out_dir: str | Path) -> Path:
@@ -48,7 +39,7 @@ def write_reconstruction(path: str | Path, volume: np.ndarray, metadata: dict | 
     def write(tmp: Path) -> None:
         with h5py.File(tmp, "w") as f:
             f.create_dataset("reconstruction", data=volume)
-            f.attrs["vitrecon_version"] = _version()
+            f.attrs["vitrecon_version"] = vitrecon_version()
             for k, v in (metadata or {}).items():
                 f.attrs[k] = v if isinstance(v, (str, int, float, bool)) else json.dumps(v, default=str)
 
