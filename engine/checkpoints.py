@@ -27,7 +27,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from .errors import CheckpointError
-from .models import ReconNet, create_model, get_entry, list_models
+from .models import ModelEntry, ReconNet, get_entry, list_models
 
 CARD_SUFFIX = ".json"
 WEIGHTS_SUFFIX = ".safetensors"
@@ -273,29 +273,34 @@ def _state_from_object(obj: Any, path: Path) -> dict[str, torch.Tensor]:
     raise CheckpointError(f"{path}: holds no state dict of model weights")
 
 
-def _avg_size_candidates(grid: int, patch: int) -> list[int]:
-    # the paper trained from scratch at 320 and pretrained at 340; any size with this grid fits
-    return [a for a in (320, 340) if a // patch == grid] or [grid * patch]
+def _net_state(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``state`` without DDP/compile prefixes and with ReconNet's ``net.`` prefix."""
+    return _with_net_prefix(clean_state_dict(state), ReconNet(nn.Identity()))
+
+
+def _fitted_args(entry: ModelEntry, state: Mapping[str, torch.Tensor]) -> dict[str, Any]:
+    """``entry``'s constructor args, a ViT's ``avg_size`` chosen to fit the grid of the position
+    embedding in ``state`` (``net.``-prefixed): the paper trained from scratch at 320 and pretrained
+    at 340; any other grid gets grid x patch."""
+    args = entry.args()
+    pe = state.get("net.pos_embed")
+    if entry.family == "vit" and pe is not None and pe.ndim == 4:
+        grid, patch = pe.shape[-1], args["patch_size"]
+        args["avg_size"] = next((a for a in (320, 340) if a // patch == grid), grid * patch)
+    return args
 
 
 def infer_model_name(state: Mapping[str, torch.Tensor]) -> str | None:
     """The registered model whose parameter names and shapes match ``state`` exactly, if one does."""
-    return _infer(state)[0]
-
-
-def _infer(state: Mapping[str, torch.Tensor]) -> tuple[str | None, dict[str, Any]]:
-    state = _with_net_prefix(clean_state_dict(state), ReconNet(nn.Identity()))
+    state = _net_state(state)
     shapes = {k: tuple(v.shape) for k, v in state.items()}
     for name in list_models():
         entry = get_entry(name)
-        args = entry.args()
-        if entry.family == "vit" and "net.pos_embed" in shapes:
-            args["avg_size"] = _avg_size_candidates(shapes["net.pos_embed"][-1], args["patch_size"])[0]
         with torch.device("meta"):
-            model = create_model(name, **args)
+            model = entry.build(**_fitted_args(entry, state))
         if {k: tuple(v.shape) for k, v in model.state_dict().items()} == shapes:
-            return name, args
-    return None, {}
+            return name
+    return None
 
 
 def load_checkpoint(path: str | Path, model_name: str | None = None, trust_pickle: bool = False) -> LoadedCheckpoint:
@@ -318,8 +323,8 @@ def load_checkpoint(path: str | Path, model_name: str | None = None, trust_pickl
         card = _read_card(path)
     else:
         state = _state_from_object(_torch_load(path, trust_pickle), path)
-    state = clean_state_dict(state)
-    found, inferred_args = (card.get("model"), {}) if card.get("model") else _infer(state)
+    state = _net_state(state)
+    found = card.get("model") or infer_model_name(state)
     if model_name and found and found != model_name:
         raise CheckpointError(f"{path}: holds weights for {found}, not {model_name}")
     name = model_name or found
@@ -330,11 +335,7 @@ def load_checkpoint(path: str | Path, model_name: str | None = None, trust_pickl
         entry = get_entry(name)
     except KeyError as e:
         raise CheckpointError(f"{path}: {e.args[0]}") from None
-    args = entry.args(**(card.get("args") or inferred_args))
-    if entry.family == "vit" and not card.get("args") and not inferred_args:
-        pe = _with_net_prefix(state, ReconNet(nn.Identity())).get("net.pos_embed")
-        if pe is not None and pe.ndim == 4:
-            args["avg_size"] = _avg_size_candidates(pe.shape[-1], args["patch_size"])[0]
+    args = entry.args(**card["args"]) if card.get("args") else _fitted_args(entry, state)
     try:
         with torch.device("meta"):  # no random init of weights that are overwritten at once
             model = entry.builder(**args)

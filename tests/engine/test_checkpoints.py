@@ -266,3 +266,17 @@ def test_a_loaded_model_does_not_depend_on_its_file(tmp_path):
         f.write(other.read_bytes())
     assert path.read_bytes() != original
     assert all(torch.equal(v, before[k]) for k, v in loaded.model.state_dict().items())
+
+
+def test_weights_naming_only_their_model_get_the_avg_size_of_their_position_embedding(tmp_path):
+    """A safetensors file whose metadata names the model but gives no args (and has no JSON card):
+    a ViT's avg_size comes from its position-embedding grid, as for an official state dict."""
+    with torch.device("meta"):
+        shapes = {k: v.shape for k, v in create_model("vit-s-p16", avg_size=340).state_dict().items()}
+    state = {k: torch.randn(s, generator=torch.Generator().manual_seed(13)) * 0.02 for k, s in shapes.items()}
+    save_file(state, str(tmp_path / "named.safetensors"), metadata={"model": "vit-s-p16"})
+    loaded = load_checkpoint(tmp_path / "named.safetensors")
+    assert loaded.name == "vit-s-p16" and loaded.card["args"]["avg_size"] == 340
+    assert loaded.model.net.pos_embed.shape == (1, 396, 21, 21)
+    with pytest.raises(CheckpointError, match="holds weights for vit-s-p16, not vit-s"):
+        load_checkpoint(tmp_path / "named.safetensors", model_name="vit-s")
