@@ -19,7 +19,7 @@ from .. import kspace as ks
 from ..errors import ScanError
 from ..masks import acquired_mask
 from ..scan import RSS_FALLBACK, Scan, ScanInfo
-from .header import Header, read_header
+from .header import read_header
 
 REFERENCE_NAMES = {"fastmri-singlecoil": ("reconstruction_esc", "reconstruction_rss"),
                    "fastmri-multicoil": ("reconstruction_rss", "reconstruction_esc")}
@@ -41,18 +41,6 @@ def _float_or_none(value) -> float | None:
         return float(value) if value is not None else None
     except (TypeError, ValueError):
         return None
-
-
-def _acquired_columns(header: Header | None, width: int) -> tuple[int, int]:
-    """Columns ``[lo, hi)`` holding acquired lines: fastMRI's padding rule
-    (``SliceDataset._retrieve_metadata``: left = encoded y // 2 - center, right = left + maximum + 1),
-    starting at the limits' minimum, clamped to the k-space width."""
-    lim = header.limit("kspace_encoding_step_1") if header is not None else None
-    if lim is None:
-        return (0, width)
-    left = header.encoding.encoded[1] // 2 - lim.center
-    lo, hi = max(0, left + max(lim.minimum, 0)), min(width, left + lim.maximum + 1)
-    return (lo, hi) if hi > lo else (0, width)
 
 
 class FastMRIScan(Scan):
@@ -99,7 +87,8 @@ class FastMRIScan(Scan):
         crop = ks.crop_size((h, w), target)
         self._ref_crop = crop if self._ref is not None and crop != target else None
 
-        acquired = _acquired_columns(header, w)
+        acquired = (header.acquired_range("kspace_encoding_step_1", header.encoding.encoded[1], w)
+                    if header is not None else (0, w))
         undersampled = "mask" in h5
         mask = self._read_mask(path, h5, w, acquired) if undersampled else None
 

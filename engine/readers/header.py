@@ -78,6 +78,19 @@ class Header:
     def limit(self, name: str) -> Limit | None:
         return self.encoding.limits.get(name)
 
+    def acquired_range(self, name: str, size: int, width: int | None = None) -> tuple[int, int]:
+        """Matrix positions ``[lo, hi)`` that encoding limit ``name``'s minimum..maximum occupy on an
+        axis of ``size`` whose position ``size // 2`` holds the limit's center (fastMRI's padding rule,
+        ``SliceDataset._retrieve_metadata``), clamped to ``width`` (default ``size``). The whole axis
+        without that limit, or where the range is empty."""
+        width = size if width is None else width
+        lim = self.limit(name)
+        if lim is None:
+            return (0, width)
+        offset = size // 2 - lim.center
+        lo, hi = max(0, lim.minimum + offset), min(width, lim.maximum + offset + 1)
+        return (lo, hi) if hi > lo else (0, width)
+
     @property
     def system(self) -> str | None:
         """Vendor and model, e.g. "SIEMENS Skyra" (None when the header names neither)."""

@@ -195,8 +195,11 @@ class ISMRMRDScan(Scan):
         center_sample``) and the samples kept (discard_pre/post dropped). Returns the acquired column
         and partition ranges ``[lo, hi)`` given by the encoding limits."""
         idx = heads["idx"]
-        c1, cols = _axis(header.limit("kspace_encoding_step_1"), self._ey)
-        c2, parts = _axis(header.limit("kspace_encoding_step_2"), self._ez)
+        lim1, lim2 = header.limit("kspace_encoding_step_1"), header.limit("kspace_encoding_step_2")
+        c1 = lim1.center if lim1 is not None else self._ey // 2
+        c2 = lim2.center if lim2 is not None else self._ez // 2
+        cols = header.acquired_range("kspace_encoding_step_1", self._ey)
+        parts = header.acquired_range("kspace_encoding_step_2", self._ez)
         self._col = idx["kspace_encode_step_1"].astype(np.int64) - c1 + self._ey // 2
         self._kz = (idx["kspace_encode_step_2"].astype(np.int64) - c2 + self._ez // 2 if self._three_d
                     else np.zeros(len(heads), dtype=np.int64))
@@ -347,15 +350,6 @@ class ISMRMRDScan(Scan):
             self._h5.close()
         except Exception:
             pass
-
-
-def _axis(limit, size: int) -> tuple[int, tuple[int, int]]:
-    """The limits' center and the range ``[lo, hi)`` of matrix positions its minimum..maximum map to
-    (position = step - center + size // 2); without limits the center is ``size // 2``."""
-    center = limit.center if limit is not None else size // 2
-    lo = max(0, (limit.minimum if limit is not None else 0) - center + size // 2)
-    hi = min(size, (limit.maximum if limit is not None else size - 1) - center + size // 2 + 1)
-    return center, ((lo, hi) if hi > lo else (0, size))
 
 
 def _classify(path: Path, heads: np.ndarray):
