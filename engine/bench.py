@@ -31,7 +31,8 @@ from .models.reference import reference_like
 
 DEFAULT_MODELS = ("vit-s", "unet-s", "vit-l", "unet-m")
 EQUAL_TOL = 1e-5  # max |ours - reference| relative to max(1, max |reference|)
-# Issue 3's targets, each a ratio measured within one run: (label, numerator row, denominator row, min)
+# Issue 3's targets, each a ratio measured within one run: (label, numerator model, denominator model or
+# "reference" (the numerator's official-style path), batch size (None: every batch), minimum ratio)
 TARGETS = (("vit-l speed-up over the official-style path", "vit-l", "reference", 1, 1.5),
            ("vit-s throughput / unet-s throughput", "vit-s", "unet-s", None, 1.3))
 
