@@ -14,6 +14,7 @@ purpose; never use it for real work.
 """
 from __future__ import annotations
 
+import copy
 from math import ceil, floor
 
 import torch
@@ -107,7 +108,7 @@ class ReferenceVisionTransformer(nn.Module):
 
 
 class ReferenceReconNet(nn.Module):
-    """The official wrapper: ViT with floor/ceil padding; U-Net (fastmri's, unchanged) without."""
+    """The official wrapper: ViT with floor/ceil padding; U-Net without (no clamp on the std)."""
 
     def __init__(self, net: nn.Module):
         super().__init__()
@@ -143,15 +144,13 @@ class ReferenceReconNet(nn.Module):
 def reference_like(model: ReconNet) -> ReferenceReconNet:
     """The official-style counterpart of ``model`` holding a copy of its weights (same device/dtype).
 
-    ViTs get ``ReferenceVisionTransformer``; a U-Net is fastmri's ``Unet`` in both, so only the
-    wrapper differs.
+    ViTs get ``ReferenceVisionTransformer``; a U-Net is copied as it is (our ``Unet``, whose
+    group norms compute fastmri's instance norms), so only the wrapper differs.
     """
     net = model.net
     if isinstance(net, VisionTransformer):
         ref = ReferenceVisionTransformer(**net.config)
     else:
-        import copy
-
         ref = copy.deepcopy(net)
     wrapper = ReferenceReconNet(ref)
     p = next(model.parameters())

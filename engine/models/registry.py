@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+import torch
 import torch.nn as nn
 
 
@@ -16,7 +17,7 @@ class ModelEntry:
     defaults: dict[str, Any] = field(default_factory=dict)
 
     def build(self, **overrides: Any) -> nn.Module:
-        return self.builder(**{**self.defaults, **overrides})
+        return self.builder(**self.args(**overrides))
 
     def args(self, **overrides: Any) -> dict[str, Any]:
         return {**self.defaults, **overrides}
@@ -48,8 +49,6 @@ def create_model(name: str, **overrides: Any) -> nn.Module:
 
 def count_parameters(name: str, **overrides: Any) -> int:
     """Number of parameters of a registered model, built on the meta device (no memory, no init)."""
-    import torch
-
     with torch.device("meta"):
         model = create_model(name, **overrides)
     return sum(p.numel() for p in model.parameters())

@@ -247,6 +247,9 @@ def test_reference_like_copies_weights_for_unet():
     assert isinstance(ref.net, Unet) and ref.net is not model.net
     assert _same_output(model, ref, (32, 40)) <= 1e-5
     assert isinstance(model, ReconNet)
+    ours, theirs = dict(model.named_parameters()), dict(ref.named_parameters())
+    assert ours.keys() == theirs.keys()
+    assert all(torch.equal(ours[k], theirs[k]) and ours[k].data_ptr() != theirs[k].data_ptr() for k in ours)
 
 
 def test_a_loaded_model_does_not_depend_on_its_file(tmp_path):
