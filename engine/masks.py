@@ -11,7 +11,6 @@ fastMRI's centered FFT; the variable-density kinds are centered there.
 """
 from __future__ import annotations
 
-import dataclasses
 import functools
 import math
 from dataclasses import dataclass
@@ -21,9 +20,7 @@ import numpy as np
 import torch
 from fastmri.data import subsample
 
-from .variable_density import gaussian_1d, gaussian_2d, poisson_2d, poisson_disc  # noqa: F401
-
-Seed = int | tuple[int, ...] | None
+from .variable_density import Seed, gaussian_1d, gaussian_2d, poisson_2d
 
 
 @dataclass(frozen=True)
@@ -112,9 +109,6 @@ class MaskSpec:
     @property
     def mask_kind(self) -> MaskKind:
         return MASK_KINDS[self.kind]
-
-    def replace(self, **changes) -> "MaskSpec":
-        return dataclasses.replace(self, **changes)
 
     def describe(self) -> str:
         seed = "file-name seed" if self.seed is None else f"seed {self.seed}"
@@ -242,7 +236,6 @@ def _cached_mask(spec: MaskSpec, h: int, w: int, lo: int, hi: int, seed: Seed) -
 def _draw_mask(spec: MaskSpec, h: int, w: int, lo: int, hi: int, seed: Seed) -> Mask:
     if spec.kind in FASTMRI_KINDS:
         arr, nlf = fastmri_mask(spec, w, seed)
-        arr = arr.astype(bool)
     else:
         draw = {"gaussian_1d": gaussian_1d, "gaussian_2d": gaussian_2d, "poisson_2d": poisson_2d}[spec.kind]
         arr, nlf = draw(float(spec.acceleration), spec.effective_center_fraction, (h, w), (lo, hi), seed)

@@ -12,7 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine.masks import (FASTMRI_KINDS, MASK_KINDS, Mask, MaskSpec, acquired_mask, count_center_lines,
-                          default_center_fraction, make_mask, poisson_disc, seed_from_filename)
+                          default_center_fraction, make_mask, seed_from_filename)
+from engine.variable_density import poisson_disc
 
 
 def _fastmri(kind, cf, accel, shape, seed):
