@@ -26,33 +26,31 @@ from engine.masks import MaskSpec, make_mask, seed_from_filename
 from engine.metrics import Metrics, evaluation_crop, mean_metrics, volume_metrics
 from engine.readers import open_scan
 
+from .config import ANATOMY_MASKS
 from .data import Volume, index_folder
 from .distributed import DistEnv, gather_objects
+from .masking import paired_center_fractions
+
+
+def _uses_bf16(device: torch.device, precision: str) -> bool:
+    return precision == "bf16" or (precision == "auto" and device.type == "cuda")
 
 
 def autocast_for(device: torch.device, precision: str):
     """bf16 autocast on CUDA when ``precision`` is auto or bf16; fp32 elsewhere (or when asked)."""
-    if precision == "bf16" or (precision == "auto" and device.type == "cuda"):
+    if _uses_bf16(device, precision):
         return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
 
 def precision_name(device: torch.device, precision: str) -> str:
     """What ``autocast_for`` computes in: ``bf16-autocast`` or ``fp32``."""
-    return "bf16-autocast" if precision == "bf16" or (precision == "auto" and device.type == "cuda") else "fp32"
+    return "bf16-autocast" if _uses_bf16(device, precision) else "fp32"
 
 
 def mask_specs(kinds: list[str], accelerations: list[float], center_fractions: list[float] | None) -> list[MaskSpec]:
     """Every kind with every (acceleration, center fraction) pair; None fractions mean 0.32 / R."""
-    if center_fractions is None:
-        cfs = [None] * len(accelerations)
-    elif len(center_fractions) == 1:
-        cfs = list(center_fractions) * len(accelerations)
-    elif len(center_fractions) == len(accelerations):
-        cfs = list(center_fractions)
-    else:
-        raise ValueError(f"give one center fraction or one per acceleration; got {len(center_fractions)} "
-                         f"for {len(accelerations)} accelerations")
+    cfs = paired_center_fractions(accelerations, center_fractions)
     return [MaskSpec(k, float(r), cf) for k in kinds for r, cf in zip(accelerations, cfs)]
 
 
@@ -155,7 +153,7 @@ def run_evaluate(cfg, progress=None) -> dict[str, Any]:
         print(f"evaluate: skipped {len(skipped)} unusable file(s) in {data_dir}: "
               + "; ".join(f"{n} ({r})" for n, r in skipped), file=sys.stderr)
     model = loaded.model.to(env.device).eval()
-    kinds = cfg.mask_kinds or (["random"] if cfg.anatomy == "knee" else ["equispaced"])
+    kinds = cfg.mask_kinds or ANATOMY_MASKS[cfg.anatomy]
     specs = mask_specs(kinds, cfg.accelerations, cfg.center_fractions)
     t0 = time.perf_counter()
     report = evaluate_volumes(model, volumes, specs, env, cfg.batch_size, cfg.precision,

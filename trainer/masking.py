@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import torch
 
 from engine import kspace as ks
-from engine.masks import MASK_KINDS
+from engine.masks import MASK_KINDS, default_center_fraction
 
 DEVICE_KINDS = ("random", "equispaced", "equispaced_fraction")
 
@@ -84,6 +84,19 @@ def column_masks(kinds: torch.Tensor, accelerations: torch.Tensor, center_fracti
     return mask
 
 
+def paired_center_fractions(accelerations, center_fractions) -> list[float]:
+    """One center fraction per acceleration: ``None`` means 0.32 / R (the paper's rule), a single
+    value serves every acceleration, else one each."""
+    if center_fractions is None:
+        return [default_center_fraction(float(r)) for r in accelerations]
+    if len(center_fractions) == 1:
+        return list(center_fractions) * len(accelerations)
+    if len(center_fractions) != len(accelerations):
+        raise ValueError(f"give one center fraction or one per acceleration; got "
+                         f"{len(center_fractions)} for {len(accelerations)} accelerations")
+    return list(center_fractions)
+
+
 @dataclass(frozen=True)
 class MaskSampler:
     """The training masks: a kind drawn uniformly from ``kinds`` and, independently, an
@@ -112,14 +125,7 @@ class MaskSampler:
             raise ValueError("center fraction x acceleration must be below 1 for equispaced_fraction masks")
 
     def fractions(self) -> list[float]:
-        if self.center_fractions is None:
-            return [0.32 / r for r in self.accelerations]
-        if len(self.center_fractions) == 1:
-            return list(self.center_fractions) * len(self.accelerations)
-        if len(self.center_fractions) != len(self.accelerations):
-            raise ValueError(f"give one center fraction or one per acceleration; got "
-                             f"{len(self.center_fractions)} for {len(self.accelerations)} accelerations")
-        return list(self.center_fractions)
+        return paired_center_fractions(self.accelerations, self.center_fractions)
 
     def sample(self, batch: int, width: int, generator: torch.Generator,
                acquired: torch.Tensor | None = None) -> torch.Tensor:
