@@ -158,15 +158,20 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
 
 
 def _evaluate(cfg) -> int:
+    from .distributed import setup, shutdown
     from .evaluate import format_report, run_evaluate
     from .progress import Progress
 
-    progress = Progress(True, cfg.progress_json, desc="evaluate", unit="volume")
+    env = setup(cfg.device)
+    progress = Progress(env.is_main, cfg.progress_json, desc="evaluate", unit="volume")
     try:
-        report = run_evaluate(cfg, progress)
+        report = run_evaluate(cfg, env, progress)
         progress.emit("evaluation", report=report)
     finally:
         progress.close()
+        shutdown()
+    if not env.is_main:  # under torchrun rank 0 alone prints the report
+        return 0
     text = format_report(report)
     print(text, file=sys.stderr if cfg.progress_json == "-" else sys.stdout)
     if report["skipped"]:

@@ -132,12 +132,10 @@ def _seen_folders(card: dict[str, Any]) -> tuple[set[str], set[str]]:
     return folders, set(data.get("val_files") or [])
 
 
-def run_evaluate(cfg, progress=None) -> dict[str, Any]:
-    """The ``evaluate`` command: load a checkpoint (ours or the paper's), score ``cfg.data_dir``."""
-    from .distributed import setup
-
+def run_evaluate(cfg, env: DistEnv, progress=None) -> dict[str, Any]:
+    """The ``evaluate`` command: load a checkpoint (ours or the paper's), score ``cfg.data_dir``.
+    Under torchrun every rank scores its share and returns the whole report; rank 0 writes it."""
     cfg.validate()
-    env = setup(cfg.device)
     loaded = load_checkpoint(cfg.checkpoint, model_name=cfg.model, trust_pickle=cfg.trust_checkpoint)
     folders, val_files = _seen_folders(loaded.card)
     data_dir = Path(cfg.data_dir).expanduser().resolve()
