@@ -188,6 +188,12 @@ def _run(task_name: str, cfg, env: DistEnv, out: Path, state: dict[str, Any] | N
         else:  # another world size: fresh streams, deterministically derived from the position
             seed_everything(rank_seed + step)
             mask_gen.manual_seed(rank_seed + step)
+        # Another world size or batch size: the same share of the epoch in this run's batches (the
+        # saved index may lie past this run's last batch). Unchanged, this is the saved index.
+        seen = batch_idx * state["config"]["batch_size"] * state["world_size"]
+        batch_idx = seen // (cfg.batch_size * env.world_size)
+        if batch_idx >= batches_per_epoch:
+            epoch, batch_idx = epoch + 1, 0
 
     train_model = torch.compile(model) if cfg.compile else model
     train_model = wrap_model(train_model, env)

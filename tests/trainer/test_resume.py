@@ -85,6 +85,20 @@ def test_resumed_run_equals_an_uninterrupted_one(tmp_path):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_resume_with_another_batch_size_keeps_its_place_in_the_epoch(tmp_path):
+    """Saved at batch 8 of 9 (batch 2); resumed with batch 4 (5 batches per epoch) it continues at
+    the same share of the epoch, batch 4, rather than past the epoch's end with an empty step."""
+    out, events = tmp_path / "run", tmp_path / "events.jsonl"
+    assert main([*RUN, "--batch-size", "2", "--max-steps", "8", "--out-dir", str(out)]) == 0
+    state = load_state(list_checkpoints(out)[-1])
+    assert (state["step"], state["epoch"], state["batch_in_epoch"]) == (8, 0, 8)
+    assert main(["pretrain", "--resume", "--out-dir", str(out), "--batch-size", "4", "--max-steps", "10",
+                 "--log-every", "1", "--progress-json", str(events)]) == 0
+    steps = [e for e in read_events(events) if e["event"] == "step"]
+    assert [(e["step"], e["epoch"]) for e in steps] == [(9, 1), (10, 1)]  # step 9 ended epoch 0
+    assert all(0 < e["loss"] < 2 for e in steps)  # every step trained on data
+
+
 def test_resume_skips_damaged_and_half_written_files(tmp_path):
     out = tmp_path / "run"
     assert main([*RUN, "--max-steps", "4", "--checkpoint-every", "2", "--out-dir", str(out)]) == 0
