@@ -197,9 +197,12 @@ def _read_card(path: Path) -> dict[str, Any]:
     cp = card_path(path)
     if cp.exists():
         try:
-            return json.loads(cp.read_text())
+            card = json.loads(cp.read_text())
         except (OSError, json.JSONDecodeError) as e:
             raise CheckpointError(f"{cp}: the model card is not valid JSON ({e})") from None
+        if not isinstance(card, dict):
+            raise CheckpointError(f"{cp}: the model card should be a JSON object, found a {type(card).__name__}")
+        return card
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}

@@ -283,3 +283,13 @@ def test_weights_naming_only_their_model_get_the_avg_size_of_their_position_embe
     assert loaded.model.net.pos_embed.shape == (1, 396, 21, 21)
     with pytest.raises(CheckpointError, match="holds weights for vit-s-p16, not vit-s"):
         load_checkpoint(tmp_path / "named.safetensors", model_name="vit-s")
+
+
+def test_a_model_card_that_is_not_an_object_is_a_clear_error(tmp_path):
+    path = save_checkpoint(_tiny(), tmp_path / "tiny", "vit-s")
+    card_path(path).write_text("[1, 2]")
+    with pytest.raises(CheckpointError, match=r"tiny\.json: the model card should be a JSON object, found a list"):
+        load_checkpoint(path)
+    card_path(path).write_text("{broken")
+    with pytest.raises(CheckpointError, match=r"tiny\.json: the model card is not valid JSON"):
+        load_checkpoint(path)
