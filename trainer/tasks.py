@@ -97,6 +97,9 @@ class FinetuneTask(Task):
             if Path(cfg.val_dir).expanduser().resolve() == Path(cfg.train_dir).expanduser().resolve():
                 raise ValueError(f"{cfg.val_dir}: the validation folder must differ from the training folder")
             self.val_volumes, val_skipped = index_folder(cfg.val_dir, self.challenge)
+            shared = sorted({v.name for v in self.val_volumes} & {self.volumes[v].name for v, _ in self.items})
+            if shared:  # fastMRI file names are unique: the same scan would be validated on after training on it
+                raise ValueError(f"{cfg.val_dir}: validation files also in the training set: {', '.join(shared[:3])}")
             if val_skipped:
                 self.warnings.append(_skipped_message(cfg.val_dir, val_skipped))
             self.val_volumes = self.val_volumes[: cfg.max_val_volumes]

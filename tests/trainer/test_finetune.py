@@ -112,6 +112,15 @@ def test_multicoil_brain_masks_several_accelerations(multicoil_dirs, tmp_path):
     assert ev[-1]["event"] == "end" and ev[-1]["step"] == 1  # 6 slices / 3 per batch / 2 accumulated
 
 
+def test_validation_files_must_not_be_training_files(knee_dirs, tmp_path, capsys):
+    val = shutil.copytree(knee_dirs["val"], tmp_path / "val")
+    shutil.copy(knee_dirs["train"] / "file002.h5", val / "file002.h5")
+    assert main(["finetune", "--train-dir", str(knee_dirs["train"]), "--val-dir", str(val), "--max-steps", "1",
+                 "--num-workers", "0", "--out-dir", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert "validation files also in the training set: file002.h5" in err and not (tmp_path / "run").exists()
+
+
 def test_init_from_the_papers_state_dict_layout(knee_dirs, tmp_path):
     """A state dict as the official notebooks saved it (``model_state_dict``, ``net.`` keys) initialises
     fine-tuning; the model is inferred from the tensor shapes."""
