@@ -9,6 +9,7 @@ SIGINT/SIGTERM and at the end; ``--resume`` continues from the latest one mid-ep
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import math
 import time
@@ -48,10 +49,7 @@ class ResumableSampler(Sampler):
         self.skip = skip
 
     def __iter__(self):
-        it = iter(self.base)
-        for _ in range(self.skip):
-            next(it, None)
-        return it
+        return itertools.islice(self.base, self.skip, None)
 
     def __len__(self) -> int:
         return len(self.base) - self.skip

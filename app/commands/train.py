@@ -42,7 +42,10 @@ def run_trainer(argv: list[str]) -> int:
         except KeyboardInterrupt:  # the child got the SIGINT too: let it save and exit
             continue
     if code < 0:  # killed by a signal: the shell convention 128 + N
-        name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else str(-code)
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:  # a signal number Python has no name for
+            name = str(-code)
         print(f"vitrecon train: the trainer was ended by {name}", file=sys.stderr)
         return 128 - code
     return code
