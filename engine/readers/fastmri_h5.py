@@ -92,9 +92,10 @@ class FastMRIScan(Scan):
         undersampled = "mask" in h5
         mask = self._read_mask(path, h5, w, acquired) if undersampled else None
 
-        notes = []
+        notes, facts = [], {}
         if undersampled:
-            acc = _attr(h5, "acceleration")
+            facts = {"acceleration": _attr(h5, "acceleration"), "num_low_frequency": _attr(h5, "num_low_frequency")}
+            acc = facts["acceleration"]
             notes.append("acquired undersampled" + (f" at {acc}x" if acc is not None else "")
                          + ": no reference")
         if acquired != (0, w):
@@ -102,9 +103,6 @@ class FastMRIScan(Scan):
         if crop != target and w < target[1]:
             notes.append(f"the image is narrower ({w}) than the recon width ({target[1]}): "
                          f"cropped to {crop[0]} x {crop[1]} as fastMRI does")
-        facts = {}
-        if undersampled:
-            facts = {"acceleration": _attr(h5, "acceleration"), "num_low_frequency": _attr(h5, "num_low_frequency")}
         info = ScanInfo(
             path=path, format=fmt, num_slices=int(num_slices), num_coils=int(coils),
             kspace_shape=(int(h), int(w)), recon_size=(int(recon[0]), int(recon[1])),

@@ -106,7 +106,6 @@ class ISMRMRDScan(Scan):
                                   "acquisitions")
         heads = _read(path, f"the acquisition headers in '{group_name}/data'", lambda: self._ds.fields("head")[()])
         self._heads = heads
-        self._path = path
         enc = header.encoding
         self._ex, self._ey, self._ez = enc.encoded
         rx, ry, rz = enc.recon
@@ -230,17 +229,17 @@ class ISMRMRDScan(Scan):
     def _lines(self, rows: np.ndarray, what: str) -> list[np.ndarray]:
         """One complex64 ``[coils, samples]`` array per row (``rows`` sorted), read in one call;
         NaN/Inf refused."""
-        data = _read(self._path, f"{what} (acquisitions in the ISMRMRD table)",
+        data = _read(self.path, f"{what} (acquisitions in the ISMRMRD table)",
                      lambda: self._ds.fields("data")[rows] if rows.size else np.zeros(0, dtype=object))
         if data.size and not np.isfinite(np.concatenate(list(data))).all():
             bad = [i for i, d in enumerate(data) if not np.isfinite(d).all()]
-            raise ScanError(self._path, f"{what} holds NaN or Inf values in {len(bad)} acquisition(s) where finite "
+            raise ScanError(self.path, f"{what} holds NaN or Inf values in {len(bad)} acquisition(s) where finite "
                                         "k-space samples are expected; vitrecon does not reconstruct from corrupt data")
         heads = self._heads[rows]
         out = []
         for d, ch, ns in zip(data, heads["active_channels"], heads["number_of_samples"]):
             if d.size != 2 * int(ch) * int(ns):
-                raise ScanError(self._path, f"{what}: expected {int(ch)} x {int(ns)} complex samples per acquisition "
+                raise ScanError(self.path, f"{what}: expected {int(ch)} x {int(ns)} complex samples per acquisition "
                                             f"as its header says, found {d.size // 2}")
             out.append(d.astype(np.float32, copy=False).view(np.complex64).reshape(int(ch), int(ns)))
         return out
@@ -317,7 +316,7 @@ class ISMRMRDScan(Scan):
         with self._lock:
             lines = self._lines(self._noise_rows, "the noise scan")
         if any(x.shape[0] != self._coils for x in lines):
-            raise ScanError(self._path, f"expected noise acquisitions with the imaging data's {self._coils} channels, "
+            raise ScanError(self.path, f"expected noise acquisitions with the imaging data's {self._coils} channels, "
                                         f"found {sorted({x.shape[0] for x in lines})}")
         return np.concatenate(lines, axis=1)
 
