@@ -367,6 +367,7 @@ def test_files_are_never_modified(tmp_path):
     engine = Engine()
     for p in paths:
         with open_scan(p) as scan:
+            assert scan._h5.mode == "r"
             for s in range(scan.num_slices):
                 scan.kspace(s)
                 engine.reconstruct(ReconRequest(scan, s))
