@@ -38,7 +38,6 @@ class ReconController(QObject):
         self.prefetch_enabled = True
         self.latest: ReconRequest | None = None
         self.last_update: Update | None = None
-        self.stale_dropped = 0
         self._open_token = 0
         self._opening: str | None = None
         self.state: ViewState | None = None  # the last state submitted
@@ -129,8 +128,7 @@ class ReconController(QObject):
 
     def _on_update(self, update: Update) -> None:
         if self.latest is None or update.request.request_id != self.latest.request_id:
-            self.stale_dropped += 1
-            return
+            return  # stale: a newer request was submitted since
         self.last_update = update
         self.updated.emit(update)
         if update.complete:

@@ -33,7 +33,6 @@ class ImageGrid(pg.GraphicsLayoutWidget):
     """Draws ``Update``s. Columns: reference, zero-filled, then the active network slots."""
 
     sigSliceStep = Signal(int)
-    sigLevelsChanged = Signal()
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -60,7 +59,6 @@ class ImageGrid(pg.GraphicsLayoutWidget):
         self.err_bar = pg.ColorBarItem(values=(0, 1), colorMap=theme.colormap(theme.ERROR_CMAPS["abs"]),
                                        width=14, interactive=True, label="error", colorMapMenu=False)
         self.err_bar.setImageItem([p.image for p in self.panes.values() if p.is_error])
-        self.mag_bar.sigLevelsChanged.connect(lambda *_: self.sigLevelsChanged.emit())
         self.err_bar.sigLevelsChangeFinished.connect(self._on_error_bar_dragged)
         self.note = pg.LabelItem("", justify="center", size="10pt", color=theme.MUTED)
         self.error_legend = pg.LabelItem("", justify="center", size="9pt", color=theme.MUTED)
@@ -78,6 +76,7 @@ class ImageGrid(pg.GraphicsLayoutWidget):
         self.welcome = pg.LabelItem(EMPTY_MESSAGE, justify="center", size="12pt", color=theme.MUTED)
         self.empty = True  # no scan shown yet: a welcome line instead of empty panes
         self.scene().sigMouseMoved.connect(self._on_mouse_moved)
+        self._update_error_legend()  # then kept by _apply_error_levels, which every gain/mode change runs
         self.relayout()
 
     # --- layout ---------------------------------------------------------------------------------
@@ -158,9 +157,9 @@ class ImageGrid(pg.GraphicsLayoutWidget):
         stretch = [1, 1] if rows == 1 or self.show_errors else [4, 1]
         for r in range(3):
             grid.setRowStretchFactor(r, stretch[r] if r < rows else 0)
+        visible = self.visible_keys()
         for key, pane in self.panes.items():
-            pane.setVisible(key in self.visible_keys())
-        self._update_error_legend()
+            pane.setVisible(key in visible)
 
     # --- drawing --------------------------------------------------------------------------------
     def reset_levels(self) -> None:
@@ -217,7 +216,6 @@ class ImageGrid(pg.GraphicsLayoutWidget):
         if first:  # once the panes have their size (the layout settles on the next event loop turn)
             self.fit()
             QTimer.singleShot(0, self.fit)
-        self._update_error_legend()
 
     @staticmethod
     def _apply_text(pane: ImagePane, text: PaneText) -> None:
@@ -242,7 +240,6 @@ class ImageGrid(pg.GraphicsLayoutWidget):
             self._apply_error_levels()
             return
         bar.setLevels((centre - width / 2, centre + width / 2))
-        self.sigLevelsChanged.emit()
 
     def _on_error_bar_dragged(self, *_):
         lo, hi = self.err_bar.levels()

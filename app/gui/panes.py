@@ -16,7 +16,6 @@ class WLViewBox(pg.ViewBox):
     double-click enlarges. With ``wl_mode`` on, the left button sets window/level too."""
 
     sigWindowLevel = Signal(object, float, float)  # self, dx, dy in screen pixels
-    sigWindowLevelDone = Signal(object)
     sigDoubleClicked = Signal(object)
     sigSliceStep = Signal(int)
 
@@ -32,8 +31,6 @@ class WLViewBox(pg.ViewBox):
             ev.accept()
             d = ev.screenPos() - ev.lastScreenPos()
             self.sigWindowLevel.emit(self, float(d.x()), float(d.y()))
-            if ev.isFinish():
-                self.sigWindowLevelDone.emit(self)
             return
         super().mouseDragEvent(ev, axis)
 

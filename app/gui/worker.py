@@ -21,7 +21,7 @@ from typing import Any, Callable, Hashable
 
 from PySide6.QtCore import QObject, Qt, Signal, Slot
 
-from engine import Engine, ModelRef, NetworkOutput, ReconRequest, ReconResult, Scan, VitreconError, open_scan
+from engine import Engine, ModelRef, NetworkOutput, ReconRequest, ReconResult, Scan, VitreconError
 
 
 class LRU:
@@ -49,9 +49,6 @@ class LRU:
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
-
-    def __len__(self) -> int:
-        return len(self._items)
 
 
 @dataclass(frozen=True, eq=False)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
+from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent, QKeySequence
 from PySide6.QtWidgets import QMessageBox
 
@@ -13,7 +13,6 @@ from app.cli import main
 from app.gui.main_window import MainWindow
 from app.gui.settings import ViewerSettings
 from app.gui.shortcuts import ACTIONS, HelpDialog, shortcuts_html
-from app.gui.state import ViewState
 from engine import MASK_KINDS
 from test_viewer_support import engine, open_and_wait, scan_file, wait_complete, window, write_scan  # noqa: F401
 
