@@ -73,6 +73,7 @@ class ImageGrid(pg.GraphicsLayoutWidget):
         self._levels_set = False
         self._placed: list = []
         self.last_update: Update | None = None
+        self.last_texts: dict[str, PaneText] = {}  # the words drawn with last_update
         self.welcome = pg.LabelItem(EMPTY_MESSAGE, justify="center", size="12pt", color=theme.MUTED)
         self.empty = True  # no scan shown yet: a welcome line instead of empty panes
         self.scene().sigMouseMoved.connect(self._on_mouse_moved)
@@ -191,6 +192,7 @@ class ImageGrid(pg.GraphicsLayoutWidget):
         had_reference = self.has_reference
         self.has_reference = r.reference is not None
         texts = texts if texts is not None else pane_texts(update)
+        self.last_texts = texts
         images = {"reference": r.reference,
                   "zero-filled": r.coil_image if r.coil_image is not None else r.zero_filled}
         errors = {"zero-filled": (r.zero_filled_error_abs, r.zero_filled_error_signed)}
@@ -257,8 +259,8 @@ class ImageGrid(pg.GraphicsLayoutWidget):
         self.error_mode = mode
         self.err_bar.setColorMap(theme.colormap(theme.ERROR_CMAPS[mode]))
         self._apply_error_levels()
-        if self.last_update is not None:
-            self.display(self.last_update)
+        if self.last_update is not None:  # with the same words (a rerunning network keeps its badges)
+            self.display(self.last_update, self.last_texts)
 
     def _apply_error_levels(self) -> None:
         s = self.error_scale / self.gain

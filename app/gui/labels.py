@@ -64,11 +64,11 @@ def no_reference_reason(update: Update) -> str:
     return "this file holds no reference image and no fully sampled k-space"
 
 
-def error_stats(err: np.ndarray | None) -> str:
-    if err is None:
+def error_stats(err_abs: np.ndarray | None) -> str:
+    """Mean and maximum of an absolute error map."""
+    if err_abs is None:
         return ""
-    a = np.abs(err)
-    return f"mean |e| {float(a.mean()):.3g}<br>max |e| {float(a.max()):.3g}"
+    return f"mean |e| {float(err_abs.mean()):.3g}<br>max |e| {float(err_abs.max()):.3g}"
 
 
 def pane_texts(update: Update, known: dict[ModelRef, NetworkOutput] | None = None) -> dict[str, PaneText]:
@@ -98,7 +98,7 @@ def pane_texts(update: Update, known: dict[ModelRef, NetworkOutput] | None = Non
         footer=zf_footer)
     if not no_ref:
         out["error:zero-filled"] = PaneText(title=two_lines("<b>Error</b> · Zero-filled", how),
-                                            footer=error_stats(r.zero_filled_error_signed))
+                                            footer=error_stats(r.zero_filled_error_abs))
     outputs = {o.ref: o for o in r.outputs}
     for ref in req.models:
         family = get_entry(ref.name).family
@@ -123,6 +123,6 @@ def pane_texts(update: Update, known: dict[ModelRef, NetworkOutput] | None = Non
         if not no_ref:
             out[f"error:{family}"] = PaneText(
                 title=two_lines(f"<b>Error</b> · {label}", ref.label),
-                footer=error_stats(o.error_signed) if o is not None else "",
+                footer=error_stats(o.error_abs) if o is not None else "",
                 message=text.message if o is None else "", status=text.status, pending=text.pending)
     return out

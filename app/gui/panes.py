@@ -109,6 +109,8 @@ class ClippedLabel(pg.LabelItem):
         self.updateGeometry()
 
     def setText(self, text, **args):
+        if not args and text == getattr(self, "text", None):
+            return  # every stage of a request redraws each title: only new words cost a text layout
         super().setText(text, **args)
         self.setToolTip(self.item.toPlainText())
 

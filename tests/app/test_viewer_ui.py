@@ -381,3 +381,23 @@ def test_a_checkpoint_file_runs_in_its_slot_and_names_itself(qtbot, window, scan
     np.testing.assert_array_equal(window.grid.panes["unet"].data, engine.reconstruct(window.controller.latest)
                                   .output("unet-s").image)
     assert not window.dialogs
+
+
+def test_a_redraw_with_the_same_words_lays_out_no_text_and_keeps_the_badges(qtbot, window, scan_file, monkeypatch):
+    from app.gui.worker import Update
+    from engine import Engine
+
+    open_and_wait(qtbot, window, scan_file)
+    g, done = window.grid, window.controller.last_update
+    laid_out = []
+    for pane in g.panes.values():
+        for label in (pane.title, pane.footer):
+            monkeypatch.setattr(label.item, "setHtml", lambda html, _seen=laid_out: _seen.append(html))
+    window._on_update(done)  # e.g. the last stage of a request: every title as it was
+    assert not laid_out
+    monkeypatch.undo()
+    rerun = Update(done.request, Engine.with_outputs(done.result, ()), pending=("vit-s", "unet-s"))
+    window._on_update(rerun)  # the networks run again: their panes keep the weights badge
+    assert "untrained weights" in g.panes["vit"].title.text and "updating" in g.panes["vit"].status.text.toPlainText()
+    window.set_error_mode("signed")  # redrawn with the same words
+    assert "untrained weights" in g.panes["vit"].title.text
