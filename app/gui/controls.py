@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from contextlib import ExitStack
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout,
@@ -13,7 +14,7 @@ from engine import MASK_KINDS, ScanInfo, available_devices, default_center_fract
 from engine.models import get_entry, list_models
 
 from . import theme
-from .state import SLOT_FAMILIES, SLOT_TITLES, ModelSlot, ViewState
+from .state import SLOT_FAMILIES, SLOT_TITLES, ModelSlot, ViewState, acceleration_for
 
 MAX_ACCELERATION = 16.0
 CHECKPOINT_ITEM = "__checkpoint__"
@@ -197,10 +198,9 @@ class ControlsPanel(QWidget):
         widgets = (self.slice_slider, self.slice_spin, self.coil_combo, self.kind_combo, self.accel_spin,
                    self.accel_slider, self.cf_auto, self.cf_spin, self.seed_spin, self.device_combo,
                    *self.model_combos.values())
-        blockers = [signals_blocked(w) for w in widgets]
-        for b in blockers:
-            b.__enter__()
-        try:
+        with ExitStack() as blocked:
+            for w in widgets:
+                blocked.enter_context(signals_blocked(w))
             self.slice_slider.setValue(state.slice_index + 1)
             self.slice_spin.setValue(state.slice_index + 1)
             self._select(self.coil_combo, state.coil)
@@ -223,9 +223,6 @@ class ControlsPanel(QWidget):
                 name = slot.checkpoint_name
                 self.checkpoint_labels[slot.family].setText(f"weights: {name}" if name else "")
                 self.clear_buttons[slot.family].setVisible(bool(name))
-        finally:
-            for b in blockers:
-                b.__exit__(None, None, None)
 
     @staticmethod
     def _select(combo: QComboBox, data) -> None:
@@ -258,19 +255,13 @@ class ControlsPanel(QWidget):
     # --- handlers -------------------------------------------------------------------------------
     def _on_kind(self, index: int) -> None:
         kind = self.kind_combo.itemData(index)
-        accel = self.state.acceleration
-        if not MASK_KINDS[kind].fractional:
-            accel = float(max(1, round(accel)))
-        self._edit(mask_kind=kind, acceleration=accel)
+        self._edit(mask_kind=kind, acceleration=acceleration_for(kind, self.state.acceleration))
 
     def _on_accel_spin(self, value: float) -> None:
         self._edit(acceleration=float(value))
 
     def _on_accel_slider(self, value: int) -> None:
-        accel = value / 10
-        if not MASK_KINDS[self.state.mask_kind].fractional:
-            accel = float(max(1, round(accel)))
-        self._edit(acceleration=accel)
+        self._edit(acceleration=acceleration_for(self.state.mask_kind, value / 10))
 
     def _on_cf(self, *_):
         auto = self.cf_auto.isChecked()
@@ -285,8 +276,8 @@ class ControlsPanel(QWidget):
         self._edit(seed=random.randrange(0, 2**31 - 1))
 
     def step_slice(self, step: int) -> None:
-        if self.info is not None:
-            self._edit(slice_index=min(max(self.state.slice_index + step, 0), self.info.num_slices - 1))
+        if self.info is not None:  # apply() keeps the index within the scan
+            self._edit(slice_index=self.state.slice_index + step)
 
     def _on_model(self, family: str, index: int) -> None:
         data = self.model_combos[family].itemData(index)

@@ -20,7 +20,7 @@ from .labels import pane_texts
 from .metadata import MetadataPanel, MetricsTable
 from .settings import ViewerSettings
 from .shortcuts import HelpDialog, make_actions
-from .state import ViewState, supports_retrospective_mask
+from .state import ViewState, acceleration_for, supports_retrospective_mask
 from .view_settings import restore_state, save_state
 from .worker import Update
 
@@ -263,8 +263,7 @@ class MainWindow(FileActions, QMainWindow):
         kinds = list(MASK_KINDS)
         s = self.controls.state
         kind = kinds[(kinds.index(s.mask_kind) + 1) % len(kinds)]
-        accel = s.acceleration if MASK_KINDS[kind].fractional else float(round(s.acceleration))
-        self.controls.apply(s.replace(mask_kind=kind, acceleration=accel))
+        self.controls.apply(s.replace(mask_kind=kind, acceleration=acceleration_for(kind, s.acceleration)))
 
     def show_help(self) -> None:
         HelpDialog(self).exec()

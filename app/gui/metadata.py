@@ -9,6 +9,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QFormLayout, QHeaderView, QLab
 from engine import ScanInfo
 
 from .labels import weights_name
+from .state import SLOT_TITLES
 from .worker import Update
 
 FORMAT_NAMES = {"fastmri-multicoil": "fastMRI multi-coil", "fastmri-singlecoil": "fastMRI single-coil",
@@ -94,7 +95,7 @@ def metrics_rows(update: Update) -> list[dict[str, object]]:
 
     row("Zero-filled", "", "", r.zero_filled_metrics, r.timings.get("zero-filled"))
     for o in r.outputs:
-        row({"vit": "ViT", "unet": "U-Net"}.get(o.family, o.family), o.ref.name, weights_name(o.ref, o),
+        row(SLOT_TITLES.get(o.family, o.family), o.ref.name, weights_name(o.ref, o),
             o.metrics, o.seconds, o.untrained)
     return rows
 

@@ -73,9 +73,8 @@ class ViewState:
 
     def mask_spec(self) -> MaskSpec:
         """The retrospective mask; raises ValueError (one sentence) when the values do not fit the kind."""
-        kind = MASK_KINDS[self.mask_kind]
-        accel = float(self.acceleration) if kind.fractional else float(round(self.acceleration))
-        return MaskSpec(self.mask_kind, accel, self.center_fraction, self.seed)
+        return MaskSpec(self.mask_kind, acceleration_for(self.mask_kind, self.acceleration), self.center_fraction,
+                        self.seed)
 
     def models(self) -> tuple[ModelRef, ...]:
         return tuple(ref for ref in (s.ref() for s in self.slots) if ref is not None)
@@ -83,12 +82,17 @@ class ViewState:
     def request(self, scan: Scan, slice_index: int | None = None) -> ReconRequest:
         """The request for ``scan``: its own acquired mask when it was acquired undersampled."""
         info = scan.info
-        retrospective = info.fully_sampled and scan.acquired_mask is None
+        retrospective = supports_retrospective_mask(scan)
         coil = self.coil if (self.coil is not None and self.coil < info.num_coils) else None
         index = self.slice_index if slice_index is None else slice_index
         return ReconRequest(scan=scan, slice_index=min(max(int(index), 0), info.num_slices - 1),
                             mask=self.mask_spec() if retrospective else None, models=self.models(),
                             device=self.device, coil=coil)
+
+
+def acceleration_for(kind: str, acceleration: float) -> float:
+    """``acceleration`` as the mask ``kind`` takes it: rounded for kinds without fractional rates."""
+    return float(acceleration) if MASK_KINDS[kind].fractional else float(round(acceleration))
 
 
 def supports_retrospective_mask(scan: Scan) -> bool:
