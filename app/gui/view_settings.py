@@ -18,7 +18,10 @@ def restore_state(settings: ViewerSettings) -> ViewState:
     kind = s.get("recon/mask_kind", default.mask_kind, str)
     kind = kind if kind in MASK_KINDS else default.mask_kind
     accel = s.get("recon/acceleration", default.acceleration, float)
-    cf = s.get("recon/center_fraction", "", str)
+    try:
+        cf = float(s.get("recon/center_fraction", "auto", str))
+    except ValueError:  # "auto" or a hand-edited word: the paper's rule
+        cf = None
     seed = s.get("recon/seed", -1, int)
     device = s.get("recon/device", default.device, str)
     slots = []
@@ -33,12 +36,13 @@ def restore_state(settings: ViewerSettings) -> ViewState:
         slots.append(ModelSlot(family, name, checkpoint))
     state = default.replace(
         mask_kind=kind, acceleration=accel, seed=seed if seed >= 0 else None,
-        center_fraction=float(cf) if cf not in ("", "auto") else None,
+        center_fraction=cf,
         device=device if device in available_devices() else default.device, slots=tuple(slots))
     try:
         state.mask_spec()
     except ValueError:
-        state = state.replace(mask_kind=default.mask_kind, acceleration=default.acceleration, center_fraction=None)
+        state = state.replace(mask_kind=default.mask_kind, acceleration=default.acceleration, center_fraction=None,
+                              seed=None)
     return state
 
 

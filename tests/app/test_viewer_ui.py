@@ -13,6 +13,7 @@ from app.cli import main
 from app.gui.main_window import MainWindow
 from app.gui.settings import ViewerSettings
 from app.gui.shortcuts import ACTIONS, HelpDialog, shortcuts_html
+from app.gui.state import ViewState
 from engine import MASK_KINDS
 from test_viewer_support import engine, open_and_wait, scan_file, wait_complete, window, write_scan  # noqa: F401
 
@@ -401,3 +402,17 @@ def test_a_redraw_with_the_same_words_lays_out_no_text_and_keeps_the_badges(qtbo
     assert "untrained weights" in g.panes["vit"].title.text and "updating" in g.panes["vit"].status.text.toPlainText()
     window.set_error_mode("signed")  # redrawn with the same words
     assert "untrained weights" in g.panes["vit"].title.text
+
+
+def test_hand_edited_recon_settings_fall_back_to_defaults(tmp_path):
+    from app.gui.view_settings import restore_state
+
+    s = ViewerSettings(tmp_path / "viewer.ini")
+    s.set("recon/mask_kind", "equispaced")
+    s.set("recon/acceleration", 8.0)
+    s.set("recon/center_fraction", "a lot")
+    state = restore_state(s)  # the word is dropped, the other choices stay
+    assert (state.mask_kind, state.acceleration, state.center_fraction) == ("equispaced", 8.0, None)
+    s.set("recon/seed", 2**40)  # beyond what a mask seed can be
+    state = restore_state(s)
+    assert state.seed is None and state.mask_spec().kind == ViewState().mask_kind
