@@ -32,44 +32,45 @@ def main(argv: list[str] | None = None) -> int:
     from PySide6.QtCore import QEventLoop, QPointF
 
     from app.gui import create_app
+    from app.gui.export import save_png
     from app.gui.main_window import MainWindow
     from app.gui.settings import ViewerSettings
     from app.gui.state import ViewState
-    from engine.checkpoints import atomic_write
+
+    from PySide6.QtWidgets import QMessageBox
 
     app = create_app()
+    # nobody can close a modal dialog offscreen: a failure is printed from window.last_message instead
+    QMessageBox.warning = staticmethod(lambda *a, **k: QMessageBox.Ok)
     width, height = (int(v) for v in args.size.lower().split("x"))
     with tempfile.TemporaryDirectory() as tmp:
         window = MainWindow(settings=ViewerSettings(Path(tmp) / "viewer.ini"), state=ViewState(device=args.device))
         window.resize(width, height)
         window.show()
-        c = window.controller
-        window.open_file(args.file) if args.file else window.open_sample()
-        deadline = time.monotonic() + args.timeout
-        while not (c.last_update is not None and c.last_update.complete and not c.busy):
-            app.processEvents(QEventLoop.AllEvents, 50)
-            if window.last_message and c.scan is None:
-                print(f"screenshot: {window.last_message}", file=sys.stderr)
-                return 2
-            if time.monotonic() > deadline:
-                print("screenshot: the reconstruction did not finish in time", file=sys.stderr)
-                return 1
-        for _ in range(20):  # let the layout settle and the fit run
-            app.processEvents(QEventLoop.AllEvents, 20)
-        grid = window.grid
-        h, w = c.last_update.result.zero_filled.shape
-        grid._on_mouse_moved(grid.panes["zero-filled"].view.mapViewToScene(QPointF(w * 0.42, h * 0.55)))
-        app.processEvents()
-        image = window.grab().toImage()
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-
-        def write(tmp_path: Path) -> None:
-            if not image.save(str(tmp_path), "PNG"):
-                raise OSError(f"{out}: could not write the PNG")
-
-        atomic_write(out, write)
-        window.close()
+        try:
+            c = window.controller
+            window.open_file(args.file) if args.file else window.open_sample()
+            deadline = time.monotonic() + args.timeout
+            while not (c.last_update is not None and c.last_update.complete and not c.busy):
+                app.processEvents(QEventLoop.AllEvents, 50)
+                if window.last_message and c.scan is None:
+                    print(f"screenshot: {window.last_message}", file=sys.stderr)
+                    return 2
+                if time.monotonic() > deadline:
+                    print("screenshot: the reconstruction did not finish in time", file=sys.stderr)
+                    return 1
+            for _ in range(20):  # let the layout settle and the fit run
+                app.processEvents(QEventLoop.AllEvents, 20)
+            grid = window.grid
+            h, w = c.last_update.result.zero_filled.shape
+            grid._on_mouse_moved(grid.panes["zero-filled"].view.mapViewToScene(QPointF(w * 0.42, h * 0.55)))
+            app.processEvents()
+            image = window.grab().toImage()
+        finally:
+            window.close()  # stops the reconstruction thread on every way out, early returns included
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_png(image, out)
     print(f"wrote {out} ({image.width()}x{image.height()})")
     return 0
 
