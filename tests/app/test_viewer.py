@@ -132,13 +132,15 @@ def test_an_invalid_mask_is_explained_and_not_submitted(qtbot, window, scan_file
     open_and_wait(qtbot, window, scan_file)
     c = window.controls
     c.kind_combo.setCurrentIndex(c.kind_combo.findData("equispaced_fraction"))
-    latest = window.controller.latest
-    c.cf_auto.setChecked(False)
+    c.cf_auto.setChecked(False)  # the spin box holds 0.32 / 4 = 0.08: a valid state
     c.cf_spin.setValue(0.5)  # 0.5 x 4 >= 1 is impossible for this kind
     assert "below 1" in c.mask_message.text()
+    assert c.state.center_fraction == pytest.approx(0.08)  # the invalid value was not taken
     qtbot.wait(150)
-    assert window.controller.latest.mask.effective_center_fraction != 0.5
-    assert window.controller.latest is latest or window.controller.latest.mask.kind == "equispaced_fraction"
+    wait_complete(qtbot, window)
+    req = window.controller.latest
+    assert req.mask == c.state.mask_spec() and req.mask.kind == "equispaced_fraction"
+    assert req.mask.center_fraction == pytest.approx(0.08)
 
 
 def test_100_rapid_changes_coalesce_and_the_last_request_wins(qtbot, window, scan_file, engine):
