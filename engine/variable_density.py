@@ -138,7 +138,8 @@ def poisson_disc(shape: tuple[int, int], r2: np.ndarray, order: np.ndarray, chun
             src.append(i[later])
             dst.append(j[later])
         rank[cand] = -1
-        src_a, dst_a = np.concatenate(src), np.concatenate(dst)
+        empty = np.zeros(0, dtype=np.int64)  # no offsets at all when every exclusion disc is below one pixel
+        src_a, dst_a = np.concatenate([empty, *src]), np.concatenate([empty, *dst])
         # Settle in visiting order: j is rejected once an accepted i forbids it, accepted once every
         # earlier candidate that could forbid it has been rejected. The earliest undecided candidate
         # is always settled, so this ends; typically after a handful of rounds.

@@ -319,3 +319,10 @@ def test_ours_draw_for_any_shape(kind, h, w, accel, data):
     m = make_mask(MaskSpec(kind, accel), (h, w), acquired=(lo, hi), seed=1)
     assert m.num_sampled > 0 and not m.array[..., :lo].any() and not m.array[..., hi:].any()
     assert 1.0 <= m.effective_acceleration <= 1.6 * accel + 1
+
+
+def test_poisson_2d_on_a_grid_too_small_for_any_exclusion_disc():
+    # Found by hypothesis: no neighbour offsets at all used to crash the conflict search.
+    from engine.masks import MaskSpec, make_mask
+    mask = make_mask(MaskSpec("poisson_2d", 1.0625, None, 0), (4, 4), (0, 4))
+    assert mask.array.shape == (4, 4) and mask.array.any()
