@@ -13,6 +13,7 @@ import h5py
 import numpy as np
 
 from ..errors import ScanError, UnsupportedScanError
+from .limits import MAX_HEADER_BYTES, MAX_MATRIX
 
 
 def _strip_ns(tag: str) -> str:
@@ -58,6 +59,9 @@ class Encoding:
     encoded_fov: tuple[float, float, float] | None
     recon_fov: tuple[float, float, float] | None
     limits: dict[str, Limit] = field(default_factory=dict)
+    # <parallelImaging><calibrationMode>, lower case: embedded, interleaved, separate, external,
+    # other; None when the header names none
+    calibration_mode: str | None = None
 
 
 @dataclass(frozen=True)
@@ -105,10 +109,13 @@ def _as_int(path: Path, node: _Node, where: str, required: bool = True) -> int |
                                   "reader needs, found none")
         return None
     try:
-        return int(float(value))
+        number = float(value)
     except ValueError:
+        number = None
+    if number is None or not abs(number) < 2**31:  # NaN, Inf and absurd sizes are garbled text too
         raise ScanError(path, f"expected a number in the ISMRMRD header's <{where.replace('/', '><')}>, "
-                              f"found {value!r}") from None
+                              f"found {value[:40]!r}")
+    return int(number)
 
 
 def _as_float(node: _Node, where: str) -> float | None:
@@ -133,6 +140,9 @@ def _triple(path: Path, node: _Node, where: str, required: bool) -> tuple[int, i
     if x < 1 or y < 1 or z < 1:
         raise ScanError(path, f"expected a positive matrix size in the ISMRMRD header's {tags}, "
                               f"found {x} x {y} x {z}")
+    if max(x, y, z) > MAX_MATRIX:
+        raise ScanError(path, f"expected a matrix of at most {MAX_MATRIX:,} per axis in the ISMRMRD header's "
+                              f"{tags}, found {x:,} x {y:,} x {z:,}; the header is garbled")
     return (x, y, z)
 
 
@@ -171,8 +181,9 @@ def parse_header(path: Path, xml: str | bytes) -> Header:
                               for a in ("minimum", "maximum", "center"))
                 if mx is not None:
                     limits[name] = Limit(mn or 0, mx, ct if ct is not None else (mx + 1) // 2)
+        mode = enc.text("parallelImaging/calibrationMode")
         encodings.append(Encoding(traj, encoded, recon, _fov(enc, "encodedSpace/fieldOfView_mm"),
-                                  _fov(enc, "reconSpace/fieldOfView_mm"), limits))
+                                  _fov(enc, "reconSpace/fieldOfView_mm"), limits, mode.lower() if mode else None))
     if not encodings:
         raise ScanError(path, "expected an <encoding> section in the ISMRMRD header, which the reader "
                               "needs, found none")
@@ -203,6 +214,9 @@ def read_header(path: Path, item: h5py.Dataset | h5py.Group, where: str) -> Head
     ``UnsupportedScanError`` for a non-Cartesian trajectory."""
     if not isinstance(item, h5py.Dataset):
         raise ScanError(path, f"expected '{where}' to be a dataset holding the XML header, found a group")
+    if item.size * item.dtype.itemsize > MAX_HEADER_BYTES:
+        raise ScanError(path, f"expected '{where}' to hold an XML header of at most {MAX_HEADER_BYTES:,} bytes, "
+                              f"found a {item.dtype} dataset of shape {item.shape}")
     raw = item[()]
     if isinstance(raw, np.ndarray):
         if raw.dtype.kind == "S":  # fixed-length bytes

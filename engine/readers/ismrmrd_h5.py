@@ -7,16 +7,15 @@ What goes where:
 - noise scans are kept out of k-space; ``noise_samples``/``noise_covariance``/``prewhitening_matrix``
   expose them (not applied); navigator, phase-correction, dummy-scan, feedback, surface-coil and
   phase-stabilization acquisitions are skipped;
-- calibration-only lines (parallel-calibration flag without calibration-and-imaging) are not imaging
-  data (``calibration_kspace``); lines with the calibration-and-imaging flag are;
+- calibration-only lines (parallel-calibration flag without calibration-and-imaging) follow the header's
+  ``calibrationMode`` (``ismrmrd_table``): imaging lines when ``embedded``, else kept out
+  (``calibration_kspace``); lines with the calibration-and-imaging flag are always imaging lines;
 - a line goes to column ``kspace_encode_step_1 - limits.center + encoded_y // 2`` and its samples to
   rows from ``encoded_x // 2 - center_sample`` (partial-Fourier readouts), flipped when
   ``ACQ_IS_REVERSE`` is set; repeats of a line (averages) are averaged;
 - readout oversampling is removed when encoded x exceeds recon x: k-space ``[coils, recon_x, enc_y]``;
 - 3D (encoded z > 1): partitions by ``kspace_encode_step_2``, inverse FFT along kz, each partition is a
   slice (``slab * partitions + partition`` with several slabs).
-
-Flags are tested as bit n-1 (``flags & (1 << (ACQ_X - 1))``, as ``Acquisition.is_flag_set``).
 """
 from __future__ import annotations
 
@@ -32,55 +31,23 @@ from ..errors import ScanError, UnsupportedScanError
 from ..masks import acquired_mask
 from ..scan import RSS_FALLBACK, Scan, ScanInfo
 from .header import Header, read_header
+from .ismrmrd_table import EMBEDDED, Kinds, acquisition_table, classify, flag_set, read_or_fail, select
+from .limits import check_read_size
 
-SKIPPED = {C.ACQ_IS_NAVIGATION_DATA: "navigation", C.ACQ_IS_PHASECORR_DATA: "phase correction",
-           C.ACQ_IS_DUMMYSCAN_DATA: "dummy scan", C.ACQ_IS_HPFEEDBACK_DATA: "HP feedback",
-           C.ACQ_IS_RTFEEDBACK_DATA: "RT feedback", C.ACQ_IS_SURFACECOILCORRECTIONSCAN_DATA: "surface-coil correction",
-           C.ACQ_IS_PHASE_STABILIZATION_REFERENCE: "phase stabilization",
-           C.ACQ_IS_PHASE_STABILIZATION: "phase stabilization"}
-HEAD_FIELDS = ("flags", "number_of_samples", "active_channels", "discard_pre", "discard_post", "center_sample",
-               "encoding_space_ref", "trajectory_dimensions", "sample_time_us", "idx")
-IDX_FIELDS = ("kspace_encode_step_1", "kspace_encode_step_2", "average", "slice", "contrast", "phase",
-              "repetition", "set")
-SELECTABLE = ("repetition", "contrast", "set")  # idx counters the user picks (default 0)
+__all__ = ["ISMRMRDScan", "flag_set"]
 
 
-def flag_set(flags: np.ndarray, flag: int) -> np.ndarray:
-    """bool ``[n]``: is ISMRMRD flag ``flag`` set in each of ``flags`` (uint64 ``[n]``)? Flag n is bit
-    n-1, as ``ismrmrd.Acquisition.is_flag_set`` tests it (never ``flags & flag``)."""
-    return (np.asarray(flags, dtype=np.uint64) & (np.uint64(1) << np.uint64(flag - 1))) != 0
-
-
-def _acquisition_table(path: Path, group: h5py.Group, name: str) -> h5py.Dataset:
-    """``{name}/data`` after checking it is a 1D table of ISMRMRD acquisitions."""
-    ds = group["data"]
-    where = f"'{name}/data'"
-    expected = (f"expected {where} to be a table of ISMRMRD acquisitions (compound rows with 'head', 'traj' "
-                "and 'data')")
-    if not isinstance(ds, h5py.Dataset):
-        raise ScanError(path, f"{expected}, found a group")
-    dt = ds.dtype
-    if dt.names is None or not {"head", "data"} <= set(dt.names):
-        raise ScanError(path, f"{expected}, found {dt} of shape {ds.shape}")
-    head = dt["head"]
-    missing = [f for f in HEAD_FIELDS if head.names is None or f not in head.names]
-    missing += [f"idx.{f}" for f in IDX_FIELDS if "idx" not in missing and f not in (head["idx"].names or ())]
-    if missing:
-        raise ScanError(path, f"{expected}, found acquisition headers without {', '.join(missing)}")
-    base = h5py.check_vlen_dtype(dt["data"])
-    if base is None or base.kind != "f":
-        raise ScanError(path, f"{expected}, found 'data' entries of type {base or dt['data']} where "
-                              "variable-length float32 samples are expected")
-    if ds.ndim != 1:
-        raise ScanError(path, f"{expected} of one dimension, found shape {ds.shape}")
-    return ds
-
-
-def _read(path: Path, what: str, fn):
-    try:
-        return fn()
-    except (OSError, RuntimeError, ValueError) as e:
-        raise ScanError(path, f"{what} could not be read; the file may be truncated or damaged ({e})") from None
+def _open_table(path: Path, group: h5py.Group, name: str) -> tuple[Header, np.ndarray]:
+    """The parsed header and every acquisition header (one bulk read) of the raw-data group ``name``."""
+    if "xml" not in group:
+        raise ScanError(path, f"expected an ISMRMRD XML header '{name}/xml' beside the acquisitions, found none")
+    header = read_header(path, group["xml"], f"{name}/xml")
+    ds = acquisition_table(path, group, name)
+    if ds.shape[0] == 0:
+        raise ScanError(path, f"has a valid ISMRMRD header but an empty acquisition table ('{name}/data' holds "
+                              "0 acquisitions), so there are no k-space samples; expected imaging acquisitions")
+    heads = read_or_fail(path, f"the acquisition headers in '{name}/data'", lambda: ds.fields("head")[()])
+    return header, heads
 
 
 class ISMRMRDScan(Scan):
@@ -94,52 +61,73 @@ class ISMRMRDScan(Scan):
     def __init__(self, path: Path, h5: h5py.File, group_name: str = "dataset", *, repetition: int = 0,
                  contrast: int = 0, set_index: int = 0):
         self._h5 = h5
-        group = h5[group_name]
-        if "xml" not in group:
-            raise ScanError(path, f"expected an ISMRMRD XML header '{group_name}/xml' beside the acquisitions, "
-                                  "found none")
-        header = read_header(path, group["xml"], f"{group_name}/xml")
-        self._ds = _acquisition_table(path, group, group_name)
-        if self._ds.shape[0] == 0:
-            raise ScanError(path, f"has a valid ISMRMRD header but an empty acquisition table ('{group_name}/data' "
-                                  "holds 0 acquisitions), so there are no k-space samples; expected imaging "
-                                  "acquisitions")
-        heads = _read(path, f"the acquisition headers in '{group_name}/data'", lambda: self._ds.fields("head")[()])
+        header, heads = _open_table(path, h5[group_name], group_name)
+        self._ds = h5[group_name]["data"]
         self._heads = heads
         enc = header.encoding
         self._ex, self._ey, self._ez = enc.encoded
-        rx, ry, rz = enc.recon
-        self._rx = rx
-
-        imaging, calibration, noise = _classify(path, heads)
-        self._check_acquisitions(path, heads, imaging | calibration)
-        self._noise_rows = np.flatnonzero(noise)
-        self._coils = int(heads["active_channels"][imaging][0])
+        self._rx = enc.recon[0]
         self._three_d = self._ez > 1
-        (lo, hi), (zlo, zhi) = self._place(path, header, heads, imaging | calibration)
-        chosen, calibration, selection, available, phases = _select(
-            path, heads["idx"], imaging, calibration, (repetition, contrast, set_index))
-        idx = heads["idx"]
-        self._slab = idx["slice"].astype(np.int64)
-        nslabs = int(self._slab[imaging].max()) + 1
+
+        kinds = classify(path, heads, enc.calibration_mode)
+        self._check_acquisitions(path, heads, kinds.imaging | kinds.calibration)
+        self._noise_rows = np.flatnonzero(kinds.noise)
+        self._coils = int(heads["active_channels"][kinds.imaging][0])
+        (lo, hi), (zlo, zhi) = self._place(path, header, heads, kinds.imaging | kinds.calibration)
+        kinds, selection, available, phases = select(
+            path, heads["idx"], kinds, (repetition, contrast, set_index))
+        self._slab = heads["idx"]["slice"].astype(np.int64)
+        nslabs = int(self._slab[kinds.imaging].max()) + 1
+        rz = enc.recon[2]
         self._parts = rz if self._three_d and 0 < rz < self._ez else self._ez
-        self._rows = np.flatnonzero(chosen)
-        self._cal_rows = np.flatnonzero(calibration)
+        self._rows = np.flatnonzero(kinds.imaging)
+        self._cal_rows = np.flatnonzero(kinds.calibration)
+        self._oversampled = self._ex > self._rx
+        check_read_size(path, (self._ez if self._three_d else 1, self._coils, self._ex, self._ey),
+                        "k-space (partitions x coils x readout x phase encoding)")
+        self._slab_cache: tuple[int, np.ndarray] | None = None
 
-        # Fully sampled: every (slab, partition, line) of the acquired region holds imaging data.
-        covered = np.zeros((nslabs, self._ez, self._ey), dtype=bool)
-        covered[self._slab[chosen], self._kz[chosen], self._col[chosen]] = True
-        fully = bool(covered[:, zlo:zhi, lo:hi].all())
-        columns = covered.any(axis=(0, 1))
+        fully, columns = self._coverage(kinds.imaging, nslabs, (lo, hi), (zlo, zhi))
+        mask = None if fully else acquired_mask(columns, (lo, hi))
+        kshape = (self._rx if self._oversampled else self._ex, self._ey)
+        crop = ks.crop_size(kshape, enc.recon[:2])
+        averages = int(heads["idx"]["average"][kinds.imaging].max()) + 1
+        notes = self._notes(mask, columns, (lo, hi), averages, phases) + self._calibration_notes(
+            enc.calibration_mode, kinds)
+        facts = {"dimensionality": "3D" if self._three_d else "2D", "acquisitions": int(len(heads)),
+                 "noise_acquisitions": int(self._noise_rows.size),
+                 "calibration_acquisitions": int((kinds.calibration | kinds.embedded).sum()),
+                 "calibration_mode": enc.calibration_mode, **self._calibration_counts(kinds),
+                 "averages": averages, "trajectory": enc.trajectory}
+        info = ScanInfo(
+            path=path, format="ismrmrd", num_slices=nslabs * (self._parts if self._three_d else 1),
+            num_coils=self._coils, kspace_shape=(int(kshape[0]), int(kshape[1])),
+            recon_size=(int(enc.recon[0]), int(enc.recon[1])), crop_size=(int(crop[0]), int(crop[1])),
+            encoded_size=enc.encoded, acquired_columns=(int(lo), int(hi)), fully_sampled=fully,
+            reference_name=RSS_FALLBACK if fully else None, acquisition=header.protocol,
+            field_strength=header.field_strength, patient_id=header.patient_id, system=header.system,
+            protocol=header.protocol, readout_oversampling_removed=self._oversampled, selection=selection,
+            available=available, notes=tuple(notes), header=facts)
+        super().__init__(info, mask)
 
-        self._oversampled = self._ex > rx
-        kshape = (rx if self._oversampled else self._ex, self._ey)
-        crop = ks.crop_size(kshape, (rx, ry))
-        averages = int(idx["average"][chosen].max()) + 1
+    # --- what was acquired ----------------------------------------------------------------------
+    def _coverage(self, chosen: np.ndarray, nslabs: int, cols: tuple[int, int], parts: tuple[int, int]):
+        """Whether every (slab, partition, line) of the acquired region holds imaging data, and the
+        columns (bool ``[W]``) that hold some. Counted from the distinct placements, so a header's
+        sizes never allocate a ``[slabs, partitions, lines]`` array."""
+        (lo, hi), (zlo, zhi) = cols, parts
+        slab, kz, col = self._slab[chosen], self._kz[chosen], self._col[chosen]
+        inside = (col >= lo) & (col < hi) & (kz >= zlo) & (kz < zhi)
+        keys = (slab[inside] * self._ez + kz[inside]) * self._ey + col[inside]
+        fully = np.unique(keys).size == nslabs * (zhi - zlo) * (hi - lo)
+        columns = np.zeros(self._ey, dtype=bool)
+        columns[col] = True
+        return fully, columns
+
+    def _notes(self, mask, columns: np.ndarray, cols: tuple[int, int], averages: int, phases) -> list[str]:
+        lo, hi = cols
         notes = []
-        mask = None
-        if not fully:
-            mask = acquired_mask(columns, (lo, hi))
+        if mask is not None:
             notes.append(f"acquired undersampled ({mask.effective_acceleration:.2g}x): no reference")
             if columns[lo:hi].all():
                 notes.append("some slices or partitions miss lines that others have")
@@ -147,30 +135,28 @@ class ISMRMRDScan(Scan):
             notes.append(f"columns outside {lo}..{hi - 1} are outside the encoding limits (not acquired)")
         if self._noise_rows.size:
             notes.append("a noise scan is available for prewhitening (not applied)")
-        if self._cal_rows.size:
-            notes.append(f"{len(np.unique(self._col[self._cal_rows]))} calibration-only line(s) kept out of the "
-                         "imaging k-space")
         if averages > 1:
             notes.append(f"{averages} averages combined (mean)")
         if len(phases) > 1:
             notes.append(f"phase {int(phases[0])} of {len(phases)} shown")
         if self._three_d:
             notes.append(f"3D: inverse FFT along kz, {self._parts} partition(s) per slab shown as slices")
-        self._slab_cache: tuple[int, np.ndarray] | None = None
+        return notes
 
-        facts = {"dimensionality": "3D" if self._three_d else "2D", "acquisitions": int(len(heads)),
-                 "noise_acquisitions": int(self._noise_rows.size), "calibration_acquisitions": int(self._cal_rows.size),
-                 "averages": averages, "trajectory": enc.trajectory}
-        info = ScanInfo(
-            path=path, format="ismrmrd", num_slices=nslabs * (self._parts if self._three_d else 1),
-            num_coils=self._coils, kspace_shape=(int(kshape[0]), int(kshape[1])), recon_size=(int(rx), int(ry)),
-            crop_size=(int(crop[0]), int(crop[1])), encoded_size=enc.encoded, acquired_columns=(int(lo), int(hi)),
-            fully_sampled=fully, reference_name=RSS_FALLBACK if fully else None, acquisition=header.protocol,
-            field_strength=header.field_strength, patient_id=header.patient_id,
-            system=header.system, protocol=header.protocol,
-            readout_oversampling_removed=self._oversampled, selection=selection, available=available,
-            notes=tuple(notes), header=facts)
-        super().__init__(info, mask)
+    def _calibration_counts(self, kinds: Kinds) -> dict[str, int]:
+        """Distinct lines (phase-encoding columns) of calibration-only acquisitions, used or kept out."""
+        return {"calibration_lines_used": int(np.unique(self._col[kinds.embedded]).size),
+                "calibration_lines_kept_out": int(np.unique(self._col[kinds.calibration]).size)}
+
+    def _calibration_notes(self, mode: str | None, kinds: Kinds) -> list[str]:
+        counts = self._calibration_counts(kinds)
+        used, out = counts["calibration_lines_used"], counts["calibration_lines_kept_out"]
+        if mode is None and not out:
+            return []
+        said = f"calibration mode {mode}" if mode else "no calibration mode in the header"
+        if mode == EMBEDDED:
+            return [f"{said}: {used} calibration-only line(s) used in the imaging k-space and the acquired mask"]
+        return [f"{said}: {out} calibration-only line(s) kept out of the imaging k-space"]
 
     # --- checks and placement -----------------------------------------------------------------
     def _check_acquisitions(self, path: Path, heads: np.ndarray, used: np.ndarray) -> None:
@@ -229,7 +215,7 @@ class ISMRMRDScan(Scan):
     def _lines(self, rows: np.ndarray, what: str) -> list[np.ndarray]:
         """One complex64 ``[coils, samples]`` array per row (``rows`` sorted), read in one call;
         NaN/Inf refused."""
-        data = _read(self.path, f"{what} (acquisitions in the ISMRMRD table)",
+        data = read_or_fail(self.path, f"{what} (acquisitions in the ISMRMRD table)",
                      lambda: self._ds.fields("data")[rows] if rows.size else np.zeros(0, dtype=object))
         if data.size and not np.isfinite(np.concatenate(list(data))).all():
             bad = [i for i, d in enumerate(data) if not np.isfinite(d).all()]
@@ -292,8 +278,9 @@ class ISMRMRDScan(Scan):
         return self._slab_cache[1][index % self._parts]
 
     def calibration_kspace(self, index: int) -> np.ndarray | None:
-        """complex64 ``[coils, H, W]``: the calibration-only lines of a slice, placed and processed as the
-        imaging k-space (zeros elsewhere); None when the scan has none."""
+        """complex64 ``[coils, H, W]``: the calibration-only lines of a slice that are kept out of the
+        imaging k-space (calibration modes other than embedded), placed and processed as the imaging
+        k-space (zeros elsewhere); None when the scan has none."""
         index = self._check_index(index)
         if not self._cal_rows.size:
             return None
@@ -304,7 +291,7 @@ class ISMRMRDScan(Scan):
 
     @property
     def calibration_columns(self) -> np.ndarray:
-        """bool ``[W]``: columns that hold calibration-only lines."""
+        """bool ``[W]``: columns that hold calibration-only lines kept out of the imaging k-space."""
         out = np.zeros(self._ey, dtype=bool)
         out[self._col[self._cal_rows]] = True
         return out
@@ -350,47 +337,3 @@ class ISMRMRDScan(Scan):
         except Exception:
             pass
 
-
-def _classify(path: Path, heads: np.ndarray):
-    """bool ``[n]`` each: imaging lines, calibration-only lines, noise acquisitions (skipped kinds out)."""
-    flags = heads["flags"]
-    noise = flag_set(flags, C.ACQ_IS_NOISE_MEASUREMENT)
-    skipped = np.zeros_like(noise)
-    for flag in SKIPPED:
-        skipped |= flag_set(flags, flag)
-    cal_only = (flag_set(flags, C.ACQ_IS_PARALLEL_CALIBRATION)
-                & ~flag_set(flags, C.ACQ_IS_PARALLEL_CALIBRATION_AND_IMAGING))
-    first_encoding = heads["encoding_space_ref"] == 0  # other encodings (e.g. separate references) ignored
-    imaging = ~noise & ~skipped & ~cal_only & first_encoding
-    calibration = cal_only & ~noise & ~skipped & first_encoding
-    if not imaging.any():
-        parts = [f"{int(noise.sum())} noise", f"{int(calibration.sum())} calibration-only",
-                 f"{int(skipped.sum())} navigation/feedback/dummy"]
-        raise ScanError(path, "has a valid ISMRMRD header but no imaging k-space samples: expected imaging "
-                              f"acquisitions, found only {', '.join(parts)} acquisition(s) of {len(heads)}")
-    return imaging, calibration, noise & ~skipped
-
-
-def _select(path: Path, idx: np.ndarray, imaging: np.ndarray, calibration: np.ndarray, wanted):
-    """Imaging and calibration rows of the chosen repetition, contrast and set (and the first cardiac
-    phase present), the selection, the counts available, and the phases present."""
-    selection, available = {}, {}
-    chosen = imaging.copy()
-    for key, want in zip(SELECTABLE, wanted):
-        n = int(idx[key][imaging].max()) + 1
-        available[key] = n
-        if not 0 <= int(want) < n:
-            raise ScanError(path, f"has {key}s 0..{n - 1}, so {key} {want} does not exist; expected a "
-                                  f"{key} in 0..{n - 1}")
-        selection[key] = int(want)
-        chosen &= idx[key] == want
-    if not chosen.any():
-        described = ", ".join(f"{k} {v}" for k, v in selection.items())
-        raise ScanError(path, f"has no imaging acquisitions for {described}; expected a combination that "
-                              "was acquired")
-    phases = np.unique(idx["phase"][chosen])
-    chosen &= idx["phase"] == phases[0]
-    calibration = calibration & (idx["phase"] == phases[0])
-    for key in SELECTABLE:
-        calibration &= idx[key] == selection[key]
-    return chosen, calibration, selection, available, phases

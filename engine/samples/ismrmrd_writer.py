@@ -7,8 +7,8 @@ length bytes, shape ``(1,)``) and ``data`` (one row per acquisition, ``ismrmrd.h
 prepared as one structured array and written with a single ``create_dataset``.
 
 Two levels:
-- ``write_ismrmrd``: one call from k-space to a file (noise scan, calibration lines, undersampling,
-  averages, 3D, shuffled order);
+- ``write_ismrmrd``: one call from k-space to a file (noise scan, separate or embedded calibration
+  lines, undersampling, averages, 3D, shuffled order);
 - ``build_acquisitions`` / ``write_acquisitions``: the same rows as an array that a caller may edit
   (counters, flags, partial readouts, corrupt values) before writing; the tests build edge cases so.
 """
@@ -107,9 +107,9 @@ def build_acquisitions(kspace: np.ndarray, header: HeaderSpec, *, noise: np.ndar
     step1 = cols - ey // 2 + c1
     in_limits = (step1 >= lo1) & (step1 <= hi1)
     center_col = ey // 2  # where step1 == limits' center lands
-    embedded = _central(ey, center_col, embedded_calibration) & in_limits
-    imaging = in_limits.copy() if sampled is None else (np.asarray(sampled, dtype=bool) & in_limits)
-    imaging |= embedded
+    reference = _central(ey, center_col, embedded_calibration) & in_limits
+    grid = in_limits.copy() if sampled is None else (np.asarray(sampled, dtype=bool) & in_limits)
+    imaging = grid | reference
     calibration = _central(ey, center_col, calibration_lines) & in_limits
     rng = np.random.default_rng(0 if shuffle_seed is None else shuffle_seed)
 
@@ -168,8 +168,10 @@ def build_acquisitions(kspace: np.ndarray, header: HeaderSpec, *, noise: np.ndar
 
     if calibration.any():
         parts.append(lines_of(calibration, bit(C.ACQ_IS_PARALLEL_CALIBRATION), 1))
-    flag_bits = np.where(embedded, bit(C.ACQ_IS_PARALLEL_CALIBRATION) | bit(C.ACQ_IS_PARALLEL_CALIBRATION_AND_IMAGING),
-                         np.uint64(0))[imaging]
+    # An embedded reference block as scanners flag it: lines on the undersampling grid are
+    # calibration-and-imaging, the lines between them calibration-only.
+    cal, cal_and_imaging = bit(C.ACQ_IS_PARALLEL_CALIBRATION), bit(C.ACQ_IS_PARALLEL_CALIBRATION_AND_IMAGING)
+    flag_bits = np.where(reference & grid, cal | cal_and_imaging, np.where(reference, cal, np.uint64(0)))[imaging]
     parts.append(lines_of(imaging, flag_bits, averages))
     acq = np.concatenate(parts) if parts else np.zeros(0, dtype=acquisition_dtype)
     if acq.size:
@@ -212,11 +214,17 @@ def write_ismrmrd(path, kspace, header: HeaderSpec, *, noise: np.ndarray | None 
       and only where that lies within the limits' minimum..maximum.
     - ``noise``: complex64 ``[coils, n]`` written first as a noise acquisition (flag 19), split into
       several when ``n`` exceeds 65535 samples.
-    - ``calibration_lines``: that many central lines written again as calibration-only acquisitions
-      (flag 20, same data) before the imaging lines.
-    - ``sampled``: bool ``[W]``, the imaging lines to write (None: every line within the limits).
-    - ``embedded_calibration``: that many central lines flagged calibration-and-imaging (flags 20 and
-      21); they are imaging lines and are written even where ``sampled`` leaves them out.
+    - ``calibration_lines``: a separately acquired reference (``calibration_mode="separate"``): that
+      many central lines written again as calibration-only acquisitions (flag 20, same data) before
+      the imaging lines.
+    - ``sampled``: bool ``[W]``, the imaging lines to write (None: every line within the limits), e.g.
+      every R-th line of a GRAPPA acquisition.
+    - ``embedded_calibration``: that many central lines form a reference block acquired within the
+      imaging k-space (``calibration_mode="embedded"``, the Siemens and Gadgetron default), flagged as
+      scanners flag it: the block's lines that ``sampled`` holds as calibration-and-imaging (flags 20
+      and 21), the lines between them as calibration-only (flag 20). Each line is written once (per
+      average), in line order with the imaging lines. A Siemens R3 acquisition of 108 lines with a
+      48-line block: 68 lines acquired, 32 of them calibration-only.
     - ``averages``: each imaging line written that many times (``idx.average``) with independent noise
       of about 1 % of the k-space RMS whose mean over the averages is zero, so the mean is the data.
     - ``shuffle_seed``: shuffle the acquisition order (``scan_counter`` keeps the original order).
