@@ -26,7 +26,7 @@ from .masks import Mask, MaskSpec, make_mask, seed_from_filename
 from .metrics import Metrics, error_maps, slice_metrics
 from .models import get_entry
 from .scan import Scan
-from .weights import bundled_checkpoint
+from .weights import WeightsStatus, bundled_checkpoint, describe_weights
 
 DEFAULT_MASK = MaskSpec("random", 4.0, 0.08)
 _ids = itertools.count(1)
@@ -72,6 +72,12 @@ class NetworkOutput:
     seconds: float  # the forward pass
     load_seconds: float = 0.0  # building or loading the model (0 when cached)
     metrics_seconds: float = 0.0
+    weights_path: Path | None = None  # the file the weights came from (None: untrained)
+
+    @property
+    def weights(self) -> WeightsStatus:
+        """Demo, installed or untrained weights (``engine.weights.weights_kind``), with file and card."""
+        return describe_weights(self.card, self.untrained, self.weights_path)
 
 
 @dataclass(frozen=True, eq=False)
@@ -105,6 +111,17 @@ class ReconResult:
             if o.ref.name == name or o.ref.label == name:
                 return o
         raise KeyError(name)
+
+
+def cpu_has_fast_bf16() -> bool:
+    """Whether this CPU runs bf16 matrix products natively (AMX or AVX512-BF16), where bf16 autocast
+    is several times faster than fp32; elsewhere torch emulates bf16 and it is slower."""
+    cpu = getattr(torch, "cpu", None)
+    checks = [getattr(cpu, name, None) for name in ("_is_amx_tile_supported", "_is_avx512_bf16_supported")]
+    try:
+        return any(check() for check in checks if check is not None)
+    except RuntimeError:  # an unusual build: take the safe side
+        return False
 
 
 def _mps_available() -> bool:
@@ -154,6 +171,11 @@ class LoadedModel:
     untrained: bool
     card: dict
     lock: threading.Lock = field(default_factory=threading.Lock)
+    weights_path: Path | None = None  # the file the weights came from (None: untrained)
+
+    @property
+    def weights(self) -> WeightsStatus:
+        return describe_weights(self.card, self.untrained, self.weights_path)
 
 
 def build_untrained(name: str) -> nn.Module:
@@ -203,16 +225,16 @@ class Engine:
             checkpoint = ref.checkpoint or bundled_checkpoint(ref.name)
             if checkpoint is not None:
                 loaded = load_checkpoint(checkpoint, model_name=ref.name, trust_pickle=ref.trust_pickle)
-                module, card, untrained = loaded.model, loaded.card, False
+                module, card, untrained, path = loaded.model, loaded.card, False, loaded.path
             else:
                 module, card = build_untrained(ref.name), {"model": ref.name, "weights": "random (untrained)"}
-                untrained = True
+                untrained, path = True, None
             module = module.eval().requires_grad_(False).to(device)
             if entry.family == "unet" and self._use_channels_last(device):
                 module = module.to(memory_format=torch.channels_last)
             if self.compile:
                 module = torch.compile(module)
-            lm = LoadedModel(module, ref, entry.family, untrained, card)
+            lm = LoadedModel(module, ref, entry.family, untrained, card, weights_path=path)
             self._models[key] = lm
             while len(self._models) > self.max_models:
                 self._models.pop(next(iter(self._models)))
@@ -354,7 +376,8 @@ class Engine:
                 m = slice_metrics(reference, img, vmax)
                 e_abs, e_signed = error_maps(reference, img)
             yield NetworkOutput(lm.ref, lm.family, img, m, e_abs, e_signed, lm.untrained, lm.card, seconds,
-                                load_seconds=load, metrics_seconds=time.perf_counter() - t)
+                                load_seconds=load, metrics_seconds=time.perf_counter() - t,
+                                weights_path=lm.weights_path)
 
     # --- a whole volume -----------------------------------------------------------------------
     def reconstruct_volume(self, scan: Scan, mask: MaskSpec | None = None, model: ModelRef | None = None,

@@ -7,7 +7,7 @@ import h5py
 import numpy as np
 
 from .errors import ScanError, VitreconError
-from .metrics import evaluation_crop, mean_metrics, volume_metrics
+from .metrics import evaluation_crop, mean_metrics, per_slice_metrics, volume_metrics
 from .readers import open_scan
 
 RAW_SUFFIXES = (".h5", ".mrd", ".hdf5")
@@ -38,13 +38,14 @@ def evaluate_folders(target_dir: str | Path, pred_dir: str | Path) -> dict:
     """fastMRI's evaluation of every raw-data file in ``target_dir`` that has a reconstruction of the
     same name in ``pred_dir``: both cropped to the target's width squared, SSIM/PSNR/NMSE per volume
     with the target volume's maximum as data range, and their mean. Returns ``{"volumes": [...],
-    "mean": {...}, "skipped": [{"file", "reason"}]}``."""
+    "mean": {...}, "mean_per_slice": {...}, "skipped": [{"file", "reason"}]}``; ``mean_per_slice``
+    averages every slice of every volume alike, as the paper's tables did."""
     target_dir, pred_dir = Path(target_dir), Path(pred_dir)
     for d in (target_dir, pred_dir):
         if not d.is_dir():
             raise VitreconError(f"{d}: is not a folder")
     targets = sorted(p for p in target_dir.iterdir() if p.suffix.lower() in RAW_SUFFIXES)
-    volumes, skipped, metrics = [], [], []
+    volumes, skipped, metrics, slices = [], [], [], []
     for t in targets:
         pred_path = pred_dir / t.name
         if not pred_path.exists():
@@ -65,8 +66,10 @@ def evaluate_folders(target_dir: str | Path, pred_dir: str | Path) -> dict:
         target, pred = evaluation_crop(target, pred)
         m = volume_metrics(target, pred)
         metrics.append(m)
-        volumes.append({"file": t.name, **m.as_dict()})
+        slices.extend(per_slice_metrics(target, pred))
+        volumes.append({"file": t.name, "slices": int(target.shape[0]), **m.as_dict()})
     if not metrics:
         raise VitreconError(f"{target_dir}: no volume could be scored against {pred_dir}"
                             + (f" ({skipped[0]['file']}: {skipped[0]['reason']})" if skipped else ""))
-    return {"volumes": volumes, "mean": mean_metrics(metrics).as_dict(), "skipped": skipped}
+    return {"volumes": volumes, "mean": mean_metrics(metrics).as_dict(),
+            "mean_per_slice": mean_metrics(slices).as_dict(), "skipped": skipped}

@@ -49,6 +49,13 @@ def slice_metrics(target: np.ndarray, pred: np.ndarray, maxval: float) -> Metric
     return volume_metrics(np.asarray(target)[None], np.asarray(pred)[None], maxval=maxval)
 
 
+def per_slice_metrics(target: np.ndarray, pred: np.ndarray) -> list[Metrics]:
+    """One ``Metrics`` per slice of ``[slices, h, w]`` volumes, each with the volume's maximum as data
+    range: the paper's evaluation averaged these over all slices of a set (fastMRI averages volumes)."""
+    maxval = float(np.asarray(target).max())
+    return [slice_metrics(t, p, maxval) for t, p in zip(target, pred)]
+
+
 def error_maps(target: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(absolute, signed) error maps ``pred - target``, float32 ``[h, w]``."""
     signed = (np.asarray(pred, dtype=np.float32) - np.asarray(target, dtype=np.float32))
@@ -62,7 +69,7 @@ def evaluation_crop(target: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, n
 
 
 def mean_metrics(per_volume: list[Metrics]) -> Metrics:
-    """Mean over volumes, as fastMRI's evaluate script reports."""
+    """Mean over volumes, as fastMRI's evaluate script reports (or over slices, the paper's way)."""
     if not per_volume:
         raise ValueError("no volumes to average")
     return Metrics(*(float(np.mean([getattr(m, k) for m in per_volume])) for k in ("ssim", "psnr", "nmse")))

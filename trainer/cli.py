@@ -172,7 +172,7 @@ def _evaluate(cfg) -> int:
         shutdown()
     if not env.is_main:  # under torchrun rank 0 alone prints the report
         return 0
-    text = format_report(report)
+    text = format_report(report, cfg.average)
     print(text, file=sys.stderr if cfg.progress_json == "-" else sys.stdout)
     if report["skipped"]:
         print(f"skipped: {json.dumps(report['skipped'])}", file=sys.stderr)

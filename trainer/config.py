@@ -21,7 +21,10 @@ from engine.masks import MASK_KINDS
 
 from .masking import MaskSampler
 
-ANATOMY_MASKS = {"knee": ["random"], "brain": ["equispaced"]}  # the paper's (fastMRI's) choice
+# The paper's choice: random masks for knee; for brain the official code's exact-acceleration
+# equispaced kind (fastMRI 0.3's "equispaced" samples every R-th line: 3.22x at a nominal 4x).
+ANATOMY_MASKS = {"knee": ["random"], "brain": ["equispaced_fraction"]}
+GENERATED = {"builtin", "synthetic"}  # data sources vitrecon generates (trainer.synthetic)
 
 
 @dataclass
@@ -36,13 +39,16 @@ class TrainConfig:
     # where and how
     out_dir: str = "runs/train"
     device: str = "auto"  # auto, cpu, cuda, cuda:N, mps (under torchrun: cuda:LOCAL_RANK)
-    precision: str = "auto"  # auto (bf16 autocast on CUDA, fp32 elsewhere), bf16, fp32
+    precision: str = "auto"  # auto (bf16 autocast on CUDA and on CPUs with AMX/AVX512-BF16, else fp32), bf16, fp32
+    threads: int | None = None  # torch threads per process (None: torch's default, all cores)
     compile: bool = False  # torch.compile the model
     seed: int = 0  # each rank seeds seed + rank
     num_workers: int = 4  # DataLoader worker processes per rank
     # schedule
     epochs: int = 20
     max_steps: int | None = None  # optimizer steps; overrides epochs when set
+    max_minutes: float | None = None  # training-time budget (all sessions): the schedule follows it; ends with final weights
+    epoch_size: int = 20000  # items in one epoch of generated data (builtin pretraining, synthetic fine-tuning)
     batch_size: int = 32  # per process and micro-batch
     grad_accum: int = 1  # micro-batches per optimizer step
     # optimization: Adam + OneCycle stepped per optimizer step (the official code stepped per epoch)
@@ -71,6 +77,10 @@ class TrainConfig:
     def train_mask_kinds(self) -> list[str]:
         return list(self.mask_kinds or ["random"])
 
+    def model_overrides(self, family: str) -> dict:
+        """Constructor args to build a fresh model with: ``model_args`` (a task may add defaults)."""
+        return dict(self.model_args)
+
     def mask_sampler(self) -> MaskSampler:
         return MaskSampler(tuple(self.train_mask_kinds()), tuple(float(r) for r in self.accelerations),
                            None if self.center_fractions is None else tuple(self.center_fractions))
@@ -81,11 +91,16 @@ class TrainConfig:
 
         if self.model not in list_models():
             raise ValueError(f"unknown model {self.model!r}; expected one of {', '.join(list_models())}")
-        for name in ("batch_size", "grad_accum", "epochs", "checkpoint_every", "log_every", "keep_checkpoints"):
+        for name in ("batch_size", "grad_accum", "epochs", "checkpoint_every", "log_every", "keep_checkpoints",
+                     "epoch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.max_steps is not None and self.max_steps < 1:
             raise ValueError(f"max_steps must be at least 1, got {self.max_steps}")
+        if self.threads is not None and self.threads < 1:
+            raise ValueError(f"threads must be at least 1, got {self.threads}")
+        if self.max_minutes is not None and not self.max_minutes > 0:
+            raise ValueError(f"max_minutes must be positive, got {self.max_minutes}")
         if self.num_workers < 0:
             raise ValueError(f"num_workers must be 0 or more, got {self.num_workers}")
         if self.precision not in ("auto", "bf16", "fp32"):
@@ -103,7 +118,7 @@ class TrainConfig:
 class PretrainConfig(TrainConfig):
     """Pretraining on natural images (the paper's ImageNet recipe)."""
 
-    data: str = "builtin"  # a folder tree of images (ImageNet's train/ works as is), or builtin
+    data: str = "builtin"  # a folder tree of images (ImageNet's train/ works as is), or builtin (photographs + dead leaves)
     max_images: int | None = None  # use only the first N images (sorted paths)
     resize: int = 320  # shorter side resized to this
     crop: int = 272  # random square crop
@@ -113,8 +128,13 @@ class PretrainConfig(TrainConfig):
     input_noise: float = 1e-6  # tiny noise on the input, as the official code (keeps constant images finite)
     out_dir: str = "runs/pretrain"
     freeze_biases: bool = True
-    mask_kinds: list[str] | None = field(default_factory=lambda: ["random", "equispaced"])
+    mask_kinds: list[str] | None = field(default_factory=lambda: ["random", "equispaced_fraction"])
     accelerations: list[float] = field(default_factory=lambda: [float(r) for r in range(2, 11)])
+
+    def model_overrides(self, family: str) -> dict:
+        """ViTs pretrain with the official code's 34 x 34 position grid (avg size 340 at patch 10),
+        interpolated to any input size later; ``model_args`` still wins."""
+        return {"avg_size": 340, **self.model_args} if family == "vit" else dict(self.model_args)
 
     def validate(self) -> None:
         super().validate()
@@ -129,8 +149,10 @@ class PretrainConfig(TrainConfig):
 class FinetuneConfig(TrainConfig):
     """Fine-tuning on fastMRI data (the paper's fastMRI recipe)."""
 
-    train_dir: str = ""  # a folder of fastMRI .h5 files (required)
-    val_dir: str | None = None  # a separate folder for validation and best-checkpoint selection
+    train_dir: str = ""  # a folder of fastMRI .h5 files, or synthetic (generated brain MRI, photos, dead leaves)
+    val_dir: str | None = None  # a separate folder for validation and best-checkpoint selection, or heldout
+    val_split: float = 0.0  # hold out this share of the training folder's volumes for validation (seeded)
+    crop: int | None = None  # train on random square crops of this size (synthetic: the image size, default 160)
     challenge: str = "auto"  # auto, singlecoil, multicoil
     anatomy: str = "knee"  # knee: random masks; brain: equispaced masks (unless mask_kinds is set)
     train_slices: int | None = None  # training-set size in slices, chosen by subset_seed
@@ -154,7 +176,16 @@ class FinetuneConfig(TrainConfig):
             raise ValueError(f"anatomy must be knee or brain, got {self.anatomy!r}")
         super().validate()
         if not self.train_dir:
-            raise ValueError("finetune needs train_dir, a folder of fastMRI .h5 files (--train-dir)")
+            raise ValueError("finetune needs train_dir, a folder of fastMRI .h5 files or synthetic (--train-dir)")
+        if not 0 <= self.val_split < 1:
+            raise ValueError(f"val_split is a share of the training volumes in [0, 1), got {self.val_split}")
+        if self.val_split and self.val_dir:
+            raise ValueError("give val_dir or val_split, not both")
+        if self.val_split and self.train_dir in GENERATED:
+            raise ValueError("val_split holds out files of a training folder; synthetic data validates on "
+                             "--val-dir heldout")
+        if self.crop is not None and self.crop < 16:
+            raise ValueError(f"crop must be at least 16, got {self.crop}")
         if self.challenge not in ("auto", "singlecoil", "multicoil"):
             raise ValueError(f"challenge must be auto, singlecoil or multicoil, got {self.challenge!r}")
         if self.train_slices is not None and self.train_volumes is not None:
@@ -182,6 +213,7 @@ class EvaluateConfig:
     batch_size: int = 8
     max_volumes: int | None = None
     output: str | None = None  # write the report as JSON here
+    average: str = "volume"  # volume: fastMRI's mean over volumes; slice: over all slices alike (the paper's)
     allow_seen_data: bool = False  # allow a folder the checkpoint was trained or selected on
     progress_json: str | None = None
 
@@ -195,6 +227,8 @@ class EvaluateConfig:
             raise ValueError(f"unknown mask kind {bad[0]!r}; expected one of {', '.join(MASK_KINDS)}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
+        if self.average not in ("volume", "slice"):
+            raise ValueError(f"average must be volume or slice, got {self.average!r}")
 
 
 CONFIGS: dict[str, type] = {"pretrain": PretrainConfig, "finetune": FinetuneConfig, "evaluate": EvaluateConfig}

@@ -94,7 +94,7 @@ def build_model(cfg, resumed: dict[str, Any] | None) -> tuple[nn.Module, str, di
         return loaded.model, loaded.name, dict(loaded.card["args"])
     torch.manual_seed(cfg.seed)
     entry = get_entry(cfg.model)
-    args = entry.args(**cfg.model_args)
+    args = entry.args(**cfg.model_overrides(entry.family))
     return entry.build(**args), cfg.model, args
 
 
@@ -124,6 +124,8 @@ def freeze_biases(model: nn.Module) -> int:
 def train(task_name: str, cfg, resume: tuple[Path, dict[str, Any]] | None = None) -> int:
     """Run pretraining or fine-tuning to the end (or to a signal); returns the exit code."""
     cfg.validate()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     env = setup(cfg.device)
     try:
         return _train(task_name, cfg, env, resume)
@@ -169,8 +171,12 @@ def _run(task_name: str, cfg, env: DistEnv, out: Path, state: dict[str, Any] | N
         raise ValueError(f"{task_name}: the training set is empty")
     steps_per_epoch = math.ceil(batches_per_epoch / cfg.grad_accum)
     total_steps = cfg.max_steps or cfg.epochs * steps_per_epoch
+    # With --max-minutes the schedule runs on whichever is further along: steps or the time budget, so
+    # a run cut short by its budget still warms up and anneals over the whole of it.
+    budget_used = [0.0]  # share of max_minutes spent, agreed between ranks at log steps
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: one_cycle(
-        s, total_steps, cfg.pct_start, div_factor, cfg.final_div_factor, cfg.anneal_strategy))
+        max(s, budget_used[0] * total_steps), total_steps, cfg.pct_start, div_factor, cfg.final_div_factor,
+        cfg.anneal_strategy))
 
     step, epoch, batch_idx, best = 0, 0, 0, None
     rank_seed = cfg.seed * 10007 + env.rank  # per-rank streams: masks, noise, augmentation
@@ -210,16 +216,17 @@ def _run(task_name: str, cfg, env: DistEnv, out: Path, state: dict[str, Any] | N
                 "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                 "step": step, "epoch": epoch, "batch_in_epoch": batch_idx, "best": best,
                 "last_val_step": last_val_step,
-                "rng": rngs, "world_size": env.world_size}, keep=cfg.keep_checkpoints)
+                "rng": rngs, "world_size": env.world_size,
+                "train_seconds": seconds_before + time.perf_counter() - t_start}, keep=cfg.keep_checkpoints)
             progress.checkpoint(step, path, kind)
         barrier(env)
         return path
 
-    def save_weights(filename: str, metrics: dict[str, Any]) -> Path | None:
+    def save_weights(filename: str, metrics: dict[str, Any], selection: str) -> Path | None:
         if not env.is_main:
             return None
         path = save_checkpoint(unwrap(model), out / filename, model_name, model_args, steps=step,
-                               metrics=metrics, **card_base)
+                               metrics=metrics, selection=selection, **card_base)
         progress.checkpoint(step, path, filename.split(".")[0])
         return path
 
@@ -232,7 +239,7 @@ def _run(task_name: str, cfg, env: DistEnv, out: Path, state: dict[str, Any] | N
         progress.validation(step, epoch, report, is_best)
         if is_best:
             best = {"ssim": report["ssim"], "step": step, "metrics": report["masks"]}
-            save_weights("best.safetensors", {"val": report["masks"], "val_ssim": report["ssim"]})
+            save_weights("best.safetensors", {"val": report["masks"], "val_ssim": report["ssim"]}, "validation")
         barrier(env)
         return report
 
@@ -246,7 +253,8 @@ def _run(task_name: str, cfg, env: DistEnv, out: Path, state: dict[str, Any] | N
     progress.set_total(total_steps)
     progress.start(task=task_name, step=step, total_steps=total_steps, steps_per_epoch=steps_per_epoch,
                    world_size=env.world_size, device=str(env.device), samples=len(task.dataset),
-                   precision=precision_name(env.device, cfg.precision), out_dir=str(out),
+                   precision=precision_name(env.device, cfg.precision), threads=torch.get_num_threads(),
+                   out_dir=str(out),
                    resumed=state is not None, model=model_name, config=recipe)
 
     # --- the loop --------------------------------------------------------------------------------
@@ -256,8 +264,10 @@ def _run(task_name: str, cfg, env: DistEnv, out: Path, state: dict[str, Any] | N
     t_start = t_log = time.perf_counter()
     step_at_start, images_since_log, loss_sum, loss_count = step, 0, torch.zeros((), device=env.device), 0
     last_val_step = state.get("last_val_step", -1) if state else -1
+    seconds_before = state.get("train_seconds", 0.0) if state else 0.0  # --max-minutes counts every session
+    out_of_time = False
     with ckpt.GracefulStop() as stop:
-        while step < total_steps:
+        while step < total_steps and not out_of_time:
             if it is None:  # a new epoch, or the rest of a resumed one
                 sampler.set_epoch(epoch, skip=batch_idx * cfg.batch_size)
                 loader.generator.manual_seed(rank_seed * 1000 + epoch * 7919 + batch_idx)
@@ -294,6 +304,10 @@ def _run(task_name: str, cfg, env: DistEnv, out: Path, state: dict[str, Any] | N
             at_log = step % cfg.log_every == 0 or step == total_steps or step % cfg.checkpoint_every == 0
             # Under torchrun the ranks agree on stopping at log steps only (a collective each time).
             stopping = any_rank(stop.requested, env) if (at_log or not env.distributed) else False
+            if cfg.max_minutes and (at_log or not env.distributed):  # ranks agree on the budget used
+                spent = mean_over_ranks(seconds_before + time.perf_counter() - t_start, env)
+                budget_used[0] = min(1.0, spent / (cfg.max_minutes * 60))
+                out_of_time = budget_used[0] >= 1.0  # ends like the last step
             if at_log or stopping:
                 loss_value = mean_over_ranks(float(loss_sum) / max(loss_count, 1), env)
                 if not math.isfinite(loss_value):
@@ -307,7 +321,8 @@ def _run(task_name: str, cfg, env: DistEnv, out: Path, state: dict[str, Any] | N
                               now - t_start)
                 t_log, images_since_log, loss_count = now, 0, 0
                 loss_sum.zero_()
-            if task.validates and step < total_steps and not stopping and validation_due(cfg, step, epoch, batch_idx):
+            if (task.validates and step < total_steps and not stopping and not out_of_time
+                    and validation_due(cfg, step, epoch, batch_idx)):
                 validate()
                 last_val_step = step
             if stopping:
@@ -315,7 +330,7 @@ def _run(task_name: str, cfg, env: DistEnv, out: Path, state: dict[str, Any] | N
                 progress.emit("stopped", step=step, signal=stop.signal_name, path=str(path) if path else None)
                 progress.message(f"{stop.signal_name}: saved {path} at step {step}; resume with --resume")
                 return 0
-            if step % cfg.checkpoint_every == 0 and step < total_steps:
+            if step % cfg.checkpoint_every == 0 and step < total_steps and not out_of_time:
                 save_state()
 
         # --- the end: last validation, final checkpoint and weights ------------------------------
@@ -324,10 +339,10 @@ def _run(task_name: str, cfg, env: DistEnv, out: Path, state: dict[str, Any] | N
             last_val_step = step
         save_state()
         final_metrics = {"val": best["metrics"], "val_ssim": best["ssim"], "best_step": best["step"]} if best else {}
-        final = save_weights("final.safetensors", final_metrics)
+        final = save_weights("final.safetensors", final_metrics, "last step")
         progress.emit("end", step=step, final=str(final) if final else None,
                       best=str(out / "best.safetensors") if best else None, seconds=time.perf_counter() - t_start)
-        progress.message(f"done: {step} steps; final weights {final}"
+        progress.message(f"done: {step} steps{' (time budget reached)' if out_of_time else ''}; final weights {final}"
                          + (f"; best (val SSIM {best['ssim']:.4f} at step {best['step']}) "
                             f"{out / 'best.safetensors'}" if best else ""))
     return 0

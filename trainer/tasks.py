@@ -15,7 +15,8 @@ from torch.utils.data import Dataset
 
 from .config import FinetuneConfig, PretrainConfig, TrainConfig
 from .data import FastMRISlices, NaturalImages, collate_images, collate_slices, index_folder, select_slices
-from .distributed import DistEnv
+from .distributed import DistEnv, barrier
+from .synthetic import PretrainImages, SyntheticMRI, write_heldout_set
 from .evaluate import evaluate_volumes, mask_specs
 from .masking import MaskSampler, image_kspace, zero_filled_batch
 
@@ -55,7 +56,11 @@ class PretrainTask(Task):
 
     def __init__(self, cfg: PretrainConfig, env: DistEnv):
         super().__init__(cfg, env)
-        self.dataset = NaturalImages(cfg.data, cfg.resize, cfg.crop, cfg.hflip, cfg.vflip, cfg.rot90, cfg.max_images)
+        if cfg.data == "builtin":
+            self.dataset = PretrainImages(cfg.max_images or cfg.epoch_size, cfg.crop, cfg.seed)
+        else:
+            self.dataset = NaturalImages(cfg.data, cfg.resize, cfg.crop, cfg.hflip, cfg.vflip, cfg.rot90,
+                                         cfg.max_images)
         self.collate = collate_images
 
     def prepare(self, group: dict[str, Any], generator: torch.Generator) -> Prepared:
@@ -71,7 +76,8 @@ class PretrainTask(Task):
     def training_data(self) -> dict[str, Any]:
         source = self.cfg.data if self.cfg.data == "builtin" else str(Path(self.cfg.data).expanduser().resolve())
         return {"task": "pretrain", "source": source, "images": len(self.dataset),
-                "description": "natural images (scikit-image samples)" if self.cfg.data == "builtin"
+                "description": "generated: scikit-image photographs (random zoom, rotation, flips) and "
+                               "dead-leaves images, one per (seed, index)" if self.cfg.data == "builtin"
                 else "natural images from a folder tree"}
 
 
@@ -84,25 +90,37 @@ class FinetuneTask(Task):
 
     def __init__(self, cfg: FinetuneConfig, env: DistEnv):
         super().__init__(cfg, env)
-        self.volumes, skipped = index_folder(cfg.train_dir, cfg.challenge)
-        self.challenge = self.volumes[0].challenge
-        if skipped:
-            self.warnings.append(_skipped_message(cfg.train_dir, skipped))
-        self.items = select_slices(self.volumes, cfg.train_slices, cfg.train_volumes, cfg.subset_seed,
-                                   where=str(cfg.train_dir))
-        self.dataset = FastMRISlices(self.volumes, self.items)
         self.collate = collate_slices
-        self.val_volumes = []
-        if cfg.val_dir:
-            if Path(cfg.val_dir).expanduser().resolve() == Path(cfg.train_dir).expanduser().resolve():
+        self.synthetic = cfg.train_dir == "synthetic"
+        self.val_volumes: list = []
+        if self.synthetic:
+            self.volumes, self.items, self.challenge = [], [], "multicoil"
+            self.dataset = SyntheticMRI(cfg.epoch_size, cfg.crop or 160, cfg.seed)
+        else:
+            self.volumes, skipped = index_folder(cfg.train_dir, cfg.challenge)
+            self.challenge = self.volumes[0].challenge
+            if skipped:
+                self.warnings.append(_skipped_message(cfg.train_dir, skipped))
+            if cfg.val_split:
+                self.volumes, self.val_volumes = split_volumes(self.volumes, cfg.val_split, cfg.subset_seed)
+            self.items = select_slices(self.volumes, cfg.train_slices, cfg.train_volumes, cfg.subset_seed,
+                                       where=str(cfg.train_dir))
+            self.dataset = FastMRISlices(self.volumes, self.items)
+        val_dir = self.heldout_dir() if cfg.val_dir == "heldout" else cfg.val_dir
+        if cfg.val_dir == "heldout":
+            if env.is_main:
+                write_heldout_set(val_dir)
+            barrier(env)
+        if val_dir:
+            if not self.synthetic and Path(val_dir).expanduser().resolve() == Path(cfg.train_dir).expanduser().resolve():
                 raise ValueError(f"{cfg.val_dir}: the validation folder must differ from the training folder")
-            self.val_volumes, val_skipped = index_folder(cfg.val_dir, self.challenge)
+            self.val_volumes, val_skipped = index_folder(val_dir, self.challenge)
             shared = sorted({v.name for v in self.val_volumes} & {self.volumes[v].name for v, _ in self.items})
             if shared:  # fastMRI file names are unique: the same scan would be validated on after training on it
                 raise ValueError(f"{cfg.val_dir}: validation files also in the training set: {', '.join(shared[:3])}")
             if val_skipped:
                 self.warnings.append(_skipped_message(cfg.val_dir, val_skipped))
-            self.val_volumes = self.val_volumes[: cfg.max_val_volumes]
+        self.val_volumes = self.val_volumes[: cfg.max_val_volumes]
         self.val_specs = mask_specs(cfg.train_mask_kinds(), cfg.accelerations, cfg.center_fractions)
 
     def prepare(self, group: dict[str, Any], generator: torch.Generator) -> Prepared:
@@ -111,7 +129,13 @@ class FinetuneTask(Task):
         masks = self.masks.sample(kspace.shape[0], kspace.shape[-1], generator, acquired=group["acquired"])
         inputs = zero_filled_batch(kspace, masks, tuple(group["crop"]))
         targets = group["target"].to(dev, non_blocking=True)
+        if self.cfg.crop and not self.synthetic:
+            inputs, targets = random_crop(inputs, targets, self.cfg.crop, generator)
         return inputs[:, None], targets[:, None], group["max_value"].to(dev)
+
+    def heldout_dir(self) -> Path:
+        """Where ``--val-dir heldout`` writes the held-out template slabs (``synthetic.write_heldout_set``)."""
+        return Path(self.cfg.out_dir).expanduser() / "heldout"
 
     @property
     def validates(self) -> bool:
@@ -126,16 +150,49 @@ class FinetuneTask(Task):
     def training_data(self) -> dict[str, Any]:
         cfg = self.cfg
         used = sorted({self.volumes[v].name for v, _ in self.items})
-        return {"task": "finetune", "challenge": self.challenge,
-                "train_dir": str(Path(cfg.train_dir).expanduser().resolve()),
-                "train_slices": len(self.items), "train_volumes": len(used), "subset_seed": cfg.subset_seed,
-                "val_dir": str(Path(cfg.val_dir).expanduser().resolve()) if cfg.val_dir else None,
+        val_dir = self.heldout_dir() if cfg.val_dir == "heldout" else cfg.val_dir
+        if self.synthetic:
+            from .synthetic import HELD_OUT_SLICES
+
+            source = {"train_dir": "synthetic", "epoch_size": cfg.epoch_size, "image_size": cfg.crop or 160,
+                      "description": "generated (trainer/synthetic.py): MNI ICBM152 template slices in random "
+                                     "MR contrasts with deformations, scikit-image photographs and dead-leaves "
+                                     "images; random coils, phase, oversampling and noise",
+                      "held_out_template_slices": list(HELD_OUT_SLICES)}
+        else:
+            source = {"train_dir": str(Path(cfg.train_dir).expanduser().resolve()), "train_slices": len(self.items),
+                      "train_volumes": len(used), "subset_seed": cfg.subset_seed}
+        return {"task": "finetune", "challenge": self.challenge, **source,
+                "val_split": cfg.val_split or None,
+                "val_dir": str(Path(val_dir).expanduser().resolve()) if val_dir else None,
                 "val_files": [v.name for v in self.val_volumes],
                 "masks": [s.describe() for s in self.val_specs]}
 
     def selection(self) -> list[list]:
         """The training slices as [file, slice] pairs (written to OUT/train_selection.json)."""
         return [[self.volumes[v].name, s] for v, s in self.items]
+
+
+def split_volumes(volumes: list, share: float, seed: int) -> tuple[list, list]:
+    """(training, validation) volumes: ``round(share x n)`` (at least one) whole volumes held out by a
+    seeded permutation, the same on every machine; the held-out names go into the model card."""
+    if len(volumes) < 2:
+        raise ValueError(f"val_split needs at least 2 usable volumes in the training folder, found {len(volumes)}")
+    n_val = min(len(volumes) - 1, max(1, round(share * len(volumes))))
+    order = torch.randperm(len(volumes), generator=torch.Generator().manual_seed(seed + 1)).tolist()
+    held = set(order[:n_val])
+    return ([v for i, v in enumerate(volumes) if i not in held], [v for i, v in enumerate(volumes) if i in held])
+
+
+def random_crop(inputs: torch.Tensor, targets: torch.Tensor, size: int,
+                generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """The same random ``size`` x ``size`` window (clipped to the image) of ``inputs`` and ``targets``
+    (float ``[b, h, w]``), one window per batch group."""
+    h, w = inputs.shape[-2:]
+    ch, cw = min(size, h), min(size, w)
+    top = int(torch.randint(h - ch + 1, (1,), generator=generator, device=generator.device))
+    left = int(torch.randint(w - cw + 1, (1,), generator=generator, device=generator.device))
+    return inputs[..., top:top + ch, left:left + cw], targets[..., top:top + ch, left:left + cw]
 
 
 def _skipped_message(folder: str, skipped: list[tuple[str, str]]) -> str:

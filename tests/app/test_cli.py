@@ -327,6 +327,24 @@ def test_evaluate_equals_fastmri_evaluate(files, tmp_path, capsys):
     assert main(["evaluate", "--target-dir", str(files["multi"].parent), "--pred-dir", str(out)]) == 0
     text = capsys.readouterr().out
     assert "file_multi.h5" in text and "mean (2 volumes)" in text and "SSIM" in text
+    # the paper's averaging: every slice alike, each with its volume's maximum as data range
+    slices = []
+    for v in report["volumes"]:
+        key = "reconstruction_rss" if "multi" in v["file"] else "reconstruction_esc"
+        with h5py.File(files["multi"].parent / v["file"]) as t, h5py.File(out / v["file"]) as p:
+            target, pred = t[key][()], p["reconstruction"][()]
+        side = target.shape[-1]
+        pred = pred[:, (pred.shape[1] - side) // 2:][:, :side, (pred.shape[2] - side) // 2:][:, :, :side]
+        target = target[:, (target.shape[1] - side) // 2:][:, :side]
+        slices += [float(np.ravel(fme.ssim(t[None], p[None], maxval=target.max()))[0]) for t, p in zip(target, pred)]
+        assert v["slices"] == target.shape[0]
+    assert report["mean_per_slice"]["ssim"] == pytest.approx(np.mean(slices), abs=1e-6)
+    # (SSIM per volume is already a slice mean; PSNR per volume is not)
+    assert report["mean_per_slice"]["psnr"] != pytest.approx(report["mean"]["psnr"], abs=1e-6)
+    assert main(["evaluate", "--target-dir", str(files["multi"].parent), "--pred-dir", str(out),
+                 "--average", "slice"]) == 0
+    n = sum(v["slices"] for v in report["volumes"])
+    assert f"mean ({n} slices)" in capsys.readouterr().out
 
 
 def test_evaluate_skips_what_it_cannot_score_and_fails_when_nothing_is_left(files, tmp_path, capsys):

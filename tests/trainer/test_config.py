@@ -19,12 +19,13 @@ def _resolve(argv):
 def test_pretrain_defaults_are_the_papers_recipe():
     cfg = PretrainConfig()
     assert (cfg.resize, cfg.crop, cfg.batch_size, cfg.epochs, cfg.max_lr) == (320, 272, 32, 20, 4e-4)
-    assert cfg.mask_kinds == ["random", "equispaced"] and cfg.accelerations == [float(r) for r in range(2, 11)]
+    assert cfg.mask_kinds == ["random", "equispaced_fraction"] and cfg.accelerations == [float(r) for r in range(2, 11)]
     assert cfg.center_fractions is None and cfg.mask_sampler().fractions()[2] == pytest.approx(0.08)
     assert cfg.freeze_biases and cfg.grad_clip == 1.0
     ft = FinetuneConfig(train_dir="x")
     assert (ft.max_lr, ft.epochs, ft.train_mask_kinds()) == (3e-4, 40, ["random"])
-    assert FinetuneConfig(train_dir="x", anatomy="brain").train_mask_kinds() == ["equispaced"]
+    # the paper's brain masks are the official code's exact-acceleration kind, not fastMRI 0.3's every-R-th line
+    assert FinetuneConfig(train_dir="x", anatomy="brain").train_mask_kinds() == ["equispaced_fraction"]
 
 
 @pytest.mark.parametrize("suffix", [".yaml", ".json"])

@@ -67,7 +67,8 @@ def test_evaluate_reports_fastmri_per_volume_metrics(finetuned, knee_dirs, tmp_p
     report_path = tmp_path / "report.json"
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     code = run_trainer(["evaluate", "--checkpoint", str(out / "best.safetensors"), "--data-dir",
-                        str(knee_dirs["test"]), "--device", "cpu", "--output", str(report_path)])
+                        str(knee_dirs["test"]), "--device", "cpu", "--precision", "fp32", "--output",
+                        str(report_path)])
     captured = capfd.readouterr()
     assert code == 0, captured.err
     assert "random 4x cf 0.08" in captured.out
@@ -106,7 +107,7 @@ def test_multicoil_brain_masks_several_accelerations(multicoil_dirs, tmp_path):
     (warning,) = [e["message"] for e in ev if e["event"] == "warning"]
     assert "skipped 2 unusable file(s)" in warning and "truncated.h5" in warning and "singlecoil.h5" in warning
     (val,) = [e for e in ev if e["event"] == "validation"]
-    assert set(val["metrics"]) == {"equispaced 4x cf 0.08", "equispaced 8x cf 0.04"}
+    assert set(val["metrics"]) == {"equispaced_fraction 4x cf 0.08", "equispaced_fraction 8x cf 0.04"}
     card = json.loads((out / "final.json").read_text())
     assert card["training_data"]["challenge"] == "multicoil" and card["training_data"]["train_volumes"] == 2
     assert ev[-1]["event"] == "end" and ev[-1]["step"] == 1  # 6 slices / 3 per batch / 2 accumulated

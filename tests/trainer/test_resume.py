@@ -19,7 +19,8 @@ from engine.checkpoints import load_checkpoint
 from trainer.checkpointing import list_checkpoints, load_latest, load_state
 from trainer.cli import main
 
-RUN = ["pretrain", *TINY_VIT, "--resize", "40", "--crop", "32", "--num-workers", "0", "--batch-size", "4"]
+RUN = ["pretrain", *TINY_VIT, "--resize", "40", "--crop", "32", "--num-workers", "0", "--batch-size", "4",
+       "--epoch-size", "18"]
 
 
 def _wait_for(predicate, proc: subprocess.Popen, timeout: float = 90.0) -> None:
@@ -69,7 +70,7 @@ def test_resumed_run_equals_an_uninterrupted_one(tmp_path):
     """Resuming mid-epoch (with gradient accumulation) restores the step, the schedule, the RNG states
     and the position in the epoch: the final weights are bit-identical to a run never stopped."""
     whole, resumed = tmp_path / "whole", tmp_path / "resumed"
-    # 18 builtin images, batch 2 x 2 accumulated: 9 batches, 5 steps per epoch; step 3 is mid-epoch
+    # 18 generated images an epoch, batch 2 x 2 accumulated: 9 batches, 5 steps per epoch; step 3 is mid-epoch
     args = [*RUN, "--batch-size", "2", "--grad-accum", "2", "--max-steps", "7", "--checkpoint-every", "3",
             "--keep-checkpoints", "5"]
     assert main([*args, "--out-dir", str(whole)]) == 0
