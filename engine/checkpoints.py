@@ -193,7 +193,9 @@ def atomic_write(path: Path | str, write: Callable[[Path], Any]) -> None:
     atomic_write_many({Path(path): write})
 
 
-def _read_card(path: Path) -> dict[str, Any]:
+def read_card(path: Path) -> dict[str, Any]:
+    """The model card of a weights file: the JSON beside it, else the copy in its safetensors metadata
+    ({} when it has none); a card that is not a JSON object is a ``CheckpointError``."""
     cp = card_path(path)
     if cp.exists():
         try:
@@ -323,7 +325,7 @@ def load_checkpoint(path: str | Path, model_name: str | None = None, trust_pickl
             state = {k: v.clone() for k, v in load_file(str(path)).items()}
         except Exception as e:
             raise CheckpointError(f"{path}: is not a valid safetensors file ({e})") from None
-        card = _read_card(path)
+        card = read_card(path)
     else:
         state = _state_from_object(_torch_load(path, trust_pickle), path)
     state = _net_state(state)
@@ -361,5 +363,5 @@ def _is_safetensors(path: Path) -> bool:
 
 
 __all__ = ["LoadedCheckpoint", "atomic_write", "atomic_write_many", "card_path", "clean_state_dict",
-           "infer_model_name", "load_checkpoint", "load_state_into", "make_card", "model_args",
+           "infer_model_name", "load_checkpoint", "load_state_into", "make_card", "model_args", "read_card",
            "save_checkpoint", "vitrecon_version"]

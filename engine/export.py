@@ -79,5 +79,7 @@ def reconstruct_file(engine: Engine, input_path: str | Path, out_dir: str | Path
             "crop_size": list(scan.info.crop_size),
         }
         if model is not None:
-            meta["untrained"] = engine.load_model(model, resolve_device(device or engine.default_device)).untrained
+            weights = engine.load_model(model, resolve_device(device or engine.default_device)).weights
+            meta["untrained"] = not weights.trained
+            meta["weights_kind"] = weights.kind  # demo, installed or untrained
     return write_reconstruction(out, volume, meta, overwrite=overwrite)

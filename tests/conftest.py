@@ -1,7 +1,8 @@
-"""Test-wide settings: Qt offscreen, a private VITRECON_HOME, deterministic torch threads."""
+"""Test-wide settings: Qt offscreen, a private VITRECON_HOME, deterministic torch threads; ``ship_weights``."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("TIMM_FUSED_ATTN", "1")
@@ -18,3 +19,38 @@ def _vitrecon_home(tmp_path_factory, monkeypatch):
         os.environ["VITRECON_TEST_HOME"] = home
     monkeypatch.setenv("VITRECON_HOME", home)
     yield
+
+
+# Small stand-ins of the registered networks (the card's args rebuild them when loaded).
+TINY_ARGS = {"vit-s": dict(avg_size=32, patch_size=4, embed_dim=24, depth=2, num_heads=3),
+             "unet-s": dict(chans=4, num_pool_layers=2)}
+
+
+@pytest.fixture
+def ship_weights(tmp_path, monkeypatch):
+    """Pretend vitrecon ships trained weights: ``ship(*names, **card)`` writes tiny ``NAME.safetensors``
+    and cards with ``"release": "demo"`` (``card`` adds or overrides fields) and ``MODEL_CARD.md`` into
+    a temporary ``resources/weights`` that ``engine.weights`` looks in; the user's weights folder is a
+    fresh empty one. Returns that folder."""
+    import torch
+
+    import engine.weights
+    from engine.checkpoints import save_checkpoint
+    from engine.models import create_model
+
+    folder = tmp_path / "resources" / "weights"
+    folder.mkdir(parents=True)
+    monkeypatch.setattr(engine.weights, "_RESOURCES", folder)
+    monkeypatch.setenv("VITRECON_HOME", str(tmp_path / "home"))
+
+    def ship(*names: str, model_card: bool = True, **card) -> Path:
+        card = {"release": "demo", "steps": 1200, "training_data": {"description": "tiny test images"},
+                "metrics": {"val_ssim": 0.8123}, **card}
+        for name in names:
+            torch.manual_seed(3)
+            save_checkpoint(create_model(name, **TINY_ARGS[name]), folder / name, name, **card)
+        if model_card:
+            (folder / "MODEL_CARD.md").write_text("# vitrecon demo weights\n")
+        return folder
+
+    return ship

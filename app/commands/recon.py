@@ -42,6 +42,18 @@ def mask_from_args(args):
     return MaskSpec(args.mask or "random", accel, args.center_fraction, args.seed)
 
 
+def weights_note(name: str, weights) -> None:
+    """One line on stderr when ``name`` runs without trained weights (a warning) or with the demo
+    weights shipped with vitrecon (a note naming their model card)."""
+    if not weights.trained:
+        print(f"vitrecon recon: warning: {name} has no trained weights; using random weights "
+              "(pass --checkpoint or install weights)", file=sys.stderr)
+    elif weights.kind == "demo":
+        card = f"; see {weights.model_card}" if weights.model_card else ""
+        print(f"vitrecon recon: note: {name} runs with the demo weights shipped with vitrecon{card}",
+              file=sys.stderr)
+
+
 def run(args) -> int:
     from tqdm import tqdm
 
@@ -81,9 +93,8 @@ def run(args) -> int:
                                    "applied; leave out --mask, --accel, --center-fraction and --seed to "
                                    "reconstruct it from the lines that were acquired")
             total += scan.num_slices
-    if model is not None and engine.load_model(model, device).untrained:
-        print(f"vitrecon recon: note: {model.name} has no trained weights; using random weights "
-              "(pass --checkpoint or install weights)", file=sys.stderr)
+    if model is not None:
+        weights_note(model.name, engine.load_model(model, device).weights)
     bar = tqdm(total=total, unit="slice", desc="recon", file=sys.stderr, disable=None)
     try:
         for f in args.files:

@@ -19,6 +19,7 @@ from engine.checkpoints import atomic_write
 from engine.export import reconstruct_file, write_reconstruction
 
 from . import theme
+from .labels import WEIGHTS_TAGS, model_label
 from .metadata import METRIC_COLUMNS, metrics_rows
 from .worker import Update, error_message
 
@@ -33,9 +34,12 @@ def method_dir(ref: ModelRef | None) -> str:
 
 
 def context_line(update: Update) -> str:
+    """The PNG's header: file, slice, mask, device, and each network on demo or untrained weights."""
     r, info = update.result, update.request.scan.info
+    marked = [model_label(row["Model"], row["weights_kind"]) for row in metrics_rows(update)
+              if row["weights_kind"] in WEIGHTS_TAGS]
     return (f"{info.path.name} · slice {r.slice_index + 1}/{info.num_slices} · {r.mask.describe()} · "
-            f"device {r.device}")
+            f"device {r.device}" + "".join(f" · {m}" for m in marked))
 
 
 # --- PNG ----------------------------------------------------------------------------------------
@@ -59,6 +63,14 @@ def render_grid(grid: QWidget, header: str, scale: float = 1.0) -> QImage:
     return out
 
 
+def grid_image(grid: QWidget, update: Update) -> QImage:
+    """The PNG export: the grid under its context line, which the file's Description text repeats."""
+    header = context_line(update)
+    image = render_grid(grid, header)
+    image.setText("Description", header)
+    return image
+
+
 def save_png(image: QImage, path: str | Path) -> Path:
     path = Path(path)
 
@@ -72,7 +84,7 @@ def save_png(image: QImage, path: str | Path) -> Path:
 
 # --- CSV ----------------------------------------------------------------------------------------
 CSV_COLUMNS = ("file", "slice", "mask", "effective_acceleration", "device", "method", "model", "weights",
-               "untrained", "ssim", "psnr_db", "nmse", "seconds")
+               "weights_kind", "untrained", "ssim", "psnr_db", "nmse", "seconds")
 
 
 def write_metrics_csv(path: str | Path, update: Update) -> Path:
@@ -89,7 +101,7 @@ def write_metrics_csv(path: str | Path, update: Update) -> Path:
                 out = {keys[k]: ("" if v is None else v) for k, v in row.items() if k in keys}
                 out.update(file=info.path.name, slice=r.slice_index, mask=r.mask.describe(),
                            effective_acceleration=f"{r.mask.effective_acceleration:.4f}", device=r.device,
-                           untrained=row["untrained"])
+                           untrained=row["untrained"], weights_kind=row["weights_kind"])
                 w.writerow(out)
 
     atomic_write(path, write)
@@ -109,12 +121,15 @@ def export_slice(update: Update, out_dir: str | Path, methods: list[ModelRef | N
     ``reconstruction`` ``[1, h, w]`` (fastMRI's layout) with the mask and slice as attributes."""
     r, info = update.result, update.request.scan.info
     images = slice_images(update)
+    outputs = {o.ref: o for o in r.outputs}
     paths = []
     for ref in methods:
         path = Path(out_dir) / method_dir(ref) / f"{info.path.stem}_slice{r.slice_index:03d}.h5"
         meta = {"source": info.path.name, "slice": r.slice_index, "model": ref.name if ref else ZERO_FILLED,
                 "checkpoint": (ref.checkpoint or "") if ref else "", "mask": r.mask.describe(),
                 "effective_acceleration": r.mask.effective_acceleration}
+        if ref is not None:  # as engine.export.reconstruct_file records them for a volume
+            meta.update(untrained=outputs[ref].untrained, weights_kind=outputs[ref].weights.kind)
         paths.append(write_reconstruction(path, images[ref][None], meta, overwrite=overwrite))
     return paths
 

@@ -11,8 +11,7 @@ from engine import Scan
 from engine.checkpoints import card_path
 from engine.models import get_entry
 
-from .export import (VolumeExport, VolumeJob, context_line, export_slice, render_grid, save_png,
-                     write_metrics_csv)
+from .export import VolumeExport, VolumeJob, export_slice, grid_image, save_png, write_metrics_csv
 from .export_dialog import ExportChoice, ExportDialog
 from .state import PICKLE_SUFFIXES, SLOT_TITLES, supports_retrospective_mask
 from .worker import error_message
@@ -125,7 +124,7 @@ class FileActions:
         target = update and self._save_name("Export grid as PNG", ".png", "PNG image (*.png)", path)
         if not target:
             return None
-        return self._write(lambda: save_png(render_grid(self.grid, context_line(update)), target))
+        return self._write(lambda: save_png(grid_image(self.grid, update), target))
 
     def export_csv(self, path: str | None = None) -> Path | None:
         update = self._current()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine import Metrics, ModelRef, NetworkOutput
+from engine import Metrics, ModelRef, NetworkOutput, WeightsStatus, weights_status
 from engine.models import get_entry
 
 from . import theme
@@ -16,6 +16,9 @@ from .state import SLOT_TITLES
 from .worker import Update
 
 METHOD_TITLES = {"reference": "Reference", "zero-filled": "Zero-filled", **SLOT_TITLES}
+# Weights that are not the user's own trained ones are marked with these words and colours in the
+# pane titles, the metrics table, and so in the PNG and CSV exports (engine.weights_kind decides).
+WEIGHTS_TAGS = {"untrained": ("untrained weights", theme.WARN), "demo": ("demo weights", theme.DEMO)}
 
 
 @dataclass(frozen=True)
@@ -46,15 +49,46 @@ def weights_name(ref: ModelRef, output: NetworkOutput | None) -> str:
     """The checkpoint a network runs with: the file the user chose, installed weights, or random."""
     if ref.checkpoint:
         return Path(ref.checkpoint).name
-    if output is not None and output.untrained:
-        return "random weights"
-    try:
-        from engine.weights import bundled_checkpoint
-
-        path = bundled_checkpoint(ref.name)
+    if output is not None:
+        if output.untrained:
+            return "random weights"
+        return output.weights_path.name if output.weights_path is not None else "installed weights"
+    try:  # before the network first ran: the file it will load
+        path = weights_status(ref.name).path
     except Exception:  # noqa: BLE001 - a label must never break drawing
         path = None
-    return path.name if path is not None else ("installed weights" if output is not None else "")
+    return path.name if path is not None else ""
+
+
+def weights_badge(status: WeightsStatus) -> str:
+    """The title badge of demo or untrained weights ("" for installed ones); the demo badge is a link
+    to the shipped model card when there is one."""
+    tag = WEIGHTS_TAGS.get(status.kind)
+    if tag is None:
+        return ""
+    html = badge(*tag)
+    if status.model_card is not None:
+        html = f"<a href='{status.model_card.resolve().as_uri()}' style='text-decoration:none'>{html}</a>"
+    return html
+
+
+def weights_line(ref: ModelRef, output: NetworkOutput | None) -> str:
+    """A network title's second line: the weights file, after a badge for demo weights; untrained
+    weights are the badge alone."""
+    name = weights_name(ref, output)
+    if output is None:
+        return name
+    status = output.weights
+    tag = weights_badge(status)
+    if not status.trained:
+        return tag
+    return f"{tag} {name}" if tag else name
+
+
+def model_label(model: str, kind: str) -> str:
+    """A model's name marked with its weights' tag (``vit-s (demo weights)``) where it has one."""
+    tag = WEIGHTS_TAGS.get(kind)
+    return f"{model} ({tag[0]})" if model and tag else model
 
 
 def no_reference_reason(update: Update) -> str:
@@ -105,10 +139,7 @@ def pane_texts(update: Update, known: dict[ModelRef, NetworkOutput] | None = Non
         o = outputs.get(ref)
         label = METHOD_TITLES.get(family, family)
         seen = o if o is not None else (known or {}).get(ref)
-        weights = weights_name(ref, seen)
-        if seen is not None and seen.untrained:
-            weights = badge("untrained weights", theme.WARN)
-        title = two_lines(f"<b>{label}</b> · {ref.name}{no_ref_badge}", weights)
+        title = two_lines(f"<b>{label}</b> · {ref.name}{no_ref_badge}", weights_line(ref, seen))
         error = update.errors.get(ref.label)
         pending = ref.label in update.pending
         if error:

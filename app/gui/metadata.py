@@ -3,12 +3,13 @@ per-slice metrics table (the table the CSV export writes)."""
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (QAbstractItemView, QFormLayout, QHeaderView, QLabel, QTableWidget,
                                QTableWidgetItem, QWidget)
 
 from engine import ScanInfo
 
-from .labels import weights_name
+from .labels import WEIGHTS_TAGS, model_label, weights_name
 from .state import SLOT_TITLES
 from .worker import Update
 
@@ -84,20 +85,33 @@ TABLE_COLUMNS = ("Method", "Model", "SSIM", "PSNR (dB)", "NMSE", "Time (s)")  # 
 
 
 def metrics_rows(update: Update) -> list[dict[str, object]]:
-    """One row per method of the update: what the table shows and the CSV holds."""
+    """One row per method of the update: what the table shows and the CSV holds. ``weights_kind``:
+    demo, installed or untrained ("" for zero-filled); ``model_card``: the demo weights' card."""
     r = update.result
     rows = []
 
-    def row(method, model, weights, m, seconds, untrained=False):
+    def row(method, model, weights, m, seconds, status=None):
         rows.append({"Method": method, "Model": model, "Weights": weights,
                      "SSIM": m.ssim if m else None, "PSNR (dB)": m.psnr if m else None,
-                     "NMSE": m.nmse if m else None, "Time (s)": seconds, "untrained": untrained})
+                     "NMSE": m.nmse if m else None, "Time (s)": seconds,
+                     "untrained": status is not None and not status.trained,
+                     "weights_kind": status.kind if status else "",
+                     "model_card": str(status.model_card) if status and status.model_card else None})
 
     row("Zero-filled", "", "", r.zero_filled_metrics, r.timings.get("zero-filled"))
     for o in r.outputs:
         row(SLOT_TITLES.get(o.family, o.family), o.ref.name, weights_name(o.ref, o),
-            o.metrics, o.seconds, o.untrained)
+            o.metrics, o.seconds, o.weights)
     return rows
+
+
+def row_tooltip(row: dict[str, object]) -> str:
+    """What a table row's weights are, and where the demo weights' model card is."""
+    if not row["Weights"]:
+        return ""
+    tag = WEIGHTS_TAGS.get(row["weights_kind"])
+    card = f"\nmodel card: {row['model_card']}" if row["model_card"] else ""
+    return f"weights: {row['Weights']}" + (f" ({tag[0]})" if tag else "") + card
 
 
 class MetricsTable(QTableWidget):
@@ -119,14 +133,18 @@ class MetricsTable(QTableWidget):
         self.rows = metrics_rows(update) if update is not None else []
         self.setRowCount(len(self.rows))
         for i, row in enumerate(self.rows):
+            tag = WEIGHTS_TAGS.get(row["weights_kind"])
             for j, col in enumerate(TABLE_COLUMNS):
                 v = row[col]
                 if isinstance(v, float):
                     v = f"{v:.2f}" if col in ("PSNR (dB)", "Time (s)") else f"{v:.4f}"
+                elif col == "Model":
+                    v = model_label(v, row["weights_kind"])
                 item = QTableWidgetItem("—" if v is None else str(v))
                 if isinstance(row[col], float):
                     item.setTextAlignment(Qt.AlignRight | Qt.AlignVCenter)
-                if row["Weights"]:
-                    item.setToolTip(f"weights: {row['Weights']}" + (" (untrained)" if row["untrained"] else ""))
+                if col == "Model" and tag is not None:
+                    item.setForeground(QColor(tag[1]))
+                item.setToolTip(row_tooltip(row))
                 self.setItem(i, j, item)
         self.resizeRowsToContents()

@@ -2,10 +2,12 @@
 (pixel readout, state messages) that does not zoom with the image, and a metrics line."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, Qt, Signal
-from PySide6.QtGui import QColor, QFont
+from PySide6.QtCore import QPointF, Qt, QUrl, Signal
+from PySide6.QtGui import QColor, QDesktopServices, QFont
 
 from . import theme
 
@@ -91,9 +93,21 @@ class CornerText(pg.GraphicsObject):
         self.setPos(QPointF(max(x, 0), max(y, 0)))
 
 
+def open_link(href: str) -> None:
+    """Open a link of a label (the demo weights' model card) with the desktop's application."""
+    QDesktopServices.openUrl(QUrl(href))
+
+
+def link_hint(html: str) -> str:
+    """Tooltip lines naming what the links of ``html`` open (local files by their path)."""
+    hrefs = dict.fromkeys(re.findall(r"href='([^']*)'", html))
+    return "".join(f"\nclick to open {QUrl(h).toLocalFile() or h}" for h in hrefs)
+
+
 class ClippedLabel(pg.LabelItem):
     """A LabelItem that never widens its column: long text is clipped at the pane's edge (the full
-    text is in its tooltip) instead of pushing the neighbouring panes out of the window."""
+    text is in its tooltip) instead of pushing the neighbouring panes out of the window. Links in
+    the text open with the desktop's application (``open_link``) when clicked."""
 
     def __init__(self, *args, height: int = 22, **kw):
         super().__init__(*args, **kw)
@@ -112,7 +126,18 @@ class ClippedLabel(pg.LabelItem):
         if not args and text == getattr(self, "text", None):
             return  # every stage of a request redraws each title: only new words cost a text layout
         super().setText(text, **args)
-        self.setToolTip(self.item.toPlainText())
+        hint = link_hint(text)
+        # a pointing hand over a link; the text item still ignores presses (mouseClickEvent opens links)
+        self.item.setTextInteractionFlags(Qt.LinksAccessibleByMouse if hint else Qt.NoTextInteraction)
+        self.setToolTip(self.item.toPlainText() + hint)
+
+    def mouseClickEvent(self, ev):
+        # the text item ignores presses unless its text is selectable, so pyqtgraph's click event
+        # (sent when no item took the press) opens the link under the pointer
+        href = self.item.document().documentLayout().anchorAt(self.item.mapFromParent(ev.pos()))
+        if ev.button() == Qt.LeftButton and href:
+            ev.accept()
+            open_link(href)
 
     def shape(self):
         from PySide6.QtGui import QPainterPath
