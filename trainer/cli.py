@@ -79,6 +79,7 @@ def build_parser(prog: str = "python -m trainer") -> argparse.ArgumentParser:
                                      "images, fine-tuning and evaluation on fastMRI; one process or many "
                                      "(torchrun).")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    parser.epilog = "`recipe demo --out DIR` runs the whole pipeline of the shipped weights (see `recipe --help`)."
     sub = parser.add_subparsers(dest="task", metavar="TASK", required=True)
     for task, cls in CONFIGS.items():
         p = sub.add_parser(task, help=_HELP[task], description=_HELP[task], argument_default=argparse.SUPPRESS)
@@ -124,8 +125,13 @@ def resolve(task: str, args: argparse.Namespace) -> tuple[Any, tuple | None]:
 
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["recipe"]:  # the whole pipeline of the shipped weights (trainer.recipe)
+        from .recipe import main as recipe_main
+
+        return recipe_main(argv[1:])
     parser = build_parser(prog or os.environ.get("VITRECON_TRAINER_PROG", "python -m trainer"))
-    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(argv)
     task = args.task
     try:
         cfg, resumed = resolve(task, args)

@@ -153,6 +153,7 @@ class FinetuneConfig(TrainConfig):
     val_dir: str | None = None  # a separate folder for validation and best-checkpoint selection, or heldout
     val_split: float = 0.0  # hold out this share of the training folder's volumes for validation (seeded)
     crop: int | None = None  # train on random square crops of this size (synthetic: the image size, default 160)
+    synthetic_mix: list[float] = field(default_factory=lambda: [0.6, 0.15, 0.25])  # synthetic: shares of brain, photo, dead-leaves images
     challenge: str = "auto"  # auto, singlecoil, multicoil
     anatomy: str = "knee"  # knee: random masks; brain: equispaced masks (unless mask_kinds is set)
     train_slices: int | None = None  # training-set size in slices, chosen by subset_seed
@@ -184,6 +185,8 @@ class FinetuneConfig(TrainConfig):
         if self.val_split and self.train_dir in GENERATED:
             raise ValueError("val_split holds out files of a training folder; synthetic data validates on "
                              "--val-dir heldout")
+        if len(self.synthetic_mix) != 3 or min(self.synthetic_mix) < 0 or sum(self.synthetic_mix) <= 0:
+            raise ValueError(f"synthetic_mix is three shares (brain, photo, leaves), got {self.synthetic_mix}")
         if self.crop is not None and self.crop < 16:
             raise ValueError(f"crop must be at least 16, got {self.crop}")
         if self.challenge not in ("auto", "singlecoil", "multicoil"):

@@ -95,7 +95,7 @@ class FinetuneTask(Task):
         self.val_volumes: list = []
         if self.synthetic:
             self.volumes, self.items, self.challenge = [], [], "multicoil"
-            self.dataset = SyntheticMRI(cfg.epoch_size, cfg.crop or 160, cfg.seed)
+            self.dataset = SyntheticMRI(cfg.epoch_size, cfg.crop or 160, cfg.seed, mix=tuple(cfg.synthetic_mix))
         else:
             self.volumes, skipped = index_folder(cfg.train_dir, cfg.challenge)
             self.challenge = self.volumes[0].challenge
@@ -155,6 +155,7 @@ class FinetuneTask(Task):
             from .synthetic import HELD_OUT_SLICES
 
             source = {"train_dir": "synthetic", "epoch_size": cfg.epoch_size, "image_size": cfg.crop or 160,
+                      "mix": dict(zip(("brain", "photo", "leaves"), cfg.synthetic_mix)),
                       "description": "generated (trainer/synthetic.py): MNI ICBM152 template slices in random "
                                      "MR contrasts with deformations, scikit-image photographs and dead-leaves "
                                      "images; random coils, phase, oversampling and noise",
