@@ -21,6 +21,19 @@ def _vitrecon_home(tmp_path_factory, monkeypatch):
     yield
 
 
+@pytest.fixture(autouse=True)
+def _no_shipped_weights(request, tmp_path_factory, monkeypatch):
+    """Tests run the registered networks with deterministic random weights unless they are marked
+    ``shipped_weights``: the weights in resources/weights are hidden behind an empty folder."""
+    if request.node.get_closest_marker("shipped_weights") is None:
+        import engine.weights
+
+        empty = tmp_path_factory.getbasetemp() / "no-shipped-weights"
+        empty.mkdir(exist_ok=True)
+        monkeypatch.setattr(engine.weights, "_RESOURCES", empty)
+    yield
+
+
 # Small stand-ins of the registered networks (the card's args rebuild them when loaded).
 TINY_ARGS = {"vit-s": dict(avg_size=32, patch_size=4, embed_dim=24, depth=2, num_heads=3),
              "unet-s": dict(chans=4, num_pool_layers=2)}
