@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         print("vitrecon: interrupted", file=sys.stderr)
         return 130
     except Exception as e:  # one clear line for the user; --debug for the traceback
-        from engine.errors import VitreconError
+        from engine import VitreconError
 
         if debug:
             traceback.print_exc()

@@ -1,23 +1,77 @@
 """vitrecon's engine: readers, k-space operations, masks, models, metrics and the Engine.
 
-This module is the façade the viewer and the trainer use; no Qt is imported anywhere below it.
+This module is the façade the viewer and the command line (``app``) use: ``app`` imports from
+``engine`` only, never from ``engine.<submodule>`` (tests/test_layers.py enforces it). No Qt is
+imported anywhere below it. The surface, by what the app does with it:
+
+- reconstruct: ``open_scan``, ``Scan``, ``ScanInfo``, ``MaskSpec``, ``Mask``, ``ReconRequest``,
+  ``Engine`` (``reconstruct``, ``reconstruct_volume``), ``ReconResult``, ``NetworkOutput``, ``ModelRef``,
+  ``Metrics``; devices: ``available_devices``, ``resolve_device``;
+- errors: ``VitreconError`` and its kinds, each one sentence a user can read;
+- model catalogue and weights: ``list_models``, ``get_entry`` (family, description, arguments),
+  ``count_parameters``; ``weights_status`` and ``describe_weights`` (demo, installed or untrained),
+  ``card_facts``, ``card_path`` (the JSON model card beside a weights file);
+- volume export (fastMRI's leaderboard format): ``reconstruct_file``, ``write_reconstruction``,
+  ``output_path``, ``check_writable``, ``atomic_write``;
+- sample scans: ``sample_path`` (built once into the user cache), ``build_samples`` (into a folder);
+- per-user folders: ``user_config_dir``, ``user_cache_dir``, ``user_weights_dir``;
+- evaluation: ``evaluate_folders`` (fastMRI's per-volume metrics over two folders);
+- benchmark: ``add_bench_arguments``, ``run_bench_from_args`` (imported on first use, so that
+  ``python -m engine.bench`` runs its module once).
+
+The trainer builds on the engine's parts (models, k-space operations, checkpoints) and imports them
+from their modules; see tests/test_layers.py for why.
 """
 from __future__ import annotations
 
+import importlib
+
+from .checkpoints import atomic_write, card_path
 from .engine import (DEFAULT_MASK, Engine, ModelRef, NetworkOutput, ReconRequest, ReconResult,
                      available_devices, cpu_has_fast_bf16, resolve_device)
 from .errors import CheckpointError, RequestError, ScanError, UnsupportedScanError, VitreconError
+from .evaluation import evaluate_folders
+from .export import check_writable, output_path, reconstruct_file, write_reconstruction
 from .masks import MASK_KINDS, Mask, MaskSpec, default_center_fraction, make_mask, seed_from_filename
 from .metrics import Metrics, error_maps, slice_metrics, volume_metrics
+from .models import ModelEntry, count_parameters, get_entry, list_models
+from .paths import user_cache_dir, user_config_dir, user_weights_dir
 from .readers import open_scan
+from .samples import build_samples, sample_path
 from .scan import Scan, ScanInfo
 from .weights import WEIGHTS_KINDS, WeightsStatus, card_facts, describe_weights, weights_kind, weights_status
 
+# name -> (module, attribute): imported on first use
+_LAZY = {
+    "add_bench_arguments": ("bench", "add_arguments"),
+    "run_bench_from_args": ("bench", "run_from_args"),
+}
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module, attr = _LAZY[name]
+    value = getattr(importlib.import_module(f".{module}", __name__), attr)
+    globals()[name] = value
+    return value
+
+
 __all__ = [
+    # reconstruct
     "DEFAULT_MASK", "Engine", "ModelRef", "NetworkOutput", "ReconRequest", "ReconResult",
-    "available_devices", "cpu_has_fast_bf16", "resolve_device", "CheckpointError", "RequestError", "ScanError",
-    "UnsupportedScanError", "VitreconError", "MASK_KINDS", "Mask", "MaskSpec", "default_center_fraction",
-    "make_mask", "seed_from_filename", "Metrics", "error_maps", "slice_metrics", "volume_metrics",
-    "open_scan", "Scan", "ScanInfo",
-    "WEIGHTS_KINDS", "WeightsStatus", "card_facts", "describe_weights", "weights_kind", "weights_status",
+    "available_devices", "cpu_has_fast_bf16", "resolve_device",
+    "MASK_KINDS", "Mask", "MaskSpec", "default_center_fraction", "make_mask", "seed_from_filename",
+    "Metrics", "error_maps", "slice_metrics", "volume_metrics", "open_scan", "Scan", "ScanInfo",
+    # errors
+    "CheckpointError", "RequestError", "ScanError", "UnsupportedScanError", "VitreconError",
+    # model catalogue and weights
+    "ModelEntry", "count_parameters", "get_entry", "list_models",
+    "WEIGHTS_KINDS", "WeightsStatus", "card_facts", "card_path", "describe_weights", "weights_kind",
+    "weights_status",
+    # volume export
+    "atomic_write", "check_writable", "output_path", "reconstruct_file", "write_reconstruction",
+    # sample scans, per-user folders, evaluation, benchmark
+    "build_samples", "sample_path", "user_cache_dir", "user_config_dir", "user_weights_dir",
+    "evaluate_folders", "add_bench_arguments", "run_bench_from_args",
 ]

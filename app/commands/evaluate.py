@@ -16,7 +16,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from engine.evaluation import evaluate_folders
+    from engine import evaluate_folders
 
     report = evaluate_folders(args.target_dir, args.pred_dir)
     if args.json:

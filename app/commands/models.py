@@ -16,8 +16,7 @@ def model_table() -> list[dict]:
     ``weights_kind`` (demo, installed or untrained) and, for trained weights, the card's ``steps``,
     ``training_data`` and ``val_ssim`` (None where the card does not say) and the ``model_card``
     file of demo weights."""
-    from engine import card_facts, weights_status
-    from engine.models import count_parameters, get_entry, list_models
+    from engine import card_facts, count_parameters, get_entry, list_models, weights_status
 
     rows = []
     for name in list_models():

@@ -6,7 +6,7 @@ from pathlib import Path
 
 
 def register(sub) -> None:
-    from engine.masks import MASK_KINDS
+    from engine import MASK_KINDS
 
     p = sub.add_parser("recon", help="reconstruct files into fastMRI's leaderboard format")
     p.add_argument("files", nargs="+", metavar="FILE", help="fastMRI or ISMRMRD raw-data files")
@@ -32,7 +32,7 @@ def register(sub) -> None:
 
 def mask_from_args(args):
     """The MaskSpec the options ask for, or None (the default: random 4x, or as acquired)."""
-    from engine.masks import MaskSpec
+    from engine import MaskSpec
 
     asked = args.mask is not None or args.accel is not None or args.center_fraction is not None \
         or args.seed is not None
@@ -57,10 +57,8 @@ def weights_note(name: str, weights) -> None:
 def run(args) -> int:
     from tqdm import tqdm
 
-    from engine import Engine, ModelRef, open_scan, resolve_device
-    from engine.errors import RequestError
-    from engine.export import check_writable, output_path, reconstruct_file
-    from engine.models import list_models
+    from engine import (Engine, ModelRef, RequestError, check_writable, list_models, open_scan, output_path,
+                        reconstruct_file, resolve_device)
 
     mask = mask_from_args(args)
     model = None

@@ -18,7 +18,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from engine.samples import build_samples
+    from engine import build_samples
 
     try:
         paths = build_samples(args.out, size="small" if args.small else "full", overwrite=args.overwrite)

@@ -15,7 +15,7 @@ from .worker import ReconWorker, Update
 
 def default_sample_path() -> Path:
     """The bundled multi-coil sample (built into the cache folder on first use)."""
-    from engine.samples import sample_path
+    from engine import sample_path
 
     return sample_path("multicoil")
 

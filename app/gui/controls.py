@@ -10,8 +10,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout
                                QLabel, QSlider, QSpinBox, QToolButton, QVBoxLayout, QWidget)
 from superqt.utils import signals_blocked
 
-from engine import MASK_KINDS, ScanInfo, available_devices, default_center_fraction
-from engine.models import get_entry, list_models
+from engine import MASK_KINDS, ScanInfo, available_devices, default_center_fraction, get_entry, list_models
 
 from . import theme
 from .state import SLOT_FAMILIES, SLOT_TITLES, ModelSlot, ViewState, acceleration_for

@@ -1,5 +1,5 @@
 """Exports: the grid as PNG (with labels and metrics), the metrics table as CSV, and reconstructions in
-fastMRI's format, for the current slice or the whole volume (``engine.export``, the code
+fastMRI's format, for the current slice or the whole volume (``engine.reconstruct_file``, the code
 ``vitrecon recon`` runs; volumes run on a worker thread with progress and cancel)."""
 from __future__ import annotations
 
@@ -14,9 +14,7 @@ from PySide6.QtGui import QColor, QFont, QImage, QPainter
 from PySide6.QtWidgets import QWidget
 from superqt.utils import create_worker
 
-from engine import Engine, MaskSpec, ModelRef
-from engine.checkpoints import atomic_write
-from engine.export import reconstruct_file, write_reconstruction
+from engine import Engine, MaskSpec, ModelRef, atomic_write, reconstruct_file, write_reconstruction
 
 from . import theme
 from .labels import WEIGHTS_TAGS, model_label
@@ -128,7 +126,7 @@ def export_slice(update: Update, out_dir: str | Path, methods: list[ModelRef | N
         meta = {"source": info.path.name, "slice": r.slice_index, "model": ref.name if ref else ZERO_FILLED,
                 "checkpoint": (ref.checkpoint or "") if ref else "", "mask": r.mask.describe(),
                 "effective_acceleration": r.mask.effective_acceleration}
-        if ref is not None:  # as engine.export.reconstruct_file records them for a volume
+        if ref is not None:  # as engine.reconstruct_file records them for a volume
             meta.update(untrained=outputs[ref].untrained, weights_kind=outputs[ref].weights.kind)
         paths.append(write_reconstruction(path, images[ref][None], meta, overwrite=overwrite))
     return paths

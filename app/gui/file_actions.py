@@ -7,9 +7,7 @@ from pathlib import Path
 
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QProgressDialog
 
-from engine import Scan
-from engine.checkpoints import card_path
-from engine.models import get_entry
+from engine import Scan, card_path, get_entry
 
 from .export import VolumeExport, VolumeJob, export_slice, grid_image, save_png, write_metrics_csv
 from .export_dialog import ExportChoice, ExportDialog

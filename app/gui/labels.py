@@ -7,8 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine import Metrics, ModelRef, NetworkOutput, WeightsStatus, weights_status
-from engine.models import get_entry
+from engine import Metrics, ModelRef, NetworkOutput, WeightsStatus, get_entry, weights_status
 
 from . import theme
 from .panes import badge

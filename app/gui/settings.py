@@ -1,5 +1,5 @@
 """What the viewer remembers between runs: window geometry, last folder, recent files and display
-choices, in an INI file under ``engine.paths.user_config_dir()`` (so ``VITRECON_HOME`` isolates tests)."""
+choices, in an INI file under ``engine.user_config_dir()`` (so ``VITRECON_HOME`` isolates tests)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,7 +7,7 @@ from typing import Any
 
 from PySide6.QtCore import QByteArray, QSettings
 
-from engine.paths import user_config_dir
+from engine import user_config_dir
 
 MAX_RECENT = 10
 

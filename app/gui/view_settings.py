@@ -2,8 +2,7 @@
 scan and are not kept; neither is trust in a pickled checkpoint (it is asked for again)."""
 from __future__ import annotations
 
-from engine import MASK_KINDS, available_devices
-from engine.models import list_models
+from engine import MASK_KINDS, available_devices, list_models
 
 from .settings import ViewerSettings
 from .state import SLOT_FAMILIES, ModelSlot, ViewState
