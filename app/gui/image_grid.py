@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QTimer, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 
 from . import theme
 from .labels import PaneText, pane_texts
@@ -51,7 +51,6 @@ class ImageGrid(pg.GraphicsLayoutWidget):
                 pane.view.setXLink(first)
                 pane.view.setYLink(first)
             pane.view.sigWindowLevel.connect(self._on_window_level)
-            pane.view.sigDoubleClicked.connect(self._on_double_click)
             pane.view.sigSliceStep.connect(self.sigSliceStep)
         self.mag_bar = pg.ColorBarItem(values=(0, 1), colorMap=theme.colormap(theme.MAGNITUDE_CMAP),
                                        width=14, interactive=True, label="magnitude", colorMapMenu=False)
@@ -100,9 +99,6 @@ class ImageGrid(pg.GraphicsLayoutWidget):
         """Show ``key``'s pane alone (None, or the enlarged pane itself: back to the grid)."""
         self.enlarged = None if key is None or key == self.enlarged else key
         self.relayout()
-        # linked views keep a common scale, so the bigger (or smaller again) pane is fitted anew
-        # once the layout has given it its size
-        QTimer.singleShot(0, self.fit)
 
     @property
     def show_errors(self) -> bool:
@@ -161,6 +157,9 @@ class ImageGrid(pg.GraphicsLayoutWidget):
         visible = self.visible_keys()
         for key, pane in self.panes.items():
             pane.setVisible(key in visible)
+        # linked views keep a common scale, so panes that grew or shrank are fitted anew once the
+        # layout has given them their size
+        QTimer.singleShot(0, self.fit)
 
     # --- drawing --------------------------------------------------------------------------------
     def reset_levels(self) -> None:
@@ -290,17 +289,25 @@ class ImageGrid(pg.GraphicsLayoutWidget):
     def _pane_of(self, view) -> ImagePane:
         return next(p for p in self.panes.values() if p.view is view)
 
-    def _on_double_click(self, view) -> None:
-        self.toggle_enlarged(self._pane_of(view).kind)
+    def pane_at(self, scene_pos) -> str | None:
+        """The key of the visible pane whose image view holds ``scene_pos``, if any."""
+        return next((k for k in self.visible_keys() if self.panes[k].view.sceneBoundingRect().contains(scene_pos)),
+                    None)
+
+    def mouseDoubleClickEvent(self, ev) -> None:
+        # Handled here, on the widget: pyqtgraph turns a double-click into a click event only on the
+        # next release, and gives it to the topmost item that takes it (the cursor marker did).
+        super().mouseDoubleClickEvent(ev)
+        key = self.pane_at(self.mapToScene(ev.position().toPoint())) if ev.button() == Qt.LeftButton else None
+        if key is not None:
+            self.toggle_enlarged(key)
 
     def _on_mouse_moved(self, pos) -> None:
         col = row = None
-        for key in self.visible_keys():
-            view = self.panes[key].view
-            if view.sceneBoundingRect().contains(pos):
-                p = view.mapSceneToView(pos)
-                col, row = int(math.floor(p.x())), int(math.floor(p.y()))
-                break
+        key = self.pane_at(pos)
+        if key is not None:
+            p = self.panes[key].view.mapSceneToView(pos)
+            col, row = int(math.floor(p.x())), int(math.floor(p.y()))
         for key in self.visible_keys():
             self.panes[key].show_readout(col, row, self.show_marker)
 

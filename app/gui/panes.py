@@ -14,11 +14,11 @@ from . import theme
 
 class WLViewBox(pg.ViewBox):
     """A ViewBox with the mouse as radiologists use it: left-drag pans, wheel zooms, right-drag sets
-    window/level (horizontal: window width, vertical: level), Ctrl/Shift+wheel steps slices,
-    double-click enlarges. With ``wl_mode`` on, the left button sets window/level too."""
+    window/level (horizontal: window width, vertical: level), Ctrl/Shift+wheel steps slices
+    (double-click, which enlarges, is the grid's). With ``wl_mode`` on, the left button sets
+    window/level too."""
 
     sigWindowLevel = Signal(object, float, float)  # self, dx, dy in screen pixels
-    sigDoubleClicked = Signal(object)
     sigSliceStep = Signal(int)
 
     def __init__(self, **kw):
@@ -37,10 +37,6 @@ class WLViewBox(pg.ViewBox):
         super().mouseDragEvent(ev, axis)
 
     def mouseClickEvent(self, ev):
-        if ev.double() and ev.button() == Qt.LeftButton:
-            ev.accept()
-            self.sigDoubleClicked.emit(self)
-            return
         if ev.button() == Qt.RightButton:
             ev.accept()  # right-drag is window/level; no context menu on release
             return

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent, QKeySequence
+from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QMessageBox
 
 from app.cli import main
@@ -68,7 +69,8 @@ def test_views_are_linked_fit_enlarge_and_layouts(qtbot, window, scan_file):
     window.actions["fit"].trigger()
     (x0, x1), _ = g.panes["reference"].view.viewRange()
     assert x0 <= 0 and x1 >= 48
-    g._on_double_click(g.panes["unet"].view)
+    QTest.mouseDClick(g.viewport(), Qt.LeftButton, Qt.NoModifier,
+                      g.mapFromScene(g.panes["unet"].view.sceneBoundingRect().center()))
     assert g.visible_keys() == ["unet"] and g.panes["unet"].isVisible() and not g.panes["vit"].isVisible()
     window.actions["restore"].trigger()
     assert len(g.visible_keys()) == 7
