@@ -58,6 +58,7 @@ class MainWindow(FileActions, QMainWindow):
         self._shown_errors: set[str] = set()
         self._docks_sized = False
         self._known_outputs: dict = {}  # last output of each network, for its badges while it reruns
+        self.failed_checkpoints: set[str] = set()  # not remembered for the next start
         self.last_message = ""
         self._restore_display()
         self.grid.set_columns([s.family for s in self.controls.state.slots if s.name])
@@ -211,6 +212,10 @@ class MainWindow(FileActions, QMainWindow):
             self.metrics.set_update(update)
             self.timings_label.setText(format_timings(r.timings))
             self.device_label.setText(f"device {r.device}")
+        for ref in update.request.models:
+            if ref.checkpoint and ref.label in update.errors:
+                self.failed_checkpoints.add(ref.checkpoint)
+        self.failed_checkpoints.difference_update(o.ref.checkpoint for o in r.outputs)
         for label, message in update.errors.items():
             self._report(f"{label}: {message}", "Network failed")
 
@@ -219,6 +224,7 @@ class MainWindow(FileActions, QMainWindow):
 
     def _on_open_failed(self, what: str, message: str) -> None:
         self.last_message = message
+        self.statusBar().showMessage(message, 15000)  # in place of "Opening …"
         QMessageBox.warning(self, "Cannot open file", message)
 
     def _report(self, message: str, title: str) -> None:
@@ -299,7 +305,7 @@ class MainWindow(FileActions, QMainWindow):
         s.set("display/gain", int(self.grid.gain))
         s.set("display/crosshair", self.actions["crosshair"].isChecked())
         s.set("recon/prefetch", self.controller.prefetch_enabled)
-        save_state(s, self.controls.state)
+        save_state(s, self.controls.state, self.failed_checkpoints)
         s.sync()
 
     def showEvent(self, event) -> None:

@@ -45,7 +45,9 @@ def restore_state(settings: ViewerSettings) -> ViewState:
     return state
 
 
-def save_state(settings: ViewerSettings, state: ViewState) -> None:
+def save_state(settings: ViewerSettings, state: ViewState, failed_checkpoints=frozenset()) -> None:
+    """Remember ``state``'s choices; a checkpoint in ``failed_checkpoints`` (it did not load) is not
+    remembered, so the next start does not open with the same error."""
     s = settings
     s.set("recon/mask_kind", state.mask_kind)
     s.set("recon/acceleration", float(state.acceleration))
@@ -54,4 +56,5 @@ def save_state(settings: ViewerSettings, state: ViewState) -> None:
     s.set("recon/device", state.device)
     for slot in state.slots:
         s.set(f"recon/{slot.family}", slot.name or OFF)
-        s.set(f"recon/{slot.family}_checkpoint", slot.checkpoint or "")
+        keep = slot.checkpoint and slot.checkpoint not in failed_checkpoints
+        s.set(f"recon/{slot.family}_checkpoint", slot.checkpoint if keep else "")

@@ -1,0 +1,71 @@
+"""The viewer's file side as a person meets it (issue 11): menus and shortcuts with the file dialogs
+answered, then what the window says and what it remembers at the next start."""
+from __future__ import annotations
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QFileDialog
+
+from app.gui.main_window import MainWindow
+from app.gui.settings import ViewerSettings
+from app.gui.state import ViewState
+from test_viewer_support import engine, open_and_wait, scan_file, wait_complete, wait_until, window  # noqa: F401
+
+pytestmark = pytest.mark.timeout(240)
+
+
+def answer_file_dialog(monkeypatch, path) -> None:
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (str(path), ""))
+
+
+def choose_in_combo(combo, data) -> None:
+    """What a person's choice in a combo box does: the index changes and ``activated`` is emitted."""
+    i = combo.findData(data)
+    combo.setCurrentIndex(i)
+    combo.activated.emit(i)
+
+
+def test_a_checkpoint_that_failed_to_load_is_not_remembered(qtbot, window, scan_file, tmp_path, engine,
+                                                            monkeypatch):
+    open_and_wait(qtbot, window, scan_file)
+    broken = tmp_path / "broken.safetensors"
+    broken.write_bytes(b"this is not a safetensors file")
+    answer_file_dialog(monkeypatch, broken)
+    choose_in_combo(window.controls.model_combos["vit"], "__checkpoint__")
+    wait_until(qtbot, lambda: any(t == "Network failed" for t, _ in window.dialogs))
+    wait_complete(qtbot, window)
+    assert window.controls.state.slot("vit").checkpoint == str(broken)  # shown as chosen, with its error
+    window.close()
+    again = MainWindow(engine=engine, settings=ViewerSettings(window.settings.path))
+    qtbot.addWidget(again)
+    assert again.controls.state.slot("vit").checkpoint is None
+    assert again.controls.state.slot("vit").name == "vit-s"
+
+
+def test_a_checkpoint_that_loaded_is_remembered(qtbot, window, scan_file, tmp_path, engine, monkeypatch):
+    from conftest import TINY_ARGS
+    from engine.checkpoints import save_checkpoint
+    from engine.models import create_model
+
+    open_and_wait(qtbot, window, scan_file)
+    good = save_checkpoint(create_model("vit-s", **TINY_ARGS["vit-s"]), tmp_path / "mine", "vit-s")
+    answer_file_dialog(monkeypatch, good)
+    choose_in_combo(window.controls.model_combos["vit"], "__checkpoint__")
+    wait_complete(qtbot, window)
+    assert not window.dialogs
+    window.close()
+    assert ViewerSettings(window.settings.path).get("recon/vit_checkpoint", "", str) == str(good)
+
+
+def test_a_failed_open_leaves_no_opening_message(qtbot, window, scan_file, tmp_path, monkeypatch):
+    open_and_wait(qtbot, window, scan_file)
+    bad = tmp_path / "not_mri.h5"
+    bad.write_bytes(b"plain text, not HDF5")
+    answer_file_dialog(monkeypatch, bad)
+    QTest.keyClick(window, Qt.Key_O, Qt.ControlModifier)
+    wait_until(qtbot, lambda: any(t == "Cannot open file" for t, _ in window.dialogs))
+    assert not window.controller.busy
+    message = window.statusBar().currentMessage()
+    assert "Opening" not in message and "not_mri.h5" in message
+    assert window.controller.scan.info.path == scan_file  # the open scan stays
