@@ -161,13 +161,15 @@ class _Runner:
 
 def run_bench(models=DEFAULT_MODELS, size: int | tuple[int, int] = 320, batches=(1, 8), device: str = "auto",
               warmup: int = 2, iters: int = 10, reference: bool = False, compile: bool = False,
-              channels_last: bool | None = None, cpu_bf16: bool = False,
+              channels_last: bool | None = None, cpu_bf16: bool = False, precision: str | None = None,
               log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Benchmark registered networks through the Engine's forward path; returns a JSON-able report
     (``rows``: one per model, batch and path; ``ratios``: the issue's targets; machine facts).
 
     Per batch size, every model (and reference path) runs once per round, for ``iters`` rounds,
     so that ratios between models are not skewed by load that comes and goes on a shared machine.
+    ``precision``: ``bf16`` (autocast on every device), ``fp32`` (none), or None for the engine's
+    default (bf16 autocast on CUDA; on the CPU only with ``cpu_bf16``).
     """
     size = (size, size) if isinstance(size, int) else tuple(size)
     if warmup < 0 or iters < 1:
@@ -175,8 +177,12 @@ def run_bench(models=DEFAULT_MODELS, size: int | tuple[int, int] = 320, batches=
     for name in models:
         get_entry(name)  # unknown names fail before any work
     dev = resolve_device(device)
+    if precision not in (None, "bf16", "fp32"):
+        raise RequestError(f"precision must be bf16 or fp32, got {precision!r}")
+    autocast = precision != "fp32"
+    cpu_bf16 = (cpu_bf16 or precision == "bf16") and precision != "fp32"
     engine = Engine(device=str(dev), compile=compile, channels_last=channels_last, cpu_bf16=cpu_bf16,
-                    max_models=len(models))
+                    autocast=autocast, max_models=len(models))
     log = log or (lambda msg: None)
     load_before = _loadavg()
     precision = engine.precision(dev)
@@ -340,6 +346,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--channels-last", choices=("auto", "on", "off"), default="auto",
                    help="U-Net memory format (auto: on for CUDA and the CPU, off for MPS)")
     p.add_argument("--cpu-bf16", action="store_true", help="bf16 autocast on the CPU (numerics change)")
+    p.add_argument("--precision", choices=("bf16", "fp32"),
+                   help="bf16 autocast or fp32 on any device (default: the engine's, bf16 autocast on CUDA)")
     p.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
 
@@ -351,7 +359,8 @@ def run_from_args(args: argparse.Namespace) -> int:
     report = run_bench(models, args.size, args.batch, args.device, args.warmup, args.iters,
                        reference=args.reference, compile=args.compile,
                        channels_last={"auto": None, "on": True, "off": False}[args.channels_last],
-                       cpu_bf16=args.cpu_bf16, log=lambda m: print(m, file=sys.stderr, flush=True))
+                       cpu_bf16=args.cpu_bf16, precision=args.precision,
+                       log=lambda m: print(m, file=sys.stderr, flush=True))
     print(json.dumps(report, indent=2) if args.json else format_report(report))
     return 0
 

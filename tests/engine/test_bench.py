@@ -74,3 +74,14 @@ def test_bench_runs_without_the_app_or_qt():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "unet-s" in out.stdout
+
+
+def test_bench_precision_choice_reaches_every_row():
+    """--precision fp32 turns autocast off on every device (even with --cpu-bf16); bf16 turns it on."""
+    from engine.bench import run_bench
+
+    fp32 = run_bench(["unet-s"], size=32, batches=[1], device="cpu", warmup=0, iters=1, precision="fp32",
+                     cpu_bf16=True)
+    bf16 = run_bench(["unet-s"], size=32, batches=[1], device="cpu", warmup=0, iters=1, precision="bf16")
+    assert {r["precision"] for r in fp32["rows"]} == {"fp32"}
+    assert {r["precision"] for r in bf16["rows"]} == {"bf16-autocast"}
