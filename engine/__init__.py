@@ -27,8 +27,8 @@ from __future__ import annotations
 import importlib
 
 from .checkpoints import atomic_write, card_path
-from .engine import (DEFAULT_MASK, Engine, ModelRef, NetworkOutput, ReconRequest, ReconResult,
-                     available_devices, cpu_has_fast_bf16, resolve_device)
+from .devices import available_devices, cpu_has_fast_bf16, resolve_device
+from .engine import DEFAULT_MASK, Engine, ModelRef, NetworkOutput, ReconRequest, ReconResult
 from .errors import CheckpointError, RequestError, ScanError, UnsupportedScanError, VitreconError
 from .evaluation import evaluate_folders
 from .export import check_writable, output_path, reconstruct_file, write_reconstruction

@@ -11,6 +11,7 @@ import itertools
 import threading
 import time
 import zlib
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
@@ -21,6 +22,7 @@ import torch.nn as nn
 
 from . import kspace as ks
 from .checkpoints import load_checkpoint
+from .devices import available_devices, canonical_device, cpu_has_fast_bf16, resolve_device
 from .errors import RequestError
 from .masks import Mask, MaskSpec, make_mask, seed_from_filename
 from .metrics import Metrics, error_maps, slice_metrics
@@ -113,56 +115,6 @@ class ReconResult:
         raise KeyError(name)
 
 
-def cpu_has_fast_bf16() -> bool:
-    """Whether this CPU runs bf16 matrix products natively (AMX or AVX512-BF16), where bf16 autocast
-    is several times faster than fp32; elsewhere torch emulates bf16 and it is slower."""
-    cpu = getattr(torch, "cpu", None)
-    checks = [getattr(cpu, name, None) for name in ("_is_amx_tile_supported", "_is_avx512_bf16_supported")]
-    try:
-        return any(check() for check in checks if check is not None)
-    except RuntimeError:  # an unusual build: take the safe side
-        return False
-
-
-def _mps_available() -> bool:
-    return getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
-
-
-def available_devices() -> list[str]:
-    out = ["auto", "cpu"]
-    if torch.cuda.is_available():
-        out += [f"cuda:{i}" for i in range(torch.cuda.device_count())]
-    if _mps_available():
-        out.append("mps")
-    return out
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """'auto' picks cuda, then mps, then cpu; an explicit device that is absent is a RequestError."""
-    name = str(device)
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if _mps_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        dev = torch.device(name)
-    except RuntimeError:
-        raise RequestError(f"unknown device {name!r}; expected auto, cpu, cuda, cuda:N or mps") from None
-    if dev.type not in ("cpu", "cuda", "mps"):
-        raise RequestError(f"device {name} is not supported; expected auto, cpu, cuda, cuda:N or mps")
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise RequestError(f"device {name} was asked for, but CUDA is not available on this machine")
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise RequestError(f"device {name} was asked for, but this machine has "
-                               f"{torch.cuda.device_count()} CUDA device(s)")
-    if dev.type == "mps" and not _mps_available():
-        raise RequestError("device mps was asked for, but Apple MPS is not available on this machine")
-    return dev
-
-
 @dataclass
 class LoadedModel:
     module: nn.Module
@@ -178,9 +130,12 @@ class LoadedModel:
         return describe_weights(self.card, self.untrained, self.weights_path)
 
 
+_INIT_LOCK = threading.Lock()  # random init draws from the global RNG: one model at a time
+
+
 def build_untrained(name: str) -> nn.Module:
     """A registered model with deterministic random weights (seeded by its name)."""
-    with torch.random.fork_rng(devices=[]):
+    with _INIT_LOCK, torch.random.fork_rng(devices=[]):
         torch.manual_seed(zlib.crc32(name.encode()))
         return get_entry(name).build()
 
@@ -207,38 +162,61 @@ class Engine:
         self.cpu_bf16 = cpu_bf16
         self.max_models = max_models
         self._models: dict[tuple, LoadedModel] = {}
+        self._loading: dict[tuple, Future] = {}  # models being read or built, by key
         self._lock = threading.RLock()
 
     # --- models -------------------------------------------------------------------------------
-    def load_model(self, ref: ModelRef, device: torch.device) -> LoadedModel:
-        """The model for ``ref`` on ``device``: from the cache, else built (checkpoint, installed
-        weights, or deterministic random weights flagged untrained) and cached (LRU)."""
-        device = torch.device(device)
-        key = (ref.name, ref.checkpoint, ref.trust_pickle, str(device), self.compile,
-               self._use_channels_last(device))
+    def load_model(self, ref: ModelRef, device: str | torch.device) -> LoadedModel:
+        """The model for ``ref`` on ``device`` (``auto``, a name or a torch.device): from the cache,
+        else built (checkpoint, installed weights, or deterministic random weights flagged untrained)
+        and cached (LRU). The cache knows each device by one name (``canonical_device``). Files are
+        read outside the engine's lock: other threads get cached models meanwhile, and threads that
+        ask for the model being read wait for that one read."""
+        device = canonical_device(device)
+        key = (ref.name, ref.checkpoint, ref.trust_pickle, device, self.compile, self._use_channels_last(device))
         with self._lock:
             cached = self._models.get(key)
             if cached is not None:
                 self._models[key] = self._models.pop(key)  # most recently used last
                 return cached
-            entry = get_entry(ref.name)
-            checkpoint = ref.checkpoint or bundled_checkpoint(ref.name)
-            if checkpoint is not None:
-                loaded = load_checkpoint(checkpoint, model_name=ref.name, trust_pickle=ref.trust_pickle)
-                module, card, untrained, path = loaded.model, loaded.card, False, loaded.path
+            pending = self._loading.get(key)
+            if pending is None:
+                pending = self._loading[key] = Future()
+                owner = True
             else:
-                module, card = build_untrained(ref.name), {"model": ref.name, "weights": "random (untrained)"}
-                untrained, path = True, None
-            module = module.eval().requires_grad_(False).to(device)
-            if entry.family == "unet" and self._use_channels_last(device):
-                module = module.to(memory_format=torch.channels_last)
-            if self.compile:
-                module = torch.compile(module)
-            lm = LoadedModel(module, ref, entry.family, untrained, card, weights_path=path)
+                owner = False
+        if not owner:
+            return pending.result()
+        try:
+            lm = self._build_model(ref, device)
+        except BaseException as e:
+            with self._lock:
+                del self._loading[key]
+            pending.set_exception(e)
+            raise
+        with self._lock:
+            del self._loading[key]
             self._models[key] = lm
             while len(self._models) > self.max_models:
                 self._models.pop(next(iter(self._models)))
-            return lm
+        pending.set_result(lm)
+        return lm
+
+    def _build_model(self, ref: ModelRef, device: torch.device) -> LoadedModel:
+        entry = get_entry(ref.name)
+        checkpoint = ref.checkpoint or bundled_checkpoint(ref.name)
+        if checkpoint is not None:
+            loaded = load_checkpoint(checkpoint, model_name=ref.name, trust_pickle=ref.trust_pickle)
+            module, card, untrained, path = loaded.model, loaded.card, False, loaded.path
+        else:
+            module, card = build_untrained(ref.name), {"model": ref.name, "weights": "random (untrained)"}
+            untrained, path = True, None
+        module = module.eval().requires_grad_(False).to(device)
+        if entry.family == "unet" and self._use_channels_last(device):
+            module = module.to(memory_format=torch.channels_last)
+        if self.compile:
+            module = torch.compile(module)
+        return LoadedModel(module, ref, entry.family, untrained, card, weights_path=path)
 
     def _use_channels_last(self, device: torch.device) -> bool:
         return self.channels_last if self.channels_last is not None else device.type in ("cuda", "cpu")
@@ -429,4 +407,5 @@ class Engine:
         return out
 
     def loaded_models(self) -> Iterable[LoadedModel]:
-        return list(self._models.values())
+        with self._lock:
+            return list(self._models.values())

@@ -3,6 +3,7 @@ and ``vitrecon recon --model ... --checkpoint ... --device ...`` end to end."""
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import fastmri
@@ -15,6 +16,7 @@ import engine.engine as engine_mod
 from app.cli import main
 from engine import Engine, MaskSpec, ModelRef, ReconRequest, RequestError, available_devices, resolve_device
 from engine.checkpoints import save_checkpoint
+from engine.devices import canonical_device
 from engine.errors import CheckpointError
 from engine.masks import make_mask, seed_from_filename
 from engine.models import create_model
@@ -86,6 +88,85 @@ def test_model_cache_and_lru_eviction():
     eng.load_model(ModelRef("vit-s"), CPU)
     assert eng.load_model(ModelRef("unet-s"), CPU) is not a
     assert len(list(eng.loaded_models())) == 1
+
+
+def test_the_model_cache_is_keyed_on_the_resolved_device():
+    """'auto', 'cpu' and cpu:0 are one device: one model, loaded once."""
+    eng = Engine()
+    a = eng.load_model(ModelRef("unet-s"), "auto")
+    assert eng.load_model(ModelRef("unet-s"), "cpu") is a
+    assert eng.load_model(ModelRef("unet-s"), torch.device("cpu", 0)) is a
+    assert len(list(eng.loaded_models())) == 1
+
+
+def test_cuda_without_an_index_is_the_current_cuda_device(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 1)
+    assert canonical_device("cuda") == canonical_device("cuda:1") == torch.device("cuda", 1)
+    assert canonical_device(torch.device("cuda", 0)) == torch.device("cuda", 0)
+    assert canonical_device("mps:0") == canonical_device("mps") == torch.device("mps")
+
+
+def _slow_checkpoint_reads(monkeypatch, gate: threading.Event | None = None, delay: float = 0.0):
+    """Replace the engine's checkpoint reader by one that records each call, signals ``reading`` and
+    waits for ``gate`` (or ``delay`` seconds) before reading."""
+    real, calls, reading = engine_mod.load_checkpoint, [], threading.Event()
+
+    def read(*args, **kwargs):
+        calls.append(args[0])
+        reading.set()
+        if gate is not None:
+            gate.wait(30)
+        time.sleep(delay)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(engine_mod, "load_checkpoint", read)
+    return calls, reading
+
+
+def test_a_checkpoint_is_read_outside_the_engine_lock(monkeypatch, tmp_path):
+    """While one thread reads a checkpoint file, another gets its cached model without waiting."""
+    eng = Engine()
+    cached = eng.load_model(ModelRef("vit-s"), CPU)
+    ckpt = save_checkpoint(create_model("unet-s", chans=4, num_pool_layers=2), tmp_path / "u", "unet-s")
+    release = threading.Event()
+    _, reading = _slow_checkpoint_reads(monkeypatch, gate=release)
+    loader = threading.Thread(target=eng.load_model, args=(ModelRef("unet-s", str(ckpt)), CPU))
+    loader.start()
+    try:
+        assert reading.wait(30)
+        got = []
+        other = threading.Thread(target=lambda: got.append(eng.load_model(ModelRef("vit-s"), CPU)))
+        other.start()
+        other.join(10)
+        waited = other.is_alive()
+    finally:
+        release.set()
+        loader.join(30)
+    other.join(30)
+    assert not waited, "a cached model waited for another model's checkpoint read"
+    assert got[0] is cached
+
+
+def test_threads_asking_for_one_model_together_read_it_once(monkeypatch, tmp_path):
+    ckpt = save_checkpoint(create_model("unet-s", chans=4, num_pool_layers=2), tmp_path / "u", "unet-s")
+    calls, _ = _slow_checkpoint_reads(monkeypatch, delay=0.3)
+    eng, got = Engine(), []
+    threads = [threading.Thread(target=lambda: got.append(eng.load_model(ModelRef("unet-s", str(ckpt)), CPU)))
+               for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert len(calls) == 1 and len(got) == 3 and got[0] is got[1] is got[2]
+
+
+def test_a_failed_read_is_not_cached(monkeypatch, tmp_path):
+    calls, _ = _slow_checkpoint_reads(monkeypatch)
+    eng, ref = Engine(), ModelRef("unet-s", str(tmp_path / "absent.safetensors"))
+    for _ in range(2):
+        with pytest.raises(CheckpointError, match="no such checkpoint"):
+            eng.load_model(ref, CPU)
+    assert len(calls) == 2 and not list(eng.loaded_models())
 
 
 def test_untrained_weights_are_deterministic_and_flagged():
