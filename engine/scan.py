@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from . import kspace as ks
+from .errors import RequestError
 from .masks import Mask
 
 RSS_FALLBACK = "rss of fully sampled k-space"  # reference_name when the reference is computed, not stored
@@ -123,8 +124,10 @@ class Scan:
         return self.info.num_slices
 
     def _check_index(self, index: int) -> int:
-        if not 0 <= index < self.info.num_slices:
-            raise IndexError(f"slice {index} out of range 0..{self.info.num_slices - 1}")
+        n = self.info.num_slices
+        if not 0 <= index < n:
+            raise RequestError(f"{self.path}: slice {index} does not exist; the file has {n} slice"
+                               f"{'' if n == 1 else 's'}, 0 to {n - 1}")
         return int(index)
 
     def kspace(self, index: int) -> torch.Tensor:

@@ -281,6 +281,15 @@ def test_networks_run_one_at_a_time_on_the_base_stage_without_a_second_fft(scan,
     assert combined.flags == whole.flags == {"untrained:vit-s", "untrained:unet-s"}
 
 
+@pytest.mark.parametrize("index", [-1, SLICES])
+def test_a_slice_out_of_range_is_a_request_error_naming_the_file_and_the_range(scan, index):
+    sentence = rf"memory_scan.h5: slice {index} does not exist; the file has {SLICES} slices, 0 to {SLICES - 1}"
+    with pytest.raises(RequestError, match=sentence):
+        scan.kspace(index)
+    with pytest.raises(RequestError, match=sentence):
+        Engine().reconstruct(ReconRequest(scan, index))
+
+
 def test_no_reference_is_flagged():
     res = Engine().reconstruct(ReconRequest(MemoryScan(_kspace(), with_reference=False), 0, device="cpu"))
     assert "no-reference" in res.flags and res.reference is None and res.zero_filled_metrics is None
