@@ -19,6 +19,7 @@ from engine import Engine, MaskSpec, ModelRef, atomic_write, reconstruct_file, w
 from . import theme
 from .labels import WEIGHTS_TAGS, model_label
 from .metadata import METRIC_COLUMNS, metrics_rows
+from .state import slice_number
 from .worker import Update, error_message
 
 ZERO_FILLED = "zero-filled"
@@ -36,8 +37,14 @@ def context_line(update: Update) -> str:
     r, info = update.result, update.request.scan.info
     marked = [model_label(row["Model"], row["weights_kind"]) for row in metrics_rows(update)
               if row["weights_kind"] in WEIGHTS_TAGS]
-    return (f"{info.path.name} · slice {r.slice_index + 1}/{info.num_slices} · {r.mask.describe()} · "
+    return (f"{info.path.name} · slice {slice_number(r.slice_index)}/{info.num_slices} · {r.mask.describe()} · "
             f"device {r.device}" + "".join(f" · {m}" for m in marked))
+
+
+def slice_stem(update: Update) -> str:
+    """The name of the current slice's exports: ``<file stem>_slice<NNN>`` with the 1-based number the
+    window shows."""
+    return f"{update.request.scan.info.path.stem}_slice{slice_number(update.result.slice_index):03d}"
 
 
 # --- PNG ----------------------------------------------------------------------------------------
@@ -97,7 +104,7 @@ def write_metrics_csv(path: str | Path, update: Update) -> Path:
             w.writeheader()
             for row in metrics_rows(update):
                 out = {keys[k]: ("" if v is None else v) for k, v in row.items() if k in keys}
-                out.update(file=info.path.name, slice=r.slice_index, mask=r.mask.describe(),
+                out.update(file=info.path.name, slice=slice_number(r.slice_index), mask=r.mask.describe(),
                            effective_acceleration=f"{r.mask.effective_acceleration:.4f}", device=r.device,
                            untrained=row["untrained"], weights_kind=row["weights_kind"])
                 w.writerow(out)
@@ -116,14 +123,16 @@ def slice_images(update: Update) -> dict[ModelRef | None, np.ndarray]:
 def export_slice(update: Update, out_dir: str | Path, methods: list[ModelRef | None],
                  overwrite: bool = False) -> list[Path]:
     """Write the current slice of each method as ``<out>/<method>/<stem>_slice<NNN>.h5`` holding a
-    ``reconstruction`` ``[1, h, w]`` (fastMRI's layout) with the mask and slice as attributes."""
+    ``reconstruction`` ``[1, h, w]`` (fastMRI's layout) with the mask and slice as attributes (the
+    slice numbered from 1, as the window shows it)."""
     r, info = update.result, update.request.scan.info
     images = slice_images(update)
     outputs = {o.ref: o for o in r.outputs}
     paths = []
     for ref in methods:
-        path = Path(out_dir) / method_dir(ref) / f"{info.path.stem}_slice{r.slice_index:03d}.h5"
-        meta = {"source": info.path.name, "slice": r.slice_index, "model": ref.name if ref else ZERO_FILLED,
+        path = Path(out_dir) / method_dir(ref) / f"{slice_stem(update)}.h5"
+        meta = {"source": info.path.name, "slice": slice_number(r.slice_index),
+                "model": ref.name if ref else ZERO_FILLED,
                 "checkpoint": (ref.checkpoint or "") if ref else "", "mask": r.mask.describe(),
                 "effective_acceleration": r.mask.effective_acceleration}
         if ref is not None:  # as engine.reconstruct_file records them for a volume

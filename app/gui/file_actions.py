@@ -9,7 +9,7 @@ from PySide6.QtWidgets import QFileDialog, QMessageBox, QProgressDialog
 
 from engine import Scan, card_path, get_entry
 
-from .export import VolumeExport, VolumeJob, export_slice, grid_image, save_png, write_metrics_csv
+from .export import VolumeExport, VolumeJob, export_slice, grid_image, save_png, slice_stem, write_metrics_csv
 from .export_dialog import ExportChoice, ExportDialog
 from .state import PICKLE_SUFFIXES, SLOT_TITLES, supports_retrospective_mask
 from .worker import error_message
@@ -112,7 +112,7 @@ class FileActions:
         if path is not None:
             return Path(path)
         u = self.controller.last_update
-        stem = f"{u.request.scan.info.path.stem}_slice{u.result.slice_index:03d}" if u else "vitrecon"
+        stem = slice_stem(u) if u else "vitrecon"
         default = str(Path(self.settings.last_folder) / f"{stem}{suffix}")
         chosen, _ = QFileDialog.getSaveFileName(self, title, default, filt)
         return Path(chosen) if chosen else None
@@ -147,8 +147,8 @@ class FileActions:
             return None
         if choice is None:
             info = update.request.scan.info
-            dialog = ExportDialog(update.request.models, self.settings.get("files/export_folder", str(
-                info.path.parent / "reconstructions"), str), info.path.name, self)
+            dialog = ExportDialog(update.request.models, self.settings.export_folder(info.path), info.path.name,
+                                  self)
             if not dialog.exec():
                 return None
             choice = dialog.choice()

@@ -11,7 +11,7 @@ from engine import Metrics, ModelRef, NetworkOutput, WeightsStatus, get_entry, w
 
 from . import theme
 from .panes import badge
-from .state import SLOT_TITLES
+from .state import SLOT_TITLES, slice_number
 from .worker import Update
 
 METHOD_TITLES = {"reference": "Reference", "zero-filled": "Zero-filled", **SLOT_TITLES}
@@ -118,7 +118,7 @@ def pane_texts(update: Update, known: dict[ModelRef, NetworkOutput] | None = Non
             message=f"No reference image:<br>{no_reference_reason(update)}.")
     else:
         out["reference"] = PaneText(title=two_lines("<b>Reference</b>", info.reference_name or "fully sampled"),
-                                    footer=f"slice {r.slice_index + 1} of {info.num_slices}")
+                                    footer=f"slice {slice_number(r.slice_index)} of {info.num_slices}")
     mask = r.mask
     how = (f"{mask.spec.kind} {mask.spec.acceleration:g}×" if mask.spec is not None else "as acquired")
     coil = f" · coil {req.coil + 1}/{info.num_coils}" if req.coil is not None else ""

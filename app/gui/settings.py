@@ -7,13 +7,19 @@ from typing import Any
 
 from PySide6.QtCore import QByteArray, QSettings
 
-from engine import user_config_dir
+from engine import user_cache_dir, user_config_dir
 
 MAX_RECENT = 10
 
 
 def settings_path() -> Path:
     return user_config_dir() / "viewer.ini"
+
+
+def in_cache(path: str | Path) -> bool:
+    """Whether ``path`` lies in vitrecon's cache folder (where the bundled sample is built): never a
+    folder the viewer offers for opening or saving files."""
+    return Path(path).resolve().is_relative_to(user_cache_dir().resolve())
 
 
 class ViewerSettings:
@@ -60,11 +66,20 @@ class ViewerSettings:
     @property
     def last_folder(self) -> str:
         folder = self.get("files/last_folder", "", str)
-        return folder if folder and Path(folder).is_dir() else str(Path.home())
+        return folder if folder and Path(folder).is_dir() and not in_cache(folder) else str(Path.home())
 
     @last_folder.setter
     def last_folder(self, folder: str | Path) -> None:
         self.set("files/last_folder", str(folder))
+
+    def export_folder(self, scan_path: str | Path) -> str:
+        """Where reconstructions are exported: the folder chosen last time, else ``reconstructions``
+        beside the scan, or in the last folder for a scan in the cache (the bundled sample)."""
+        folder = self.get("files/export_folder", "", str)
+        if folder and not in_cache(folder):
+            return folder
+        parent = Path(scan_path).parent
+        return str((Path(self.last_folder) if in_cache(parent) else parent) / "reconstructions")
 
     def recent_files(self) -> list[str]:
         value = self.qsettings.value("files/recent", [])
@@ -76,7 +91,8 @@ class ViewerSettings:
         path = str(Path(path).resolve())
         recent = [path] + [p for p in self.recent_files() if p != path]
         self.set("files/recent", recent[:MAX_RECENT])
-        self.last_folder = str(Path(path).parent)
+        if not in_cache(path):
+            self.last_folder = str(Path(path).parent)
         return recent[:MAX_RECENT]
 
     def clear_recent(self) -> None:

@@ -90,6 +90,12 @@ class ViewState:
                             device=self.device, coil=coil)
 
 
+def slice_number(index: int) -> int:
+    """The slice number the window shows for 0-based ``index``: 1-based, as in "slice 9 of 16". Exported
+    file names, CSV rows and attributes use the same number."""
+    return index + 1
+
+
 def acceleration_for(kind: str, acceleration: float) -> float:
     """``acceleration`` as the mask ``kind`` takes it: rounded for kinds without fractional rates."""
     return float(acceleration) if MASK_KINDS[kind].fractional else float(round(acceleration))

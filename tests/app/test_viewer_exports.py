@@ -41,7 +41,7 @@ def test_csv_export_holds_the_metrics_table(qtbot, window, scan_file, tmp_path):
     assert float(rows[1]["psnr_db"]) == pytest.approx(r.output("vit-s").metrics.psnr)
     assert float(rows[2]["nmse"]) == pytest.approx(r.output("unet-s").metrics.nmse)
     assert {row["file"] for row in rows} == {scan_file.name}
-    assert rows[1]["untrained"] == "True" and rows[0]["slice"] == "1"
+    assert rows[1]["untrained"] == "True" and rows[0]["slice"] == "2"  # slice 2 of 3, as shown
     assert "random 4x" in rows[0]["mask"]
 
 
@@ -60,10 +60,10 @@ def test_slice_export_in_fastmri_format(qtbot, window, scan_file, tmp_path):
     vit = u.request.models[0]
     paths = window.export_reconstructions(ExportChoice(tmp_path / "out", (None, vit), False, False))
     assert [p.relative_to(tmp_path / "out").as_posix() for p in paths] == [
-        "zero-filled/file_brain_small_slice001.h5", "vit-s/file_brain_small_slice001.h5"]
+        "zero-filled/file_brain_small_slice002.h5", "vit-s/file_brain_small_slice002.h5"]
     with h5py.File(paths[1], "r") as f:
         np.testing.assert_array_equal(f["reconstruction"][()], u.result.output("vit-s").image[None])
-        assert f.attrs["slice"] == 1 and f.attrs["model"] == "vit-s"
+        assert f.attrs["slice"] == 2 and f.attrs["model"] == "vit-s"
     with h5py.File(paths[0], "r") as f:
         np.testing.assert_array_equal(f["reconstruction"][()], u.result.zero_filled[None])
 

@@ -69,3 +69,74 @@ def test_a_failed_open_leaves_no_opening_message(qtbot, window, scan_file, tmp_p
     message = window.statusBar().currentMessage()
     assert "Opening" not in message and "not_mri.h5" in message
     assert window.controller.scan.info.path == scan_file  # the open scan stays
+
+
+def answer_save_dialog(monkeypatch, out_dir, asked: list) -> None:
+    """The save dialog records the name it offered and saves under that name in ``out_dir``."""
+    from pathlib import Path
+
+    def save(parent, title, default, *a, **k):
+        asked.append(default)
+        return str(out_dir / Path(default).name), ""
+
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", save)
+
+
+def test_exports_number_slices_as_the_window_shows(qtbot, window, tmp_path, monkeypatch):
+    import csv
+
+    import h5py
+
+    from app.gui.export_dialog import ExportDialog
+    from test_viewer_support import write_scan
+
+    scan = write_scan(tmp_path / "file_brain_nine.h5", slices=12)
+    open_and_wait(qtbot, window, scan)
+    window.grid.setFocus()
+    for _ in range(2):
+        QTest.keyClick(window.grid, Qt.Key_Down)
+    wait_complete(qtbot, window)
+    assert window.controls.slice_spin.text() == "9 / 12"  # what the window shows
+    assert window.grid.panes["reference"].footer.text.startswith("slice 9 of 12")
+    asked: list[str] = []
+    answer_save_dialog(monkeypatch, tmp_path, asked)
+    QTest.keyClick(window, Qt.Key_M, Qt.ControlModifier)  # metrics as CSV
+    assert asked[-1].endswith("file_brain_nine_slice009.csv")
+    rows = list(csv.DictReader(open(tmp_path / "file_brain_nine_slice009.csv")))
+    assert {row["slice"] for row in rows} == {"9"}
+    QTest.keyClick(window, Qt.Key_E, Qt.ControlModifier)  # the grid as PNG
+    assert asked[-1].endswith("file_brain_nine_slice009.png")
+
+    def export_slice(dialog):
+        dialog.folder.setText(str(tmp_path / "recon"))
+        dialog.slice_radio.setChecked(True)
+        return True
+
+    monkeypatch.setattr(ExportDialog, "exec", export_slice)
+    QTest.keyClick(window, Qt.Key_E, Qt.ControlModifier | Qt.ShiftModifier)
+    written = sorted(p.relative_to(tmp_path / "recon").as_posix() for p in (tmp_path / "recon").rglob("*.h5"))
+    assert written == ["unet-s/file_brain_nine_slice009.h5", "vit-s/file_brain_nine_slice009.h5",
+                       "zero-filled/file_brain_nine_slice009.h5"]
+    with h5py.File(tmp_path / "recon" / written[0], "r") as f:
+        assert f.attrs["slice"] == 9
+
+
+def test_exports_of_the_bundled_sample_default_outside_the_cache(qtbot, window, scan_file, monkeypatch):
+    import shutil
+
+    from app.gui.export_dialog import ExportDialog
+    from engine.paths import user_cache_dir
+
+    sample = user_cache_dir() / "samples" / "sample_brain_multicoil.h5"  # where the sample is built
+    sample.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(scan_file, sample)
+    open_and_wait(qtbot, window, sample)
+    offered = []
+    monkeypatch.setattr(ExportDialog, "exec", lambda dialog: offered.append(dialog.folder.text()) and False)
+    QTest.keyClick(window, Qt.Key_E, Qt.ControlModifier | Qt.ShiftModifier)
+    asked: list[str] = []
+    answer_save_dialog(monkeypatch, scan_file.parent, asked)
+    QTest.keyClick(window, Qt.Key_M, Qt.ControlModifier)
+    cache = str(user_cache_dir())
+    assert offered and not offered[0].startswith(cache)
+    assert asked and not asked[0].startswith(cache)
