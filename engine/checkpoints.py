@@ -140,14 +140,15 @@ def make_card(model: nn.Module, name: str, args: Mapping[str, Any] | None = None
 
 def save_checkpoint(model: nn.Module, path: str | Path, name: str, args: Mapping[str, Any] | None = None,
                     **card: Any) -> Path:
-    """Write ``path`` (.safetensors) and its JSON card; returns the weights path.
+    """Write ``path`` (.safetensors) and its JSON card; returns the weights path. A ``path`` without
+    the .safetensors suffix gets it added (``model.v2`` -> ``model.v2.safetensors``).
 
     Both files are written to temporaries first and renamed into place only when both are
     complete, so a failure leaves neither a partial file nor a card without its weights.
     """
     path = Path(path)
     if path.suffix != WEIGHTS_SUFFIX:
-        path = path.with_suffix(WEIGHTS_SUFFIX)
+        path = path.with_name(path.name + WEIGHTS_SUFFIX)  # with_suffix would cut a dotted name
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous().cpu() for k, v in clean_state_dict(model.state_dict()).items()}
     full_card = make_card(model, name, args, **card)

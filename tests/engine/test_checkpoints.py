@@ -53,6 +53,14 @@ def test_round_trip_with_model_card(tmp_path):
     assert all(p.dtype == torch.float32 and p.device.type == "cpu" for p in loaded.model.parameters())
 
 
+def test_a_dotted_name_keeps_its_end(tmp_path):
+    """``model.v2`` is a name, not a suffix: it becomes model.v2.safetensors and model.v2.json."""
+    path = save_checkpoint(_tiny(), tmp_path / "model.v2", "vit-s")
+    assert path == tmp_path / "model.v2.safetensors" and card_path(path) == tmp_path / "model.v2.json"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.v2.json", "model.v2.safetensors"]
+    assert save_checkpoint(_tiny(), tmp_path / "model.v2.safetensors", "vit-s") == path
+
+
 def test_weights_without_their_json_still_carry_the_card(tmp_path):
     path = save_checkpoint(_tiny(), tmp_path / "tiny.safetensors", "vit-s", steps=7)
     card_path(path).unlink()
