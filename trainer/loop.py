@@ -199,8 +199,7 @@ def _run(task_name: str, cfg, env: DistEnv, out: Path, state: dict[str, Any] | N
         if batch_idx >= batches_per_epoch:
             epoch, batch_idx = epoch + 1, 0
 
-    train_model = torch.compile(model) if cfg.compile else model
-    train_model = wrap_model(train_model, env)
+    train_model = wrap_model(model, env, compile=cfg.compile)
     loss_fn = SSIMLoss(win_size=cfg.ssim_win_size).to(env.device)
     recipe = {"task": task_name, **config_mod.to_dict(cfg)}
     card_base = {"training_data": task.training_data(), "recipe": recipe, "init_from": cfg.init_from}
