@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 import traceback
 
@@ -54,6 +55,27 @@ def _split_debug(argv: list[str]) -> tuple[list[str], bool]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; returns its exit code. A reader of stdout that went away (``vitrecon models
+    --json | head -1``) ends any command quietly, as Unix tools do."""
+    try:
+        code = _run(argv)
+        sys.stdout.flush()  # a closed pipe shows here rather than in Python's flush at exit
+        return code
+    except BrokenPipeError:
+        return _stdout_closed()
+
+
+def _stdout_closed() -> int:
+    """Point stdout at the null device, so that nothing fails again at exit, and return the status of a
+    process ended by SIGPIPE (128 + 13), without a word on stderr."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # stdout is not a file (an embedding application)
+        pass
+    return 128 + 13
+
+
+def _run(argv: list[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv:
         argv = ["view"]
@@ -75,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.handler(args) or 0)
+    except BrokenPipeError:
+        raise
     except KeyboardInterrupt:
         print("vitrecon: interrupted", file=sys.stderr)
         return 130

@@ -12,7 +12,7 @@ imported anywhere below it. The surface, by what the app does with it:
   ``count_parameters``; ``weights_status`` and ``describe_weights`` (demo, installed or untrained),
   ``card_facts``, ``card_path`` (the JSON model card beside a weights file);
 - volume export (fastMRI's leaderboard format): ``reconstruct_file``, ``write_reconstruction``,
-  ``output_path``, ``check_writable``, ``atomic_write``;
+  ``output_path``, ``check_writable``, ``check_input``, ``atomic_write``;
 - sample scans: ``sample_path`` (built once into the user cache), ``build_samples`` (into a folder);
 - per-user folders: ``user_config_dir``, ``user_cache_dir``, ``user_weights_dir``;
 - evaluation: ``evaluate_folders`` (fastMRI's per-volume metrics over two folders);
@@ -31,7 +31,7 @@ from .devices import available_devices, cpu_has_fast_bf16, resolve_device
 from .engine import DEFAULT_MASK, Engine, ModelRef, NetworkOutput, ReconRequest, ReconResult
 from .errors import CheckpointError, RequestError, ScanError, UnsupportedScanError, VitreconError
 from .evaluation import evaluate_folders
-from .export import check_writable, output_path, reconstruct_file, write_reconstruction
+from .export import check_input, check_writable, output_path, reconstruct_file, write_reconstruction
 from .masks import MASK_KINDS, Mask, MaskSpec, default_center_fraction, make_mask, seed_from_filename
 from .metrics import Metrics, error_maps, slice_metrics, volume_metrics
 from .models import ModelEntry, count_parameters, get_entry, list_models
@@ -70,7 +70,7 @@ __all__ = [
     "WEIGHTS_KINDS", "WeightsStatus", "card_facts", "card_path", "describe_weights", "weights_kind",
     "weights_status",
     # volume export
-    "atomic_write", "check_writable", "output_path", "reconstruct_file", "write_reconstruction",
+    "atomic_write", "check_input", "check_writable", "output_path", "reconstruct_file", "write_reconstruction",
     # sample scans, per-user folders, evaluation, benchmark
     "build_samples", "sample_path", "user_cache_dir", "user_config_dir", "user_weights_dir",
     "evaluate_folders", "add_bench_arguments", "run_bench_from_args",

@@ -258,7 +258,10 @@ class Engine:
                 raise RequestError(f"{info.path}: is undersampled but its sampling mask is unknown")
             return scan.acquired_mask
         spec = spec or DEFAULT_MASK
-        return make_mask(spec, info.kspace_shape, info.acquired_columns, seed=seed_from_filename(info.path.name))
+        try:
+            return make_mask(spec, info.kspace_shape, info.acquired_columns, seed=seed_from_filename(info.path.name))
+        except ValueError as e:  # a spec that does not fit this scan, or samples none of it
+            raise RequestError(f"{info.path}: {e}") from None
 
     # --- one slice ----------------------------------------------------------------------------
     def reconstruct(self, request: ReconRequest) -> ReconResult:

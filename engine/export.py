@@ -15,6 +15,7 @@ from .engine import Engine, ModelRef, resolve_device
 from .errors import VitreconError
 from .masks import MaskSpec
 from .readers import open_scan
+from .scan import Scan
 
 
 def output_path(input_path: str | Path, out_dir: str | Path) -> Path:
@@ -50,6 +51,22 @@ def write_reconstruction(path: str | Path, volume: np.ndarray, metadata: dict | 
     return path
 
 
+def _check_not_the_input(input_path: str | Path, out: Path) -> None:
+    if Path(input_path).resolve() == out.resolve():
+        raise VitreconError(f"{out}: the output would replace the input file; choose another --out folder")
+
+
+def check_input(engine: Engine, scan: Scan, out_dir: str | Path, mask: MaskSpec | None = None) -> None:
+    """Everything about ``scan`` that would stop ``reconstruct_file`` half-way, checked without writing:
+    its output is not the input itself, the mask fits the scan and samples some of it, and every
+    slice's k-space reads as finite numbers (every slice is read once). ``vitrecon recon`` checks all
+    its inputs so before it writes anything."""
+    _check_not_the_input(scan.path, output_path(scan.path, out_dir))
+    engine.mask_for(scan, mask)
+    for index in range(scan.num_slices):
+        scan.kspace(index)
+
+
 def reconstruct_file(engine: Engine, input_path: str | Path, out_dir: str | Path, *,
                      mask: MaskSpec | None = None, model: ModelRef | None = None, device: str | None = None,
                      overwrite: bool = False, batch_size: int | None = None,
@@ -57,8 +74,7 @@ def reconstruct_file(engine: Engine, input_path: str | Path, out_dir: str | Path
                      cancel=None) -> Path | None:
     """Reconstruct one file into ``out_dir``; returns the output path (None when cancelled)."""
     out = output_path(input_path, out_dir)
-    if Path(input_path).resolve() == out.resolve():
-        raise VitreconError(f"{out}: the output would replace the input file; choose another --out folder")
+    _check_not_the_input(input_path, out)
     check_writable(out, overwrite)
     with open_scan(input_path) as scan:
         m = engine.mask_for(scan, mask)

@@ -214,7 +214,8 @@ def make_mask(spec: MaskSpec, shape: Sequence[int], acquired: tuple[int, int] | 
     ``acquired``: columns ``[lo, hi)`` holding data (default all); the mask is zero outside.
     ``seed``: used when ``spec.seed`` is None (e.g. ``seed_from_filename``); the spec's own seed wins.
     Masks drawn with a seed are cached (the viewer asks for the same one on every slice); without
-    any seed each call draws a new one. Raises ValueError for a spec that cannot fit the shape.
+    any seed each call draws a new one. Raises ValueError for a spec that cannot fit the shape or
+    that samples nothing of the acquired region (e.g. 4x of a 2-column scan).
     """
     h, w = int(shape[-2]), int(shape[-1])
     lo, hi = (int(acquired[0]), int(acquired[1])) if acquired is not None else (0, w)
@@ -242,6 +243,10 @@ def _draw_mask(spec: MaskSpec, h: int, w: int, lo: int, hi: int, seed: Seed) -> 
     arr = np.array(arr, dtype=bool)
     arr[..., :lo] = False  # padding columns hold no data: never sampled
     arr[..., hi:] = False
+    if not arr[..., lo:hi].any():  # an all-zero image at "infinite" acceleration is no reconstruction
+        what = f"{hi - lo} acquired column(s)" if arr.ndim == 1 else f"{h} x {hi - lo} acquired k-space points"
+        raise ValueError(f"the {spec.describe()} mask samples none of the {what}; choose a lower "
+                         "acceleration or a larger center fraction")
     arr.setflags(write=False)
     return Mask(arr, (lo, hi), int(nlf), spec)
 

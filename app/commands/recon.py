@@ -57,8 +57,8 @@ def weights_note(name: str, weights) -> None:
 def run(args) -> int:
     from tqdm import tqdm
 
-    from engine import (Engine, ModelRef, RequestError, check_writable, list_models, open_scan, output_path,
-                        reconstruct_file, resolve_device)
+    from engine import (Engine, ModelRef, RequestError, check_input, check_writable, list_models, open_scan,
+                        output_path, reconstruct_file, resolve_device)
 
     mask = mask_from_args(args)
     model = None
@@ -84,12 +84,13 @@ def run(args) -> int:
     device = resolve_device(args.device)
     engine = Engine(device=args.device)
     total = 0
-    for f in args.files:  # open every input first: a bad one fails before any output is written
+    for f in args.files:  # check every input first (mask, data): a bad one fails before any output is written
         with open_scan(f) as scan:
             if mask is not None and not scan.info.fully_sampled:
                 raise RequestError(f"{f}: was acquired undersampled, so a retrospective --mask cannot be "
                                    "applied; leave out --mask, --accel, --center-fraction and --seed to "
                                    "reconstruct it from the lines that were acquired")
+            check_input(engine, scan, out_dir, mask)
             total += scan.num_slices
     if model is not None:
         weights_note(model.name, engine.load_model(model, device).weights)

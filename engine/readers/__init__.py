@@ -8,6 +8,7 @@ import h5py
 
 from ..errors import ScanError
 from ..scan import Scan
+from .limits import DAMAGE
 
 _EXPECTED = "expected a fastMRI .h5 file or an ISMRMRD raw-data .h5/.mrd file"
 
@@ -50,12 +51,23 @@ def _ismrmrd_group(h5: h5py.File) -> str | None:
     return groups[0] if len(groups) == 1 else None
 
 
-def _is_ismrmrd_image_group(group: h5py.Group) -> bool:
+def _is_image_series(item) -> bool:
+    """An ISMRMRD image series: a group of image ``header`` rows beside their ``data``, as
+    ``ismrmrd.Dataset.append_image`` and Gadgetron write them."""
+    return (isinstance(item, h5py.Group) and isinstance(item.get("data"), h5py.Dataset)
+            and isinstance(item.get("header"), h5py.Dataset))
+
+
+def _image_series(group: h5py.Group, depth: int = 3) -> list[str]:
+    """Names of the image series in ``group`` and its subgroups, ``depth`` levels down."""
+    found = []
     for key in group:
-        item = group[key]
-        if isinstance(item, h5py.Group) and "header" in item and "data" in item:
-            return True
-    return False
+        item = group.get(key)
+        if _is_image_series(item):
+            found.append(item.name.strip("/"))
+        elif isinstance(item, h5py.Group) and depth > 1:
+            found += _image_series(item, depth - 1)
+    return found
 
 
 def open_scan(path: str | Path, *, repetition: int = 0, contrast: int = 0, set_index: int = 0) -> Scan:
@@ -80,15 +92,17 @@ def open_scan(path: str | Path, *, repetition: int = 0, contrast: int = 0, set_i
     except ScanError:
         h5.close()
         raise
-    except (OSError, RuntimeError, KeyError) as e:
+    except DAMAGE as e:  # h5py's errors on a damaged structure or datatype (--debug shows the cause)
         h5.close()
-        if isinstance(e, OSError) or any(p in str(e) for p in ("Unable to", "Can't ")):  # HDF5's wording
-            raise ScanError(path, "is a damaged HDF5 file: expected a readable k-space dataset or ISMRMRD "
-                                  f"group, but its structure could not be read ({e})") from None
-        raise
+        raise ScanError(path, "is a damaged HDF5 file: expected a readable k-space dataset or ISMRMRD "
+                              f"group, but its structure could not be read ({_one_line(e)})") from e
     except BaseException:
         h5.close()
         raise
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split())[:300]
 
 
 def _open_failure(path: Path, error: OSError) -> str:
@@ -109,18 +123,18 @@ def _dispatch(path: Path, h5: h5py.File, **selection) -> Scan:
 
         return FastMRIScan(path, h5)
     group = _ismrmrd_group(h5)
-    if group is not None:
-        g = h5[group]
-        if "data" in g:
-            from .ismrmrd_h5 import ISMRMRDScan
+    if group is not None and "data" in h5[group] and not _is_image_series(h5[group]["data"]):
+        from .ismrmrd_h5 import ISMRMRDScan
 
-            return ISMRMRDScan(path, h5, group, **selection)
-        if _is_ismrmrd_image_group(g):
-            raise ScanError(path, "is an ISMRMRD image file (reconstructed images), not raw k-space data; "
-                                  + _EXPECTED)
-        if "xml" in g:
-            raise ScanError(path, f"has a valid ISMRMRD header but no acquisitions (no '{group}/data'), "
-                                  "so there are no k-space samples to reconstruct")
+        return ISMRMRDScan(path, h5, group, **selection)
+    images = _image_series(h5)
+    if images:
+        where = ", ".join(f"'{n}'" for n in images[:3]) + (", ..." if len(images) > 3 else "")
+        raise ScanError(path, f"is an ISMRMRD image file (reconstructed images in {where}), not raw k-space "
+                              f"data; {_EXPECTED}")
+    if group is not None and "xml" in h5[group]:
+        raise ScanError(path, f"has a valid ISMRMRD header but no acquisitions (no '{group}/data'), "
+                              "so there are no k-space samples to reconstruct")
     keys = sorted(h5.keys())
     if any(k.startswith("reconstruction") for k in keys):
         raise ScanError(path, "holds fastMRI reconstructions but no 'kspace' dataset; vitrecon needs the "

@@ -174,15 +174,27 @@ def test_truncated_file(tmp_path):
     assert "truncated" in failure(path)
 
 
-def test_ismrmrd_image_file(tmp_path):
+@pytest.mark.parametrize("groups,series,xml", [
+    (["dataset"], "image_0", True),  # ismrmrd.Dataset.append_image
+    (["dataset"], "image_0", False),
+    (["dataset"], "data", True),  # a series named like the acquisition table
+    (["dataset"], "images/image_0", True),  # nested one level further
+    (["2024-05-01 10:22:33.441"], "image_1", False),  # Gadgetron's output: a group per run, no header
+    (["run_a", "run_b"], "image_0", False),  # several runs in one file
+])
+def test_ismrmrd_image_file(tmp_path, groups, series, xml):
     path = tmp_path / "images.h5"
-    ds = ismrmrd.Dataset(str(path), "dataset", create_if_needed=True)  # a new file the test writes
-    try:
-        ds.write_xml_header(header_xml(SPEC).encode())
-        ds.append_image("image_0", ismrmrd.Image.from_array(np.zeros((8, 8), dtype=np.float32)))
-    finally:
-        ds.close()
-    assert "ISMRMRD image file" in failure(path)
+    for group in groups:
+        ds = ismrmrd.Dataset(str(path), group, create_if_needed=True)  # a new file the test writes
+        try:
+            if xml:
+                ds.write_xml_header(header_xml(SPEC).encode())
+            ds.append_image(series, ismrmrd.Image.from_array(np.zeros((8, 8), dtype=np.float32)))
+        finally:
+            ds.close()
+    text = failure(path)
+    assert "is an ISMRMRD image file (reconstructed images in " in text and "not raw k-space data" in text
+    assert f"'{groups[0]}/{series}'" in text
 
 
 def test_other_group_layout(tmp_path):
