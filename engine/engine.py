@@ -287,10 +287,12 @@ class Engine:
         return dataclasses.replace(base, outputs=outputs, flags=frozenset(flags),
                                    timings=base.timings if timings is None else timings)
 
-    def reconstruct_base(self, request: ReconRequest) -> ReconResult:
+    def reconstruct_base(self, request: ReconRequest, metrics: bool = True) -> ReconResult:
         """The zero-filled stage of ``request`` (its ``models`` are ignored): k-space read, mask,
         zero-filled image (RSS of the zero-filled coil images, cropped), the reference, k-space
-        display, metrics and error maps. Fast; the viewer draws it before the networks finish."""
+        display, metrics and error maps. Fast; the viewer draws it before the networks finish.
+        ``metrics=False``: no metrics and no ``data_range``, so the volume maximum is not needed (it
+        reconstructs every slice unless ``scan.volume_max_is_quick``)."""
         t0 = time.perf_counter()
         timings: dict[str, float] = {}
         scan = request.scan
@@ -302,7 +304,7 @@ class Engine:
         t = time.perf_counter()
         kspace = scan.kspace(request.slice_index)
         reference = scan.reference(request.slice_index)
-        vmax = scan.volume_max()
+        vmax = scan.volume_max() if metrics else None
         timings["read"] = time.perf_counter() - t
 
         t = time.perf_counter()
@@ -323,7 +325,7 @@ class Engine:
         t = time.perf_counter()
         zf_metrics = zf_abs = zf_signed = None
         if reference is not None:
-            zf_metrics = slice_metrics(reference, zf_np, vmax)
+            zf_metrics = slice_metrics(reference, zf_np, vmax) if metrics else None
             zf_abs, zf_signed = error_maps(reference, zf_np)
         timings["metrics"] = time.perf_counter() - t
         timings["total"] = time.perf_counter() - t0

@@ -154,6 +154,12 @@ class Scan:
                 ref = ks.zero_filled(self.kspace(index), None, self.info.crop_size).numpy()
             return np.asarray(ref, dtype=np.float32)
 
+    @property
+    def volume_max_is_quick(self) -> bool:
+        """Whether ``volume_max`` costs little: known already, no reference, or a stored reference
+        to read. Else it reconstructs every slice from k-space: seconds for raw ISMRMRD data."""
+        return self._volume_max is not None or self.info.reference_name != RSS_FALLBACK
+
     def volume_max(self) -> float | None:
         """The reference volume's maximum: fastMRI's data range for SSIM and PSNR."""
         if not self.info.has_reference:

@@ -223,6 +223,14 @@ class ReconWorker(QObject):
         key = base_key(token, request)
         base = self.base_cache.get(key)
         if base is None:
+            if display and not request.scan.volume_max_is_quick:
+                # the metrics' data range reconstructs every slice first (seconds for raw ISMRMRD
+                # data): the images are drawn before it, the metrics when it is known
+                quick = self.engine.reconstruct_base(request, metrics=False)
+                pending = (*(r.label for r in request.models), "metrics")
+                self.updated.emit(Update(request, assemble(request, quick, {}, {}), pending))
+                if self._stale(generation):
+                    return
             base = self.engine.reconstruct_base(request)
             self.base_cache.put(key, base)
         outputs: dict[ModelRef, NetworkOutput] = {}
