@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Mapping
 
 import h5py
 import numpy as np
@@ -71,12 +71,14 @@ def reconstruct_file(engine: Engine, input_path: str | Path, out_dir: str | Path
                      mask: MaskSpec | None = None, model: ModelRef | None = None, device: str | None = None,
                      overwrite: bool = False, batch_size: int | None = None,
                      progress: Callable[[int, int], None] | None = None,
-                     cancel=None) -> Path | None:
-    """Reconstruct one file into ``out_dir``; returns the output path (None when cancelled)."""
+                     cancel=None, selection: Mapping[str, int] | None = None) -> Path | None:
+    """Reconstruct one file into ``out_dir``; returns the output path (None when cancelled).
+    ``selection``: ``open_scan``'s ISMRMRD repetition, contrast and set (default the first of each);
+    the output's ``selection`` attribute records what was read."""
     out = output_path(input_path, out_dir)
     _check_not_the_input(input_path, out)
     check_writable(out, overwrite)
-    with open_scan(input_path) as scan:
+    with open_scan(input_path, **(selection or {})) as scan:
         m = engine.mask_for(scan, mask)
         volume = engine.reconstruct_volume(scan, mask, model, device=device, batch_size=batch_size,
                                            progress=progress, cancel=cancel)
@@ -94,6 +96,8 @@ def reconstruct_file(engine: Engine, input_path: str | Path, out_dir: str | Path
             "effective_acceleration": m.effective_acceleration,
             "crop_size": list(scan.info.crop_size),
         }
+        if scan.info.selection:
+            meta["selection"] = dict(scan.info.selection)
         if model is not None:
             weights = engine.load_model(model, resolve_device(device or engine.default_device)).weights
             meta["untrained"] = not weights.trained

@@ -3,14 +3,14 @@ from __future__ import annotations
 
 import json
 
+from .scan_options import add_selection_arguments, selection
+
 
 def register(sub) -> None:
     p = sub.add_parser("info", help="describe a fastMRI or ISMRMRD raw-data file")
     p.add_argument("file", help="fastMRI .h5 or ISMRMRD .h5/.mrd file")
     p.add_argument("--json", action="store_true", help="print JSON")
-    p.add_argument("--repetition", type=int, default=0, help="ISMRMRD: repetition to read (default 0)")
-    p.add_argument("--contrast", type=int, default=0, help="ISMRMRD: contrast to read (default 0)")
-    p.add_argument("--set", dest="set_index", type=int, default=0, help="ISMRMRD: set to read (default 0)")
+    add_selection_arguments(p)
     p.set_defaults(handler=run)
 
 
@@ -43,7 +43,7 @@ def format_info(summary: dict) -> str:
 def run(args) -> int:
     from engine import open_scan
 
-    with open_scan(args.file, repetition=args.repetition, contrast=args.contrast, set_index=args.set_index) as scan:
+    with open_scan(args.file, **selection(args)) as scan:
         summary = scan.info.summary()
     print(json.dumps(summary, indent=2, default=str) if args.json else format_info(summary))
     return 0

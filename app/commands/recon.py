@@ -4,6 +4,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from .scan_options import add_selection_arguments, selection
+
 
 def register(sub) -> None:
     from engine import MASK_KINDS
@@ -27,6 +29,7 @@ def register(sub) -> None:
     p.add_argument("--batch-size", type=int, default=None,
                    help="slices per network batch (default: 1 on the CPU, 8 on a GPU)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    add_selection_arguments(p)
     p.set_defaults(handler=run)
 
 
@@ -85,7 +88,7 @@ def run(args) -> int:
     engine = Engine(device=args.device)
     total = 0
     for f in args.files:  # check every input first (mask, data): a bad one fails before any output is written
-        with open_scan(f) as scan:
+        with open_scan(f, **selection(args)) as scan:
             if mask is not None and not scan.info.fully_sampled:
                 raise RequestError(f"{f}: was acquired undersampled, so a retrospective --mask cannot be "
                                    "applied; leave out --mask, --accel, --center-fraction and --seed to "
@@ -104,7 +107,8 @@ def run(args) -> int:
 
             bar.set_postfix_str(Path(f).name)
             path = reconstruct_file(engine, f, out_dir, mask=mask, model=model, device=args.device,
-                                    overwrite=args.overwrite, batch_size=args.batch_size, progress=progress)
+                                    overwrite=args.overwrite, batch_size=args.batch_size, progress=progress,
+                                    selection=selection(args))
             tqdm.write(f"wrote {path}", file=sys.stderr)
     finally:
         bar.close()

@@ -24,6 +24,7 @@ from app.cli import main
 from engine import kspace as ks
 from engine.samples.fastmri_writer import write_fastmri
 from engine.samples.header_xml import HeaderSpec
+from engine.samples.ismrmrd_writer import build_acquisitions, write_acquisitions
 
 SLICES, COILS, H, W, CROP = 3, 4, 64, 48, (32, 32)
 
@@ -194,6 +195,39 @@ def test_recon_of_an_undersampled_file_uses_the_acquired_lines(tmp_path, capsys)
         assert main(["recon", str(p), "--out", str(tmp_path / "o2"), *extra]) == 2
         _one_error_line(capsys, str(p), "acquired undersampled", "retrospective")
     assert not (tmp_path / "o2" / p.name).exists()
+
+
+def _ismrmrd_selection(path, volumes: dict) -> Path:
+    """An ISMRMRD file of 2 repetitions, contrasts and sets: ``volumes[None]`` at index 0 of each,
+    ``volumes[field]`` with that one index 1."""
+    hdr = HeaderSpec(encoded=(H, W, 1), recon=(*CROP, 1), slices=SLICES, receiver_channels=COILS,
+                     repetitions=2, contrasts=2, sets=2)
+    parts = []
+    for field, kspace in volumes.items():
+        acq = build_acquisitions(kspace, hdr)
+        if field is not None:
+            acq["head"]["idx"][field] = 1
+        parts.append(acq)
+    return write_acquisitions(path, hdr, np.concatenate(parts))
+
+
+@pytest.mark.parametrize("option,field", [("--repetition", "repetition"), ("--contrast", "contrast"),
+                                          ("--set", "set")])
+def test_recon_reads_the_ismrmrd_repetition_contrast_and_set_asked_for(tmp_path, option, field):
+    """As ``vitrecon info`` does: the output is what a file holding only that volume gives (the same
+    file name, so the same mask), and its ``selection`` attribute says what was read."""
+    volumes = {None: _kspace(10), field: _kspace(11)}
+    (tmp_path / "all").mkdir()
+    (tmp_path / "only").mkdir()
+    path = _ismrmrd_selection(tmp_path / "all" / "scan.h5", volumes)
+    _ismrmrd_selection(tmp_path / "only" / "scan.h5", {None: volumes[field]})
+    assert main(["recon", str(path), "--out", str(tmp_path / "out"), option, "1"]) == 0
+    assert main(["recon", str(tmp_path / "only" / "scan.h5"), "--out", str(tmp_path / "expected")]) == 0
+    got, attrs = _read(tmp_path / "out" / "scan.h5")
+    expected, _ = _read(tmp_path / "expected" / "scan.h5")
+    np.testing.assert_array_equal(got, expected)
+    asked = {"repetition": 0, "contrast": 0, "set": 0, field: 1}
+    assert json.loads(attrs["selection"]) == asked
 
 
 def test_recon_fails_atomically_mid_volume(tmp_path, capsys):
