@@ -8,16 +8,18 @@ def register(sub) -> None:
     p = sub.add_parser("view", help="open the viewer (default: the bundled multi-coil sample)")
     p.add_argument("file", nargs="?", metavar="FILE",
                    help="a fastMRI or ISMRMRD raw-data file (default: the bundled multi-coil brain sample)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
+    p.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps, for this run only "
+                                    "(default: the device chosen in the viewer, at first auto)")
     p.set_defaults(handler=run)
 
 
 def run(args) -> int:
     if args.file is not None and not Path(args.file).exists():
         raise FileNotFoundError(f"{args.file}: no such file")
-    from engine import resolve_device
+    if args.device is not None:
+        from engine import resolve_device
 
-    resolve_device(args.device)  # an absent device is a one-line error before any window opens
+        resolve_device(args.device)  # an absent device is a one-line error before any window opens
     from app.gui import run_viewer
 
     return run_viewer(args.file, device=args.device)

@@ -20,14 +20,15 @@ def create_app(argv: list[str] | None = None):
     return app
 
 
-def run_viewer(path: str | Path | None = None, *, device: str = "auto", engine=None) -> int:
-    """Show the main window on ``path`` (None: the bundled multi-coil sample) and run the event loop."""
+def run_viewer(path: str | Path | None = None, *, device: str | None = None, engine=None) -> int:
+    """Show the main window on ``path`` (None: the bundled multi-coil sample) and run the event loop.
+    ``device``: for this run only (None: the device chosen in the viewer last time)."""
     app = create_app()
     from .main_window import MainWindow
 
     window = MainWindow(engine=engine)
-    if device != "auto":
-        window.controls.apply(window.controls.state.replace(device=device))
+    if device is not None:
+        window.use_device_for_session(device)
     window.show()
     if path is None:
         window.open_sample()

@@ -59,6 +59,7 @@ class MainWindow(FileActions, QMainWindow):
         self._docks_sized = False
         self._known_outputs: dict = {}  # last output of each network, for its badges while it reruns
         self.failed_checkpoints: set[str] = set()  # not remembered for the next start
+        self.session_device: str | None = None  # from the command line: used, not remembered
         self.last_message = ""
         self._restore_display()
         self.grid.set_columns([s.family for s in self.controls.state.slots if s.name])
@@ -281,6 +282,12 @@ class MainWindow(FileActions, QMainWindow):
                           "Robust Accelerated MRI</i> (MIDL 2022).")
 
     # --- persistence ----------------------------------------------------------------------------
+    def use_device_for_session(self, device: str) -> None:
+        """Run on ``device`` (``vitrecon view --device``) without making it the saved choice; a device
+        the user then picks in the controls is saved as usual."""
+        self.session_device = device
+        self.controls.apply(self.controls.state.replace(device=device))
+
     def _restore_display(self) -> None:
         s = self.settings
         geometry, layout = s.bytes("window/geometry"), s.bytes("window/state")
@@ -305,7 +312,7 @@ class MainWindow(FileActions, QMainWindow):
         s.set("display/gain", int(self.grid.gain))
         s.set("display/crosshair", self.actions["crosshair"].isChecked())
         s.set("recon/prefetch", self.controller.prefetch_enabled)
-        save_state(s, self.controls.state, self.failed_checkpoints)
+        save_state(s, self.controls.state, self.failed_checkpoints, self.session_device)
         s.sync()
 
     def showEvent(self, event) -> None:

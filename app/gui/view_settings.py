@@ -45,15 +45,18 @@ def restore_state(settings: ViewerSettings) -> ViewState:
     return state
 
 
-def save_state(settings: ViewerSettings, state: ViewState, failed_checkpoints=frozenset()) -> None:
+def save_state(settings: ViewerSettings, state: ViewState, failed_checkpoints=frozenset(),
+               session_device: str | None = None) -> None:
     """Remember ``state``'s choices; a checkpoint in ``failed_checkpoints`` (it did not load) is not
-    remembered, so the next start does not open with the same error."""
+    remembered, so the next start does not open with the same error. Neither is ``session_device``
+    (``vitrecon view --device``: for this run only) while the state still uses it: the saved device stays."""
     s = settings
     s.set("recon/mask_kind", state.mask_kind)
     s.set("recon/acceleration", float(state.acceleration))
     s.set("recon/center_fraction", "auto" if state.center_fraction is None else str(state.center_fraction))
     s.set("recon/seed", -1 if state.seed is None else int(state.seed))
-    s.set("recon/device", state.device)
+    if state.device != session_device:
+        s.set("recon/device", state.device)
     for slot in state.slots:
         s.set(f"recon/{slot.family}", slot.name or OFF)
         keep = slot.checkpoint and slot.checkpoint not in failed_checkpoints

@@ -293,6 +293,28 @@ def test_model_slots_can_be_switched_off_and_take_checkpoints(qtbot, window, sca
     assert "weights: official.pth" in c.checkpoint_labels["vit"].text()
 
 
+def test_a_device_from_the_command_line_is_used_but_not_remembered(qtbot, engine, scan_file, monkeypatch, tmp_path):
+    """``vitrecon view --device cpu`` runs on the CPU; the device chosen in the viewer before stays saved."""
+    from PySide6.QtWidgets import QApplication
+
+    from app.gui import run_viewer
+
+    monkeypatch.setenv("VITRECON_HOME", str(tmp_path / "home"))
+    seen = []
+
+    def run_and_close(app) -> int:  # instead of the event loop: look, then close as a user would
+        window = [w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow) and w.isVisible()][-1]
+        seen.append(window.controls.state.device)
+        window.close()
+        window.deleteLater()
+        return 0
+
+    monkeypatch.setattr(QApplication, "exec", run_and_close)
+    assert run_viewer(scan_file, device="cpu", engine=engine) == 0
+    assert seen == ["cpu"]
+    assert ViewerSettings().get("recon/device", None, str) in (None, "auto")
+
+
 def test_view_command_fails_cleanly_on_a_missing_file(capsys, tmp_path):
     assert main(["view", str(tmp_path / "missing.h5")]) == 2
     assert "no such file" in capsys.readouterr().err
