@@ -38,6 +38,7 @@ class ReconController(QObject):
         self.prefetch_enabled = True
         self.latest: ReconRequest | None = None
         self.last_update: Update | None = None
+        self._shown_id = -1  # request id of the last update drawn
         self._open_token = 0
         self._opening: str | None = None
         self.state: ViewState | None = None  # the last state submitted
@@ -97,8 +98,9 @@ class ReconController(QObject):
         self.open_failed.emit(what or "", message)
 
     # --- requests -------------------------------------------------------------------------------
-    def submit(self, state: ViewState) -> ReconRequest | None:
-        """Ask for ``state`` on the open scan; returns the request (None without a scan)."""
+    def submit(self, state: ViewState, networks: bool = True) -> ReconRequest | None:
+        """Ask for ``state`` on the open scan; returns the request (None without a scan).
+        ``networks=False``: its zero-filled stage only (while a slider is dragged)."""
         if self.scan is None:
             return None
         previous = self.state
@@ -110,11 +112,11 @@ class ReconController(QObject):
         request = state.request(self.scan)
         self.latest = request
         cached = self.worker.cached_update(self.token, request)
-        if cached is not None and cached.complete:
+        if cached is not None and (cached.complete or not networks):
             self.worker.cancel()
             self._on_update(cached)
             return request
-        self.worker.post(self.token, request)
+        self.worker.post(self.token, request, networks)
         self._set_busy(True)
         if cached is not None:  # show the stages that are ready while the rest runs
             self._on_update(cached)
@@ -127,8 +129,15 @@ class ReconController(QObject):
             self.submit(self.state)
 
     def _on_update(self, update: Update) -> None:
-        if self.latest is None or update.request.request_id != self.latest.request_id:
-            return  # stale: a newer request was submitted since
+        rid = update.request.request_id
+        if self.latest is None or update.request.scan is not self.scan or rid < self._shown_id:
+            return  # stale: a newer request was drawn since
+        self._shown_id = rid
+        if rid != self.latest.request_id:
+            # an earlier request, done while newer ones wait (a slider drag): drawn, so that the
+            # panes follow, but it is neither the window's result nor its end of work
+            self.updated.emit(update)
+            return
         self.last_update = update
         self.updated.emit(update)
         if update.complete:

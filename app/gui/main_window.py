@@ -27,11 +27,16 @@ from .worker import Update
 DEFAULT_SIZE = QSize(1600, 1000)
 
 
-def format_timings(timings: dict[str, float]) -> str:
+def format_timings(timings: dict[str, float], cached: tuple[str, ...] = ()) -> str:
+    """The stages computed for a result with their times, after those reused from the cache."""
     def fmt(s: float) -> str:
         return f"{s * 1000:.0f} ms" if s < 1 else f"{s:.2f} s"
 
-    return " · ".join(f"{k} {fmt(v)}" for k, v in timings.items() if v >= 0.0005 or k == "total")
+    computed = [f"{k} {fmt(v)}" for k, v in timings.items() if v >= 0.0005 or k == "total"]
+    if not cached:
+        return " · ".join(computed)
+    reused = "from cache" if "total" not in timings else f"{', '.join(cached)} from cache"
+    return " · ".join([reused, *computed])
 
 
 class MainWindow(FileActions, QMainWindow):
@@ -149,6 +154,7 @@ class MainWindow(FileActions, QMainWindow):
         self._throttle.setTimeout(40)  # at most 25 submissions a second while a slider is dragged
         c.state_changed.connect(self._throttle.throttle)
         self._throttle.triggered.connect(self.submit)
+        c.slice_slider.sliderReleased.connect(self.submit)
         c.checkpoint_requested.connect(self.choose_checkpoint)
         ctl = self.controller
         ctl.updated.connect(self._on_update)
@@ -180,9 +186,11 @@ class MainWindow(FileActions, QMainWindow):
 
     # --- requests and results -------------------------------------------------------------------
     def submit(self) -> None:
+        """Ask for the controls' state; while the slice slider is held, its zero-filled stage only (a
+        network can take seconds; the panes follow the drag), the networks when it is let go."""
         state = self.controls.state
         self.grid.set_columns([s.family for s in state.slots if s.name])
-        self.controller.submit(state)
+        self.controller.submit(state, networks=not self.controls.slice_slider.isSliderDown())
 
     def _on_scan_opened(self, scan: Scan) -> None:
         info = scan.info
@@ -211,7 +219,7 @@ class MainWindow(FileActions, QMainWindow):
         self.kspace.display(r.kspace_log, r.mask, update.request.coil)
         if update.complete:
             self.metrics.set_update(update)
-            self.timings_label.setText(format_timings(r.timings))
+            self.timings_label.setText(format_timings(r.timings, update.cached))
             self.device_label.setText(f"device {r.device}")
         for ref in update.request.models:
             if ref.checkpoint and ref.label in update.errors:

@@ -55,13 +55,15 @@ class LRU:
 class Update:
     """What the grid draws for ``request``: ``result`` holds the stages done so far (its ``outputs``
     in the order of ``request.models``), ``pending`` the labels of networks still running, ``errors``
-    the networks that failed (label -> the engine's sentence)."""
+    the networks that failed (label -> the engine's sentence), ``cached`` the stages taken from the
+    caches (``zero-filled``, network labels): ``result.timings`` holds only the stages computed for it."""
 
     request: ReconRequest
     result: ReconResult
     pending: tuple[str, ...] = ()
     errors: dict[str, str] = field(default_factory=dict)
     prefetch: bool = False
+    cached: tuple[str, ...] = ()
 
     @property
     def complete(self) -> bool:
@@ -80,10 +82,9 @@ def network_key(token: int, req: ReconRequest, ref: ModelRef) -> tuple:
 def assemble(request: ReconRequest, base: ReconResult, outputs: dict[ModelRef, NetworkOutput],
              timings: dict[str, float]) -> ReconResult:
     """``base`` (no networks) plus the network outputs done so far, in the order of
-    ``request.models``: the same arrays a single ``Engine.reconstruct(request)`` call returns."""
-    merged = {k: v for k, v in base.timings.items() if k != "total"}
-    merged.update(timings)
-    result = Engine.with_outputs(base, (outputs[r] for r in request.models if r in outputs), merged)
+    ``request.models``: the same arrays a single ``Engine.reconstruct(request)`` call returns, with
+    ``timings`` (the stages computed for this request)."""
+    result = Engine.with_outputs(base, (outputs[r] for r in request.models if r in outputs), timings)
     return dataclasses.replace(result, request_id=request.request_id)
 
 
@@ -119,12 +120,13 @@ class ReconWorker(QObject):
         self._wake.connect(self._run, Qt.QueuedConnection)
 
     # --- any thread -----------------------------------------------------------------------------
-    def post(self, token: int, request: ReconRequest) -> None:
+    def post(self, token: int, request: ReconRequest, networks: bool = True) -> None:
         """Run ``request`` next, replacing any request not yet started and ending the running one at
-        its next stage boundary."""
+        its next stage boundary. ``networks=False``: its zero-filled stage only (while a slider is
+        dragged, so that the panes follow it; the networks run when it is let go)."""
         with self._lock:
             self._generation += 1
-            self._recon = (token, request)
+            self._recon = (token, request, networks)
             self._prefetch = None
         self._wake.emit()
 
@@ -139,7 +141,7 @@ class ReconWorker(QObject):
         """Compute ``request`` into the caches when nothing else waits (nothing is emitted)."""
         with self._lock:
             if self._recon is None:
-                self._prefetch = (token, request)
+                self._prefetch = (token, request, True)
         self._wake.emit()
 
     def post_call(self, fn: Callable[[], None]) -> None:
@@ -172,9 +174,8 @@ class ReconWorker(QObject):
             if out is not None:
                 outputs[ref] = out
         pending = tuple(r.label for r in request.models if r not in outputs)
-        timings = {r.label: o.seconds for r, o in outputs.items()}
-        timings["total"] = 0.0
-        return Update(request, assemble(request, base, outputs, timings), pending)
+        cached = ("zero-filled", *(r.label for r in outputs))
+        return Update(request, assemble(request, base, outputs, {}), pending, cached=cached)
 
     def clear_caches(self) -> None:
         self.base_cache.clear()
@@ -206,64 +207,75 @@ class ReconWorker(QObject):
             if kind == "call":
                 job()
                 continue
-            token, request = job
+            token, request, networks = job
             try:
-                self._reconstruct(token, request, generation, display=kind == "recon")
+                self._reconstruct(token, request, generation, display=kind == "recon", networks=networks)
             except BaseException as e:  # noqa: BLE001 - the window must survive any failure
                 if not isinstance(e, VitreconError):
                     traceback.print_exc()
                 if kind == "recon":
                     self.failed.emit(request, error_message(e))
 
-    def _reconstruct(self, token: int, request: ReconRequest, generation: int, display: bool) -> None:
+    def _reconstruct(self, token: int, request: ReconRequest, generation: int, display: bool,
+                     networks: bool = True) -> None:
         """Stage 1: zero-filled, reference, k-space, metrics (fast; drawn at once). Then each
         network not in the cache, one at a time on stage 1's zero-filled image, each drawn as soon
         as it is done; a failing network is reported with its sentence and the others still run."""
         t0 = time.perf_counter()
-        key = base_key(token, request)
-        base = self.base_cache.get(key)
+        timings: dict[str, float] = {}
+        cached: list[str] = []
+        base = self._base_stage(token, request, generation, display, timings, cached)
         if base is None:
-            if display and not request.scan.volume_max_is_quick:
-                # the metrics' data range reconstructs every slice first (seconds for raw ISMRMRD
-                # data): the images are drawn before it, the metrics when it is known
-                quick = self.engine.reconstruct_base(request, metrics=False)
-                pending = (*(r.label for r in request.models), "metrics")
-                self.updated.emit(Update(request, assemble(request, quick, {}, {}), pending))
-                if self._stale(generation):
-                    return
-            base = self.engine.reconstruct_base(request)
-            self.base_cache.put(key, base)
+            return  # a newer request came while the first images were drawn
         outputs: dict[ModelRef, NetworkOutput] = {}
         errors: dict[str, str] = {}
-        timings: dict[str, float] = {}
         for ref in request.models:
-            cached = self.network_cache.get(network_key(token, request, ref))
-            if cached is not None:
-                outputs[ref] = cached
-                timings[ref.label] = cached.seconds
+            out = self.network_cache.get(network_key(token, request, ref))
+            if out is not None:
+                outputs[ref] = out
+                cached.append(ref.label)
 
-        def emit(final: bool) -> None:
-            if not display:
-                return
-            pending = () if final else tuple(r.label for r in request.models
-                                             if r not in outputs and r.label not in errors)
-            timings["total"] = time.perf_counter() - t0
-            self.updated.emit(Update(request, assemble(request, base, outputs, dict(timings)), pending,
-                                     dict(errors)))
+        def emit() -> None:
+            if display:
+                pending = tuple(r.label for r in request.models if r not in outputs and r.label not in errors)
+                timings["total"] = time.perf_counter() - t0
+                self.updated.emit(Update(request, assemble(request, base, outputs, dict(timings)), pending,
+                                         dict(errors), cached=tuple(cached)))
 
-        missing = [r for r in request.models if r not in outputs]
-        for i, ref in enumerate(missing):
+        emit()
+        for ref in [r for r in request.models if r not in outputs] if networks else []:
             if self._stale(generation):
                 return  # a newer request waits; the stages done so far stay cached for it
-            emit(False)
             try:
                 out = next(self.engine.reconstruct_networks(dataclasses.replace(request, models=(ref,)), base))
             except VitreconError as e:
                 errors[ref.label] = str(e)
-                continue
-            self.network_cache.put(network_key(token, request, ref), out)
-            outputs[ref] = out
-            if out.load_seconds > 0.05:
-                timings[f"load {ref.label}"] = out.load_seconds
-            timings[ref.label] = out.seconds
-        emit(True)
+            else:
+                self.network_cache.put(network_key(token, request, ref), out)
+                outputs[ref] = out
+                if out.load_seconds > 0.05:
+                    timings[f"load {ref.label}"] = out.load_seconds
+                timings[ref.label] = out.seconds
+            emit()
+
+    def _base_stage(self, token: int, request: ReconRequest, generation: int, display: bool,
+                    timings: dict[str, float], cached: list[str]) -> ReconResult | None:
+        """The zero-filled stage, from the cache or computed (its times into ``timings``); None when a
+        newer request came meanwhile."""
+        key = base_key(token, request)
+        base = self.base_cache.get(key)
+        if base is not None:
+            cached.append("zero-filled")
+            return base
+        if display and not request.scan.volume_max_is_quick:
+            # the metrics' data range reconstructs every slice first (seconds for raw ISMRMRD
+            # data): the images are drawn before it, the metrics when it is known
+            quick = self.engine.reconstruct_base(request, metrics=False)
+            pending = (*(r.label for r in request.models), "metrics")
+            self.updated.emit(Update(request, assemble(request, quick, {}, {}), pending))
+            if self._stale(generation):
+                return None
+        base = self.engine.reconstruct_base(request)
+        self.base_cache.put(key, base)
+        timings.update((k, v) for k, v in base.timings.items() if k != "total")
+        return base
