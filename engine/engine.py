@@ -144,13 +144,12 @@ class Engine:
     """Holds loaded models per device and runs reconstructions. Thread-safe: one worker may call
     it while another thread builds requests; each model runs one batch at a time.
 
-    ``compile``: wrap networks in ``torch.compile`` (first call per input size compiles: tens of
-    seconds on a CPU). ``channels_last``: channels-last memory format for U-Nets; None = on CUDA
-    and the CPU (1.16x faster for unet-s and unet-m on a 2-core CPU once the instance norms run as
-    group norms; see benchmarks/README.md), off on MPS. ``autocast``: bf16
-    autocast on CUDA (default on). ``cpu_bf16``: bf16 autocast on the CPU as well (opt-in: about
-    1.5x faster on CPUs with AVX512-BF16 or AMX, but outputs differ from fp32 by up to ~1e-2 of
-    the image maximum).
+    ``compile``: wrap networks in ``torch.compile`` (the first call per input size compiles, which
+    is slow on a CPU). ``channels_last``: channels-last memory format for U-Nets; None = on CUDA
+    and the CPU (faster there, with the U-Net's group norms), off on MPS. ``autocast``: bf16
+    autocast on CUDA (default on). ``cpu_bf16``: bf16 autocast on the CPU as well (opt-in: faster
+    on CPUs with AVX512-BF16 or AMX, but the outputs differ from fp32). benchmarks/README.md has
+    the measurements behind these defaults.
     """
 
     def __init__(self, device: str = "auto", compile: bool = False, channels_last: bool | None = None,

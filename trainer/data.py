@@ -76,7 +76,8 @@ class NaturalImages(Dataset):
     resize the shorter side, random crop, grayscale, random flips and 90-degree rotation).
 
     ``source``: a folder tree of images or ``"builtin"``. Grayscale conversion (ITU-R 601 luma, as
-    torchvision's Grayscale) happens before resizing, which is 3x cheaper and equal up to rounding.
+    torchvision's Grayscale) happens before resizing (one channel to resize instead of three), which
+    is equal up to rounding.
     """
 
     def __init__(self, source: str, resize: int, crop: int, hflip: float = 0.5, vflip: float = 0.5,

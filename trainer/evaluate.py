@@ -41,7 +41,7 @@ def _uses_bf16(device: torch.device, precision: str) -> bool:
 
 def autocast_for(device: torch.device, precision: str):
     """bf16 autocast when ``precision`` is bf16, or auto on CUDA and on CPUs with native bf16
-    (AMX/AVX512-BF16: ~2x faster training, ~4x faster inference there); fp32 elsewhere or when asked."""
+    (AMX/AVX512-BF16, where it pays off); fp32 elsewhere or when asked."""
     if _uses_bf16(device, precision):
         return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()

@@ -1,8 +1,8 @@
 """The U-Net baseline: fastmri's ``Unet`` (four pooling layers) inside the paper's wrapper.
 
 fastmri's blocks normalize with ``nn.InstanceNorm2d`` (no affine parameters, no running
-statistics). The same computation as a group norm with one group per channel is 4-7x faster on
-the CPU (about 10% of a unet-s forward pass at 320x320 on a 2-core CPU), so the built network
+statistics). The same computation as a group norm with one group per channel is much faster on
+the CPU (benchmarks/README.md, "What is fair for the U-Net"), so the built network
 swaps each of those layers for ``ChannelGroupNorm``: outputs agree to float rounding (~1e-6), the
 state dict is unchanged (these layers hold no tensors), and the official weights load as before.
 """
