@@ -67,3 +67,13 @@ def ship_weights(tmp_path, monkeypatch):
         return folder
 
     return ship
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The fuzz suites' case count (tests/engine/fuzz_files.py), when they ran."""
+    import sys
+
+    fuzz = sys.modules.get("fuzz_files")
+    if fuzz is not None and sum(fuzz.CASES.values()):
+        parts = ", ".join(f"{suite} {n}" for suite, n in sorted(fuzz.CASES.items()))
+        terminalreporter.write_line(f"fuzz: {sum(fuzz.CASES.values())} cases run ({parts})")

@@ -20,43 +20,60 @@ from ..errors import ScanError
 from ..masks import acquired_mask
 from ..scan import RSS_FALLBACK, Scan, ScanInfo
 from .header import read_header
+from .limits import DAMAGE, check_read_size, check_slice_count
 
 REFERENCE_NAMES = {"fastmri-singlecoil": ("reconstruction_esc", "reconstruction_rss"),
                    "fastmri-multicoil": ("reconstruction_rss", "reconstruction_esc")}
 
 
-def _attr(h5: h5py.File, name: str):
-    value = h5.attrs.get(name)
-    if isinstance(value, bytes):
-        value = value.decode("utf-8", errors="replace")
+def _attr(h5: h5py.File, name: str) -> str | int | float | None:
+    """A text or number attribute; None when absent or of another kind (arrays, complex, unreadable)."""
+    try:
+        value = h5.attrs.get(name)
+    except DAMAGE:
+        return None
     if isinstance(value, np.ndarray) and value.size == 1:
         value = value.reshape(-1)[0]
     if isinstance(value, np.generic):
         value = value.item()
-    return value
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", errors="replace")
+    return value if isinstance(value, (str, int, float)) and not isinstance(value, bool) else None
 
 
 def _float_or_none(value) -> float | None:
-    try:
-        return float(value) if value is not None else None
-    except (TypeError, ValueError):
+    """A finite number, or None for anything else (text, arrays, NaN, Inf: attributes in the wild)."""
+    if isinstance(value, (bool, np.bool_)):
         return None
+    try:
+        number = float(value) if value is not None else None
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return number if number is not None and np.isfinite(number) else None
+
+
+def _kspace_dataset(path: Path, h5: h5py.File) -> h5py.Dataset:
+    """``kspace`` after checking its kind, dimensions, dtype and size (nothing read)."""
+    ds = h5["kspace"]
+    if not isinstance(ds, h5py.Dataset):
+        raise ScanError(path, "expected 'kspace' to be a dataset, found a group")
+    if ds.ndim not in (3, 4):
+        raise ScanError(path, f"expected 'kspace' of shape [slices, H, W] or [slices, coils, H, W], "
+                              f"found {ds.ndim} dimension(s) {tuple(ds.shape)}")
+    if 0 in ds.shape:
+        raise ScanError(path, "expected 'kspace' with at least one slice, coil, row and column, "
+                              f"found a zero-length dimension in shape {tuple(ds.shape)}")
+    if ds.dtype.kind != "c":
+        raise ScanError(path, f"expected complex k-space (complex64) in 'kspace', found {ds.dtype}")
+    check_slice_count(path, ds.shape[0], "'kspace'")
+    check_read_size(path, ds.shape[1:], "'kspace'")
+    return ds
 
 
 class FastMRIScan(Scan):
     def __init__(self, path: Path, h5: h5py.File):
         self._h5 = h5
-        ds = h5["kspace"]
-        if not isinstance(ds, h5py.Dataset):
-            raise ScanError(path, "expected 'kspace' to be a dataset, found a group")
-        if ds.ndim not in (3, 4):
-            raise ScanError(path, f"expected 'kspace' of shape [slices, H, W] or [slices, coils, H, W], "
-                                  f"found {ds.ndim} dimension(s) {tuple(ds.shape)}")
-        if 0 in ds.shape:
-            raise ScanError(path, "expected 'kspace' with at least one slice, coil, row and column, "
-                                  f"found a zero-length dimension in shape {tuple(ds.shape)}")
-        if ds.dtype.kind != "c":
-            raise ScanError(path, f"expected complex k-space (complex64) in 'kspace', found {ds.dtype}")
+        ds = _kspace_dataset(path, h5)
         if ds.ndim == 3:
             fmt, num_slices, coils, (h, w) = "fastmri-singlecoil", ds.shape[0], 1, ds.shape[1:]
         else:
@@ -73,6 +90,8 @@ class FastMRIScan(Scan):
                                       or self._ref.shape[0] != num_slices or 0 in self._ref.shape):
             found = tuple(self._ref.shape) if isinstance(self._ref, h5py.Dataset) else "a group"
             raise ScanError(path, f"expected '{ref_name}' of shape [{num_slices}, h, w], found {found}")
+        if self._ref is not None:
+            check_read_size(path, self._ref.shape[1:], f"'{ref_name}'")
 
         if header is not None:
             recon = (header.encoding.recon[0], header.encoding.recon[1])
@@ -134,14 +153,14 @@ class FastMRIScan(Scan):
         if not m[acquired[0] : acquired[1]].any():
             raise ScanError(path, "expected the 'mask' dataset to mark sampled k-space columns, "
                                   "found none marked, so there are no k-space samples")
-        nlf = _attr(h5, "num_low_frequency")
-        nlf = int(nlf) if isinstance(nlf, (int, float)) and not isinstance(nlf, bool) else None
+        nlf = _float_or_none(_attr(h5, "num_low_frequency"))
+        nlf = int(nlf) if nlf is not None and 0 <= nlf <= w else None  # else counted from the mask
         return acquired_mask(m, acquired, nlf)
 
     def _read_kspace(self, index: int) -> np.ndarray:
         try:
             data = self._kspace[index]
-        except (OSError, RuntimeError) as e:
+        except DAMAGE as e:
             raise ScanError(self.path, f"slice {index} of 'kspace' could not be read; the file may be "
                                        f"truncated or damaged ({e})") from None
         if data.ndim == 2:
@@ -161,7 +180,7 @@ class FastMRIScan(Scan):
             return None
         try:
             ref = np.asarray(self._ref[index], dtype=np.float32)
-        except (OSError, RuntimeError) as e:
+        except DAMAGE as e:
             raise ScanError(self.path, f"slice {index} of '{self._ref.name.strip('/')}' could not be read; "
                                        f"the file may be truncated or damaged ({e})") from None
         return ks.center_crop(ref, self._ref_crop) if self._ref_crop is not None else ref

@@ -77,7 +77,7 @@ class ISMRMRDScan(Scan):
         kinds, selection, available, phases = select(
             path, heads["idx"], kinds, (repetition, contrast, set_index))
         self._slab = heads["idx"]["slice"].astype(np.int64)
-        nslabs = int(self._slab[kinds.imaging].max()) + 1
+        nslabs = self._count_slabs(path, kinds.imaging)
         rz = enc.recon[2]
         self._parts = rz if self._three_d and 0 < rz < self._ez else self._ez
         self._rows = np.flatnonzero(kinds.imaging)
@@ -111,6 +111,17 @@ class ISMRMRDScan(Scan):
         super().__init__(info, mask)
 
     # --- what was acquired ----------------------------------------------------------------------
+    def _count_slabs(self, path: Path, chosen: np.ndarray) -> int:
+        """Slices (3D: slabs) ``0..n-1``, each with imaging lines: a gap is a damaged slice counter."""
+        present = np.unique(self._slab[chosen])
+        n = int(present[-1]) + 1
+        if present.size < n:
+            gap = int(np.setdiff1d(np.arange(n), present)[0])
+            raise ScanError(path, f"expected imaging acquisitions for every slice 0..{n - 1:,} its slice counters "
+                                  f"name, found no acquisitions for {n - present.size:,} of them (e.g. slice "
+                                  f"{gap:,}); the slice counters are damaged")
+        return n
+
     def _coverage(self, chosen: np.ndarray, nslabs: int, cols: tuple[int, int], parts: tuple[int, int]):
         """Whether every (slab, partition, line) of the acquired region holds imaging data, and the
         columns (bool ``[W]``) that hold some. Counted from the distinct placements, so a header's
@@ -328,7 +339,12 @@ class ISMRMRDScan(Scan):
         cov = self.noise_covariance()
         if cov is None:
             return None
-        return np.linalg.inv(np.linalg.cholesky(cov.astype(np.complex128))).astype(np.complex64)
+        try:
+            return np.linalg.inv(np.linalg.cholesky(cov.astype(np.complex128))).astype(np.complex64)
+        except np.linalg.LinAlgError:
+            raise ScanError(self.path, f"expected a noise scan whose {self._coils} x {self._coils} covariance is "
+                                        "positive definite, found one that is not (a coil without noise, or fewer "
+                                        "noise samples than coils), so it cannot prewhiten") from None
 
     def close(self) -> None:
         self._slab_cache = None

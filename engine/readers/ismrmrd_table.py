@@ -20,6 +20,7 @@ import numpy as np
 from ismrmrd import constants as C
 
 from ..errors import ScanError
+from .limits import DAMAGE
 
 SKIPPED = {C.ACQ_IS_NAVIGATION_DATA: "navigation", C.ACQ_IS_PHASECORR_DATA: "phase correction",
            C.ACQ_IS_DUMMYSCAN_DATA: "dummy scan", C.ACQ_IS_HPFEEDBACK_DATA: "HP feedback",
@@ -74,7 +75,7 @@ def read_or_fail(path: Path, what: str, fn):
     """``fn()``, with HDF5's read errors (a truncated or damaged file) as one ``ScanError``."""
     try:
         return fn()
-    except (OSError, RuntimeError, ValueError, TypeError) as e:
+    except DAMAGE as e:
         raise ScanError(path, f"{what} could not be read; the file may be truncated or damaged ({e})") from None
 
 

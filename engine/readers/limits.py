@@ -1,6 +1,7 @@
-"""Sizes a reader refuses before allocating anything for them: a garbled header or a dataset that
-declares a huge shape (HDF5 stores an unwritten chunked dataset in a few bytes) must fail with one
-sentence, not exhaust the memory of the machine."""
+"""What the readers refuse: sizes, before allocating anything for them (a garbled header or a dataset
+that declares a huge shape, which HDF5 stores in a few bytes when no chunk is written, must fail with
+one sentence, not exhaust the memory of the machine), and the exceptions h5py and numpy raise on a
+damaged file (``DAMAGE``: bad structure, datatype or data; each reader turns them into a ScanError)."""
 from __future__ import annotations
 
 from math import prod
@@ -8,6 +9,7 @@ from pathlib import Path
 
 from ..errors import ScanError
 
+DAMAGE = (OSError, RuntimeError, KeyError, ValueError, TypeError, OverflowError)
 # ISMRMRD's counters (kspace_encode_step_1/2, slice) and number_of_samples are uint16: no real matrix
 # axis or slice count is larger.
 MAX_MATRIX = 65536
@@ -26,3 +28,9 @@ def check_read_size(path: Path, shape: tuple[int, ...], what: str) -> None:
         raise ScanError(path, f"expected {what} of at most {MAX_READ_SAMPLES:,} samples per slice, found "
                               f"{dims} = {n:,} ({n * 8 / 2**30:,.0f} GiB); the file is damaged or its "
                               "header garbled")
+
+
+def check_slice_count(path: Path, count: int, what: str) -> None:
+    if count > MAX_SLICES:
+        raise ScanError(path, f"expected at most {MAX_SLICES:,} slices in {what}, found {count:,}; the file is "
+                              "damaged or its header garbled")

@@ -101,6 +101,16 @@ def test_noise_scan_with_nan(tmp_path):
         scan.noise_covariance()
 
 
+def test_noise_scan_that_cannot_prewhiten(tmp_path):
+    """A silent coil (or fewer noise samples than coils): the covariance has no Cholesky factor."""
+    noise = np.zeros((2, 16), dtype=np.complex64)
+    noise[0] = 1 + 1j
+    path = write_ismrmrd(tmp_path / "silent_coil.h5", phantom_kspace(2, 2, H, W), SPEC, noise=noise)
+    with open_scan(path) as scan, pytest.raises(ScanError, match="positive definite") as info:
+        scan.prewhitening_matrix()
+    assert str(info.value).startswith(str(path)) and "\n" not in str(info.value)
+
+
 def test_data_of_the_wrong_dtype(tmp_path):
     path = tmp_path / "floats.h5"
     with h5py.File(path, "w") as f:
