@@ -8,7 +8,7 @@ from PySide6.QtWidgets import QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QT
 from superqt import QLabeledSlider
 from superqt.utils import signals_blocked
 
-from .image_grid import GAINS
+from .levels import GAINS
 
 
 def action_button(action: QAction) -> QToolButton:

@@ -11,22 +11,14 @@ from PySide6.QtCore import Qt, QTimer, Signal
 
 from . import theme
 from .labels import PaneText, pane_texts
+from .levels import error_scale, preset_levels, robust_max, unit_exponent, unit_label, window_level_text
 from .panes import ImagePane, WLViewBox
 from .worker import Update
 
 LAYOUTS = ("2xN", "1xN")  # images over error maps; images only
 MAGNITUDE_KEYS = ("reference", "zero-filled", "vit", "unet")
-GAINS = (1, 2, 5, 10, 20)
 EMPTY_MESSAGE = ("Open a fastMRI or ISMRMRD raw-data file (Ctrl+O), drop one on the window,<br>"
                  "or open the bundled sample (Ctrl+Shift+O).")
-
-
-def robust_max(image: np.ndarray | None) -> float | None:
-    """The 99.5th percentile of a finite image: a window top that ignores a few hot pixels."""
-    if image is None or image.size == 0:
-        return None
-    value = float(np.percentile(image[np.isfinite(image)], 99.5)) if np.isfinite(image).any() else 0.0
-    return value if value > 0 else (float(np.nanmax(image)) or None)
 
 
 class ImageGrid(pg.GraphicsLayoutWidget):
@@ -59,6 +51,7 @@ class ImageGrid(pg.GraphicsLayoutWidget):
                                        width=14, interactive=True, label="error", colorMapMenu=False)
         self.err_bar.setImageItem([p.image for p in self.panes.values() if p.is_error])
         self.err_bar.sigLevelsChangeFinished.connect(self._on_error_bar_dragged)
+        self.mag_bar.sigLevelsChanged.connect(self._show_window_level)
         self.note = pg.LabelItem("", justify="center", size="10pt", color=theme.MUTED)
         self.error_legend = pg.LabelItem("", justify="center", size="9pt", color=theme.MUTED)
         self.layout_mode = "2xN"
@@ -66,8 +59,10 @@ class ImageGrid(pg.GraphicsLayoutWidget):
         self.columns: list[str] = ["reference", "zero-filled", "vit", "unet"]
         self.has_reference = True
         self.error_mode = "abs"
-        self.gain = 5
+        self.gain = 1  # the largest error shown spans the colour map
         self.error_scale = 1.0  # error that saturates the colour map at gain x1
+        self.error_scale_auto = True  # follows the errors shown until the user sets it (right-drag)
+        self.unit_exponent = 0  # values are shown in units of 10**unit_exponent
         self.show_marker = True
         self._levels_set = False
         self._placed: list = []
@@ -162,18 +157,48 @@ class ImageGrid(pg.GraphicsLayoutWidget):
         QTimer.singleShot(0, self.fit)
 
     # --- drawing --------------------------------------------------------------------------------
+    def _level_image(self) -> np.ndarray | None:
+        """The image window/level presets are computed on: the reference, else the zero-filled one."""
+        r = self.last_update.result if self.last_update is not None else None
+        return None if r is None else r.reference if r.reference is not None else r.zero_filled
+
     def reset_levels(self) -> None:
-        """Window/level from the current reference (or zero-filled) image; errors scaled to match."""
-        u = self.last_update
-        if u is None:
+        """Display units and the auto window from the current reference (or zero-filled) image; the
+        error scale follows the errors shown again."""
+        image = self._level_image()
+        if image is None:
             return
-        top = robust_max(u.result.reference) or robust_max(u.result.zero_filled) or 1.0
+        top = robust_max(image) or 1.0
+        self.unit_exponent = unit_exponent(top)
+        for bar, name in ((self.mag_bar, "magnitude"), (self.err_bar, "error")):
+            bar.axis.setScale(10.0 ** -self.unit_exponent)
+            bar.getAxis("left").setLabel(unit_label(name, self.unit_exponent))
         self.mag_bar.rounding = 10 ** math.floor(math.log10(top)) / 1000
-        self.mag_bar.setLevels((0.0, top))
-        self.error_scale = top / 2
         self.err_bar.rounding = self.mag_bar.rounding / 10
-        self._apply_error_levels()
         self._levels_set = True
+        self.set_window_preset("auto")
+        self.error_scale_auto = True
+        self._follow_errors()
+
+    def set_window_preset(self, name: str) -> None:
+        """Window/level preset ``name`` (``levels.PRESETS``) on the current reference image."""
+        image = self._level_image()
+        if image is not None:
+            self.mag_bar.setLevels(preset_levels(name, image))
+            self._show_window_level()
+
+    def _show_window_level(self, *_) -> None:
+        text = window_level_text(*self.mag_bar.levels(), self.unit_exponent)
+        for pane in self.panes.values():
+            pane.set_window_level(text)
+
+    def _follow_errors(self) -> None:
+        """While the user has not set it, the error scale spans the largest error shown."""
+        r = self.last_update.result if self.last_update is not None else None
+        scale = error_scale([r.zero_filled_error_abs, *(o.error_abs for o in r.outputs)]) if r else None
+        if self.error_scale_auto and scale:
+            self.error_scale = scale
+            self._apply_error_levels()
 
     def new_scan(self) -> None:
         """The next update comes from another scan: levels and view range are reset then."""
@@ -211,6 +236,7 @@ class ImageGrid(pg.GraphicsLayoutWidget):
                     self._apply_text(self.panes[k], texts.get(k, PaneText()))
         if not self._levels_set:
             self.reset_levels()
+        self._follow_errors()
         if had_reference != self.has_reference or self.empty:
             self.empty = False
             self.relayout()
@@ -238,13 +264,16 @@ class ImageGrid(pg.GraphicsLayoutWidget):
         centre += dy * width * 0.004  # drag up: lower level, brighter image
         if bar is self.err_bar:  # error maps keep zero at their base (abs) or centre (signed)
             self.error_scale = max(width if self.error_mode == "abs" else width / 2, 1e-30) * self.gain
+            self.error_scale_auto = False
             self._apply_error_levels()
             return
         bar.setLevels((centre - width / 2, centre + width / 2))
+        self._show_window_level()
 
     def _on_error_bar_dragged(self, *_):
         lo, hi = self.err_bar.levels()
         self.error_scale = max(hi if self.error_mode == "abs" else max(abs(lo), abs(hi)), 1e-30) * self.gain
+        self.error_scale_auto = False
         self._apply_error_levels()
 
     def set_gain(self, gain: float) -> None:
@@ -309,7 +338,7 @@ class ImageGrid(pg.GraphicsLayoutWidget):
             p = self.panes[key].view.mapSceneToView(pos)
             col, row = int(math.floor(p.x())), int(math.floor(p.y()))
         for key in self.visible_keys():
-            self.panes[key].show_readout(col, row, self.show_marker)
+            self.panes[key].show_readout(col, row, self.show_marker, self.unit_exponent)
 
     def readout(self, col: int, row: int) -> dict[str, float | None]:
         """Every visible pane's value at image pixel (col, row)."""

@@ -14,9 +14,10 @@ from .controller import ReconController
 from .controls import ControlsPanel
 from .display_panel import DisplayPanel
 from .file_actions import FileActions
-from .image_grid import GAINS, ImageGrid
+from .image_grid import ImageGrid
 from .kspace_view import KSpaceView
 from .labels import pane_texts
+from .levels import GAINS
 from .metadata import MetadataPanel, MetricsTable
 from .settings import ViewerSettings
 from .shortcuts import HelpDialog, make_actions
@@ -303,7 +304,7 @@ class MainWindow(FileActions, QMainWindow):
             self.resize(DEFAULT_SIZE)
         if layout is not None:
             self.restoreState(layout)
-        self.grid.set_gain(s.get("display/gain", 5, int))
+        self.grid.set_gain(s.get("display/gain", 1, int))
         self.set_layout(s.get("display/layout", "2xN", str))
         self.set_error_mode(s.get("display/error_mode", "abs", str))
         self.actions["crosshair"].setChecked(s.get("display/crosshair", True, bool))

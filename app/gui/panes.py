@@ -10,6 +10,7 @@ from PySide6.QtCore import QPointF, Qt, QUrl, Signal
 from PySide6.QtGui import QColor, QDesktopServices, QFont
 
 from . import theme
+from .levels import in_units
 
 
 class WLViewBox(pg.ViewBox):
@@ -176,6 +177,7 @@ class ImagePane(pg.GraphicsLayout):
         self.readout = CornerText(self.view, "bl", 8.5)
         self.message = CornerText(self.view, "c", 10.0, theme.MUTED)
         self.status = CornerText(self.view, "tr", 8.5, theme.WARN)
+        self.window_level = CornerText(self.view, "tl", 8.5, theme.MUTED)  # magnitude panes only
         self.data: np.ndarray | None = None
 
     # --- content --------------------------------------------------------------------------------
@@ -206,6 +208,10 @@ class ImagePane(pg.GraphicsLayout):
         self.message.text.setTextWidth(max(self.view.rect().width() - 20, 120) if text else -1)
         self.message.place()
 
+    def set_window_level(self, text: str) -> None:
+        """The W/L readout in the top-left corner (magnitude panes; error maps have their legend)."""
+        self.window_level.set_html("" if self.is_error else text)
+
     def set_status(self, text: str) -> None:
         """A small note in the top-right corner (e.g. "updating")."""
         self.status.set_html(text)
@@ -216,12 +222,13 @@ class ImagePane(pg.GraphicsLayout):
             return None
         return float(self.data[row, col])
 
-    def show_readout(self, col: int | None, row: int | None, marker: bool) -> None:
+    def show_readout(self, col: int | None, row: int | None, marker: bool, exponent: int = 0) -> None:
+        """The value under the cursor, in display units (``levels.in_units``), and the linked marker."""
         value = self.value_at(col, row) if col is not None and row is not None else None
         if value is None:
             self.readout.set_html("")
             self.marker.setVisible(False)
             return
-        self.readout.set_html(f"<span style='color:{theme.MUTED}'>({col}, {row})</span> {value:.4g}")
+        self.readout.set_html(f"<span style='color:{theme.MUTED}'>({col}, {row})</span> {in_units(value, exponent)}")
         self.marker.setData([col + 0.5], [row + 0.5])
         self.marker.setVisible(marker)

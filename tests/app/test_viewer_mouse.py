@@ -63,3 +63,74 @@ def test_error_row_off_and_on_refits_every_pane(qtbot, window, scan_file):
     QTest.keyClick(window, Qt.Key_L)  # and back to images over error maps
     qtbot.waitUntil(lambda: g.layout_mode == "2xN" and len(g.visible_keys()) == 7, timeout=3000)
     qtbot.waitUntil(lambda: all(fitted(g, k) for k in g.visible_keys()), timeout=3000)
+
+
+def drawn_tick_labels(axis) -> list[str]:
+    """The tick labels an axis draws at its present size (those that fit; pyqtgraph drops the rest)."""
+    from PySide6.QtGui import QImage, QPainter
+
+    image = QImage(200, 800, QImage.Format_RGB32)
+    painter = QPainter(image)
+    try:
+        specs = axis.generateDrawSpecs(painter)
+    finally:
+        painter.end()
+    return [text for _, _, text in specs[2]] if specs else []
+
+
+def right_drag(widget, start: QPoint, delta: QPoint, steps: int = 5) -> None:
+    """A right-button drag at a hand's pace (pyqtgraph drops moves closer than ~16 ms apart)."""
+    QTest.mouseMove(widget, start)
+    QTest.mousePress(widget, Qt.RightButton, Qt.NoModifier, start)
+    for i in range(1, steps + 1):
+        QTest.qWait(30)
+        QTest.mouseMove(widget, start + delta * (i / steps))
+    QTest.mouseRelease(widget, Qt.RightButton, Qt.NoModifier, start + delta)
+
+
+def test_magnitude_scale_window_level_readout_and_pixel_values_in_display_units(qtbot, window, scan_file):
+    """The test images peak near 4e-4, as fastMRI's do: the colour bar, the W/L readout and the pixel
+    readout show them in units of 1e-6 (400), not as 0.0003291."""
+    open_and_wait(qtbot, window, scan_file)
+    g = window.grid
+    qtbot.waitUntil(lambda: all(fitted(g, k) for k in g.visible_keys()), timeout=3000)
+    labels = drawn_tick_labels(g.mag_bar.axis)
+    assert len(labels) >= 3 and all(len(t) <= 4 and "e" not in t for t in labels), labels
+    assert "1e-6" in g.mag_bar.getAxis("left").labelText
+    lo, hi = g.mag_bar.levels()
+    wl = g.panes["reference"].window_level.text.toPlainText()
+    assert f"W {(hi - lo) * 1e6:.0f}" in wl and f"L {(hi + lo) / 2 * 1e6:.0f}" in wl
+    right_drag(g.viewport(), pane_point(g, "zero-filled"), QPoint(-60, 40))  # narrower window, brighter
+    lo2, hi2 = g.mag_bar.levels()
+    assert hi2 - lo2 < hi - lo
+    labels = drawn_tick_labels(g.mag_bar.axis)
+    assert len(labels) >= 3 and all(len(t) <= 4 and "e" not in t for t in labels), labels
+    wl = g.panes["vit"].window_level.text.toPlainText()
+    assert f"W {(hi2 - lo2) * 1e6:.0f}" in wl
+    pos = pane_point(g, "reference")
+    QTest.mouseMove(g.viewport(), pos)
+    qtbot.waitUntil(lambda: g.panes["reference"].readout.isVisible(), timeout=2000)
+    p = g.panes["reference"].view.mapSceneToView(g.mapToScene(pos))
+    value = g.panes["reference"].data[int(p.y()), int(p.x())] * 1e6
+    text = g.panes["reference"].readout.text.toPlainText().strip()
+    assert text.endswith(f"{value:.0f}") and "e-0" not in text
+
+
+def test_error_maps_share_a_scale_over_every_shown_error(qtbot, window, scan_file):
+    """Untrained networks err far more than zero-filling: their maps must not be one saturated colour."""
+    import numpy as np
+
+    open_and_wait(qtbot, window, scan_file)
+    g = window.grid
+    for key in ("error:zero-filled", "error:vit", "error:unet"):  # at the default gain
+        assert np.mean(g.panes[key].data >= g.err_bar.levels()[1]) < 0.5, key
+    window.grid.setFocus()
+    for _ in range(5):
+        QTest.keyClick(window.grid, Qt.Key_G, Qt.ShiftModifier)  # down to gain x1
+    assert g.gain == 1
+    hi = g.err_bar.levels()[1]
+    for key in ("error:zero-filled", "error:vit", "error:unet"):
+        err = g.panes[key].data
+        assert np.mean(err >= hi) < 0.05, key
+    worst = max(np.percentile(g.panes[k].data, 99.5) for k in ("error:zero-filled", "error:vit", "error:unet"))
+    assert hi == pytest.approx(worst, rel=1e-3)

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent, QKeySequence
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QMessageBox
 
 from app.cli import main
+from app.gui.levels import in_units
 from app.gui.main_window import MainWindow
 from app.gui.settings import ViewerSettings
 from app.gui.shortcuts import ACTIONS, HelpDialog, shortcuts_html
@@ -85,16 +86,16 @@ def test_pixel_readout_under_the_cursor_in_every_pane(qtbot, window, scan_file):
     open_and_wait(qtbot, window, scan_file)
     g = window.grid
     view = g.panes["zero-filled"].view
-    scene_pos = view.mapViewToScene(QPointF(20.5, 30.5))
-    g._on_mouse_moved(scene_pos)
+    QTest.mouseMove(g.viewport(), g.mapFromScene(view.mapViewToScene(QPointF(20.5, 30.5))))
     r = window.controller.last_update.result
     assert g.readout(20, 30)["reference"] == pytest.approx(r.reference[30, 20])
     assert g.readout(20, 30)["error:vit"] == pytest.approx(r.output("vit-s").error_abs[30, 20])
-    for key in g.visible_keys():
+    for key in g.visible_keys():  # in display units: the images peak near 4e-4, shown as 400 (x1e-6)
         text = g.panes[key].readout.text.toPlainText()
-        assert "(20, 30)" in text and f"{g.panes[key].data[30, 20]:.4g}" in text, key
-    assert g.panes["unet"].marker.isVisible()
-    g._on_mouse_moved(QPointF(-500, -500))
+        assert "(20, 30)" in text and in_units(g.panes[key].data[30, 20], g.unit_exponent) in text, key
+    assert g.unit_exponent == -6 and g.panes["unet"].marker.isVisible()
+    qtbot.wait(30)  # pyqtgraph takes at most one move per ~16 ms
+    QTest.mouseMove(g.viewport(), QPoint(1, 1))  # off the images
     assert g.panes["unet"].readout.text.toPlainText() == ""
 
 
