@@ -10,7 +10,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout
                                QLabel, QSlider, QSpinBox, QToolButton, QVBoxLayout, QWidget)
 from superqt.utils import signals_blocked
 
-from engine import MASK_KINDS, ScanInfo, available_devices, default_center_fraction, get_entry, list_models
+from engine import MASK_KINDS, Mask, ScanInfo, available_devices, default_center_fraction, get_entry, list_models
 
 from . import theme
 from .state import SLOT_FAMILIES, SLOT_TITLES, ModelSlot, ViewState, acceleration_for
@@ -18,6 +18,7 @@ from .state import SLOT_FAMILIES, SLOT_TITLES, ModelSlot, ViewState, acceleratio
 MAX_ACCELERATION = 16.0
 CHECKPOINT_ITEM = "__checkpoint__"
 OFF_ITEM = "__off__"
+ACQUIRED_ITEM = "__acquired__"  # the mask kind shown, disabled, for a scan acquired undersampled
 
 
 def hint(text: str = "", name: str = "hint") -> QLabel:
@@ -44,6 +45,7 @@ class ControlsPanel(QWidget):
         self.state = state or ViewState()
         self.info: ScanInfo | None = None
         self.retrospective = True
+        self.acquired: Mask | None = None  # the scanner's mask of a scan acquired undersampled
         lay = QVBoxLayout(self)
         lay.setContentsMargins(6, 4, 6, 4)
         lay.addWidget(self._slice_group())
@@ -162,9 +164,17 @@ class ControlsPanel(QWidget):
         return box
 
     # --- scan -----------------------------------------------------------------------------------
-    def set_scan(self, info: ScanInfo | None, retrospective: bool = True) -> None:
-        """Adapt the ranges to a scan; mask controls are off for a scan acquired undersampled."""
-        self.info, self.retrospective = info, retrospective
+    def set_scan(self, info: ScanInfo | None, retrospective: bool = True, acquired: Mask | None = None) -> None:
+        """Adapt the ranges to a scan; mask controls are off for a scan acquired undersampled, and show
+        its ``acquired`` mask (the state keeps the retrospective choice for the next scan)."""
+        self.info, self.retrospective, self.acquired = info, retrospective, acquired
+        with signals_blocked(self.kind_combo):
+            i = self.kind_combo.findData(ACQUIRED_ITEM)
+            if not retrospective and i < 0:
+                self.kind_combo.addItem("As acquired", ACQUIRED_ITEM)
+            elif retrospective and i >= 0:
+                self.kind_combo.removeItem(i)
+        self.seed_spin.setSpecialValueText("from file name" if retrospective else "—")
         n = info.num_slices if info is not None else 1
         with signals_blocked(self.slice_slider), signals_blocked(self.slice_spin), \
                 signals_blocked(self.coil_combo):
@@ -222,6 +232,20 @@ class ControlsPanel(QWidget):
                 name = slot.checkpoint_name
                 self.checkpoint_labels[slot.family].setText(f"weights: {name}" if name else "")
                 self.clear_buttons[slot.family].setVisible(bool(name))
+            if not self.retrospective:
+                self._show_acquired()
+
+    def _show_acquired(self) -> None:
+        """The disabled mask controls describe the scanner's mask, not the retrospective choice."""
+        self._select(self.kind_combo, ACQUIRED_ITEM)
+        self.seed_spin.setValue(-1)
+        self.cf_auto.setChecked(False)
+        m = self.acquired
+        if m is not None:
+            self.accel_spin.setDecimals(2)
+            self.accel_spin.setValue(m.effective_acceleration)
+            self.accel_slider.setValue(int(round(m.effective_acceleration * 10)))
+            self.cf_spin.setValue(m.num_low_frequencies / m.array.shape[-1])
 
     @staticmethod
     def _select(combo: QComboBox, data) -> None:

@@ -200,7 +200,7 @@ class MainWindow(FileActions, QMainWindow):
         self.metrics.set_update(None)
         self._shown_errors.clear()
         retro = supports_retrospective_mask(scan)
-        self.controls.set_scan(info, retro)
+        self.controls.set_scan(info, retro, scan.acquired_mask)
         self.metadata.set_info(info)
         self.setWindowTitle(f"vitrecon — {info.path.name}")
         self.grid.set_note("" if info.has_reference else
