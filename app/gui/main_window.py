@@ -22,6 +22,7 @@ from .metadata import MetadataPanel, MetricsTable
 from .settings import ViewerSettings
 from .shortcuts import HelpDialog, make_actions
 from .state import ViewState, acceleration_for, supports_retrospective_mask
+from .training.menu import TrainingUi
 from .view_settings import restore_state, save_state
 from .worker import Update
 
@@ -67,6 +68,7 @@ class MainWindow(FileActions, QMainWindow):
         self.failed_checkpoints: set[str] = set()  # not remembered for the next start
         self.session_device: str | None = None  # from the command line: used, not remembered
         self.last_message = ""
+        self.training = TrainingUi(self)  # the Train menu and the Runs dock
         self._restore_display()
         self.grid.set_columns([s.family for s in self.controls.state.slots if s.name])
         self._init_file_actions()

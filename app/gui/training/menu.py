@@ -1,0 +1,76 @@
+"""The Train menu (Pretrain…, Fine-tune…, Evaluate…, Runs…) and the Runs dock of the main window."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Qt
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import QDockWidget, QMainWindow
+
+from .. import theme
+from .launch_dialog import TITLES, LaunchDialog
+from .query import fetch_schema
+from .run_record import RUNNING, RunRecord
+from .runs import RunsModel
+from .runs_dock import RunsPanel
+
+
+class TrainingUi(QObject):
+    """Adds the Train menu (before Help) and the Runs dock to ``window``; a run's checkpoint is loaded
+    through ``window.use_checkpoint(family, path)``, as one chosen in the controls."""
+
+    def __init__(self, window: QMainWindow, runs_root: Path | None = None):
+        super().__init__(window)
+        self.window = window
+        self.runs = RunsModel(runs_root, parent=self)
+        self.panel = RunsPanel(self.runs)
+        self.dock = QDockWidget("Training runs", window)
+        self.dock.setObjectName("runs")
+        self.dock.setWidget(self.panel)
+        window.addDockWidget(Qt.RightDockWidgetArea, self.dock)
+        self.dock.setVisible(any(r.status == RUNNING for r in self.runs.runs))
+        self.dialog: LaunchDialog | None = None
+        self.actions: dict[str, QAction] = {}
+        self._build_menu()
+        self.panel.page.load_requested.connect(self.load_checkpoint)
+        self.runs.added.connect(lambda _r: self.show_runs())
+
+    def _build_menu(self) -> None:
+        bar = self.window.menuBar()
+        self.menu = bar.addMenu("&Train")
+        help_action = next((a for a in bar.actions() if a.text().replace("&", "") == "Help"), None)
+        if help_action is not None:
+            bar.insertMenu(help_action, self.menu)
+        icons = {"pretrain": "mdi6.image-multiple", "finetune": "mdi6.tune", "evaluate": "mdi6.scale-balance"}
+        for task, title in TITLES.items():
+            action = QAction(theme.icon(icons[task]), f"{title}…", self.window)
+            action.triggered.connect(lambda _=False, t=task: self.open_dialog(t))
+            self.menu.addAction(action)
+            self.actions[task] = action
+        self.menu.addSeparator()
+        runs = QAction(theme.icon("mdi6.chart-line"), "Runs…", self.window)
+        runs.triggered.connect(self.show_runs)
+        self.menu.addAction(runs)
+        self.actions["runs"] = runs
+        # the dialogs need the trainer's config fields: ask for them while the menu is open
+        self.menu.aboutToShow.connect(lambda: fetch_schema(lambda _s: None, lambda _m: None, self))
+
+    def open_dialog(self, task: str) -> LaunchDialog:
+        if self.dialog is not None:
+            self.dialog.close()
+        dialog = LaunchDialog(task, self.runs, self.window)
+        dialog.setAttribute(Qt.WA_DeleteOnClose)
+        dialog.finished.connect(lambda _code, d=dialog: self.dialog is d and setattr(self, "dialog", None))
+        self.dialog = dialog
+        dialog.show()
+        return dialog
+
+    def show_runs(self) -> None:
+        self.dock.show()
+        self.dock.raise_()
+
+    def select(self, record: RunRecord) -> None:
+        self.panel.select(record)
+
+    def load_checkpoint(self, family: str, path: str) -> None:
+        self.window.use_checkpoint(family, path)

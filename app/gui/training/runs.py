@@ -1,0 +1,166 @@
+"""The runs of this user: listed from the runs root, started, stopped and resumed as processes.
+
+Each run is started detached through ``QProcess.startDetached`` as ``python -m
+app.gui.training.supervise RUN_DIR -- python -m trainer TASK --config RUN_DIR/config.yaml
+--progress-json RUN_DIR/events.jsonl`` so that it outlives the viewer (a crash or an out-of-memory in
+the trainer cannot take the viewer down, and closing the viewer does not end the run). Whether
+started here or by an earlier viewer, a run is followed the same way: a timer reads the new lines of
+its events file and its exit record (``RunRecord.poll``).
+"""
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import yaml
+from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, QTimer, Signal
+
+from engine import user_weights_dir
+
+from .run_record import RUNNING, RunRecord, list_runs, read_json
+from .supervise import write_json
+
+PROJECT_ROOT = Path(__file__).resolve().parents[3]  # holds the app and trainer packages
+
+
+def default_runs_root() -> Path:
+    """``runs`` beside the user's installed weights (``VITRECON_HOME`` moves both)."""
+    return user_weights_dir().parent / "runs"
+
+
+class RunsModel(QObject):
+    """The runs under ``root``; ``added`` and ``changed`` carry a ``RunRecord``."""
+
+    added = Signal(object)
+    changed = Signal(object)
+
+    def __init__(self, root: Path | None = None, python: str = sys.executable, poll_ms: int = 500,
+                 parent: QObject | None = None):
+        super().__init__(parent)
+        self.root = Path(root) if root else default_runs_root()
+        self.python = python
+        self.runs: list[RunRecord] = list_runs(self.root)
+        self._last_status = {r.name: r.status for r in self.runs}
+        self._timer = QTimer(self)
+        self._timer.setInterval(poll_ms)
+        self._timer.timeout.connect(self.poll)
+        self._timer.start()
+
+    # --- starting ------------------------------------------------------------------------------
+    def new_folder(self, task: str, model: str | None) -> Path:
+        stem = f"{time.strftime('%Y%m%d-%H%M%S')}-{task}" + (f"-{model}" if model else "")
+        folder, n = self.root / stem, 1
+        while folder.exists():
+            n += 1
+            folder = self.root / f"{stem}-{n}"
+        folder.mkdir(parents=True)
+        return folder
+
+    def launch(self, task: str, config: dict, resume_from: str | None = None, note: str = "") -> RunRecord:
+        """Save ``config`` (field values; an empty out_dir means the run's folder) and start the trainer.
+        ``resume_from``: a training checkpoint (``OUT/checkpoints/step-*.pt``): continue that run with
+        the config saved in it, in its output folder (``config`` is not used then). ``note``: the first
+        lines of the run's log (e.g. what the data check found)."""
+        config = dict(config)
+        folder = self.new_folder(task, config.get("model"))
+        if note:
+            (folder / "log.txt").write_text(note.rstrip("\n") + "\n")
+        if resume_from:
+            ckpt = Path(resume_from).expanduser().resolve()
+            if not ckpt.is_file():
+                raise ValueError(f"{resume_from}: no such checkpoint file")
+            out = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent
+            config = {"out_dir": str(out)}
+            argv = [task, "--config", str(folder / "config.yaml"), "--resume", str(ckpt),
+                    "--progress-json", str(folder / "events.jsonl")]
+        if task == "evaluate":
+            config["output"] = config.get("output") or str(folder / "report.json")
+            out_dir = folder
+        else:
+            config["out_dir"] = config.get("out_dir") or str(folder)
+            out_dir = Path(config["out_dir"])
+        config.pop("progress_json", None)
+        (folder / "config.yaml").write_text(yaml.safe_dump({"task": task, **config}, sort_keys=False))
+        if not resume_from:
+            argv = [task, "--config", str(folder / "config.yaml"), "--progress-json", str(folder / "events.jsonl")]
+        info = {"task": task, "model": config.get("model"), "out_dir": str(out_dir),
+                "created": round(time.time(), 3), "sessions": 0}
+        record = self._start(folder, info, argv)
+        self.runs.append(record)
+        self._last_status[record.name] = record.status
+        self.added.emit(record)
+        return record
+
+    def resume(self, record: RunRecord) -> None:
+        """Continue a stopped or failed run from its latest checkpoint (same folder, same events file)."""
+        if not record.can_resume():
+            raise ValueError(f"{record.name}: has no checkpoint to resume from")
+        argv = [record.task, "--resume", "--out-dir", str(record.out_dir),
+                "--progress-json", str(record.events_path)]
+        self._start(record.folder, dict(record.info), argv, record)
+        self._notify(record)
+
+    def _start(self, folder: Path, info: dict, argv: list[str], record: RunRecord | None = None) -> RunRecord:
+        command = [self.python, "-m", "trainer", *argv]
+        proc = QProcess()
+        proc.setProgram(self.python)
+        proc.setArguments(["-m", "app.gui.training.supervise", str(folder), "--", *command])
+        proc.setWorkingDirectory(str(folder))
+        env = QProcessEnvironment.systemEnvironment()
+        env.insert("PYTHONUNBUFFERED", "1")
+        env.insert("VITRECON_TRAINER_PROG", "vitrecon train")
+        env.insert("PYTHONPATH", os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.value("PYTHONPATH")])))
+        proc.setProcessEnvironment(env)
+        log = str(folder / "log.txt")
+        proc.setStandardOutputFile(log, QProcess.Append)
+        proc.setStandardErrorFile(log, QProcess.Append)
+        for name in ("exit.json", "supervisor.pid", "trainer.pid"):  # of an earlier session
+            (folder / name).unlink(missing_ok=True)
+        info = {**info, "command": command, "started": round(time.time(), 3), "sessions": info.get("sessions", 0) + 1}
+        write_json(folder / "run.json", info)
+        ok = proc.startDetached()  # the supervisor writes its pid to supervisor.pid
+        if not ok:  # e.g. the interpreter is gone: recorded as a failed start
+            write_json(folder / "exit.json", {"returncode": 127, "time": time.time(), "stop_requested": None})
+            with open(log, "a") as f:
+                f.write(f"trainer {argv[0]}: could not start {self.python}\n")
+        if record is None:
+            return RunRecord(folder)
+        record.restarted(info)
+        return record
+
+    # --- control -------------------------------------------------------------------------------
+    def stop(self, record: RunRecord) -> None:
+        """Ask the run to stop: SIGINT to its supervisor, passed on to the trainer, which saves a
+        checkpoint and exits (status ``stopped``)."""
+        pid = record.supervisor_pid
+        if record.status == RUNNING and pid:
+            try:
+                os.kill(pid, signal.SIGINT)
+            except ProcessLookupError:
+                pass
+
+    def trainer_pid(self, record: RunRecord) -> int | None:
+        try:
+            return int((record.folder / "trainer.pid").read_text())
+        except (OSError, ValueError):
+            return None
+
+    def poll(self) -> None:
+        for record in self.runs:
+            if self._last_status.get(record.name) == RUNNING or record.exit is None:
+                changed = record.poll()
+                if changed or record.status != self._last_status.get(record.name):
+                    self._notify(record)
+
+    def _notify(self, record: RunRecord) -> None:
+        self._last_status[record.name] = record.status
+        self.changed.emit(record)
+
+    def find(self, name: str) -> RunRecord | None:
+        return next((r for r in self.runs if r.name == name), None)
+
+    def exit_info(self, record: RunRecord) -> dict | None:
+        return read_json(record.folder / "exit.json")

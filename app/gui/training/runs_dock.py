@@ -1,0 +1,207 @@
+"""The Runs dock: one row per run (status, progress bar, step, images/s, ETA) and the selected run's
+page: its curves, the log tail, the config, and Stop, Resume, Open folder and Load into a slot."""
+from __future__ import annotations
+
+from PySide6.QtCore import QUrl, Qt, Signal
+from PySide6.QtGui import QDesktopServices
+from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QPlainTextEdit, QProgressBar, QPushButton,
+                               QSplitter, QTabWidget, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
+
+from .run_plots import RunPlots
+from .run_record import FAILED, RUNNING, RunRecord, model_family
+from .runs import RunsModel
+
+COLUMNS = ["Run", "Status", "Progress", "Step", "Images/s", "ETA"]
+STATUS_COLORS = {RUNNING: "#4fc3f7", "finished": "#81c784", "stopped": "#ffb74d", FAILED: "#e57373"}
+
+
+def format_eta(seconds) -> str:
+    if seconds is None:
+        return ""
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}" if seconds >= 3600 \
+        else f"{seconds // 60}:{seconds % 60:02d}"
+
+
+class RunPage(QWidget):
+    """One run: header, actions, curves, log and config."""
+
+    load_requested = Signal(str, str)  # slot family, checkpoint path
+
+    def __init__(self, runs: RunsModel, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.runs = runs
+        self.record: RunRecord | None = None
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        self.header = QLabel("Select a run")
+        self.header.setWordWrap(True)
+        self.header.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        lay.addWidget(self.header)
+        actions = QHBoxLayout()
+        self.stop_button = QPushButton("Stop")
+        self.stop_button.setToolTip("Stop the run: the trainer saves a checkpoint first (Resume continues it)")
+        self.resume_button = QPushButton("Resume")
+        self.open_button = QPushButton("Open folder")
+        self.checkpoint_combo = QComboBox()
+        self.checkpoint_combo.setToolTip("The run's weights: best (by validation SSIM) or final")
+        self.load_vit_button = QPushButton("Load into ViT slot")
+        self.load_unet_button = QPushButton("Load into U-Net slot")
+        for w in (self.stop_button, self.resume_button, self.open_button, self.checkpoint_combo,
+                  self.load_vit_button, self.load_unet_button):
+            actions.addWidget(w)
+        actions.addStretch(1)
+        lay.addLayout(actions)
+        self.tabs = QTabWidget()
+        self.plots = RunPlots()
+        self.log = QPlainTextEdit(readOnly=True)
+        self.config = QPlainTextEdit(readOnly=True)
+        self.tabs.addTab(self.plots, "Curves")
+        self.tabs.addTab(self.log, "Log")
+        self.tabs.addTab(self.config, "Config")
+        lay.addWidget(self.tabs, 1)
+        self.stop_button.clicked.connect(lambda: self.record and self.runs.stop(self.record))
+        self.resume_button.clicked.connect(self._resume)
+        self.open_button.clicked.connect(self._open_folder)
+        self.load_vit_button.clicked.connect(lambda: self._load("vit"))
+        self.load_unet_button.clicked.connect(lambda: self._load("unet"))
+        self.show_record(None)
+
+    def show_record(self, record: RunRecord | None) -> None:
+        if record is not self.record:
+            self.plots.clear_curves()
+            self.record = record
+            self.config.setPlainText(self._config_text(record) if record else "")
+        self.refresh()
+
+    def refresh(self) -> None:
+        r = self.record
+        for w in (self.stop_button, self.resume_button, self.open_button, self.load_vit_button,
+                  self.load_unet_button, self.checkpoint_combo):
+            w.setEnabled(False)
+        if r is None:
+            self.header.setText("Select a run")
+            return
+        status = r.status
+        text = f"<b>{r.name}</b>: {r.task} {r.model or ''} — <span style='color:{STATUS_COLORS[status]}'>{status}</span>"
+        if status == FAILED:
+            text += f"<br>{_escape(r.failure_reason())}"
+        text += f"<br>output: {r.out_dir}"
+        self.header.setText(text)
+        self.plots.show_curves(r.curves)
+        self.log.setPlainText(r.log_tail(40))
+        self.log.verticalScrollBar().setValue(self.log.verticalScrollBar().maximum())
+        self.stop_button.setEnabled(status == RUNNING)
+        self.resume_button.setEnabled(r.can_resume())
+        self.open_button.setEnabled(True)
+        self._fill_checkpoints(r)
+
+    def _fill_checkpoints(self, r: RunRecord) -> None:
+        current = self.checkpoint_combo.currentText()
+        found = r.checkpoints()
+        self.checkpoint_combo.clear()
+        for kind, path in found.items():
+            self.checkpoint_combo.addItem(f"{kind} ({path.name})", str(path))
+        if current:
+            self.checkpoint_combo.setCurrentIndex(max(0, self.checkpoint_combo.findText(current)))
+        family = model_family(r.model)
+        self.checkpoint_combo.setEnabled(bool(found))
+        self.load_vit_button.setEnabled(bool(found) and family in ("vit", None))
+        self.load_unet_button.setEnabled(bool(found) and family in ("unet", None))
+
+    def _config_text(self, r: RunRecord) -> str:
+        try:
+            config = (r.folder / "config.yaml").read_text()
+        except OSError:
+            config = ""
+        command = " ".join(r.info.get("command") or [])
+        return f"# {command}\n{config}"
+
+    def _resume(self) -> None:
+        if self.record is not None:
+            try:
+                self.runs.resume(self.record)
+            except ValueError as e:
+                self.header.setText(f"{self.header.text()}<br><b>Cannot resume</b>: {_escape(str(e))}")
+
+    def _open_folder(self) -> None:
+        if self.record is not None:
+            QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.record.out_dir)))
+
+    def _load(self, family: str) -> None:
+        path = self.checkpoint_combo.currentData()
+        if path:
+            self.load_requested.emit(family, path)
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+class RunsPanel(QWidget):
+    """The runs list above the selected run's page."""
+
+    def __init__(self, runs: RunsModel, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.runs = runs
+        self.table = QTreeWidget()
+        self.table.setHeaderLabels(COLUMNS)
+        self.table.setRootIsDecorated(False)
+        self.table.setColumnWidth(0, 260)
+        self.page = RunPage(runs)
+        self.bars: dict[str, QProgressBar] = {}
+        self.items: dict[str, QTreeWidgetItem] = {}
+        split = QSplitter(Qt.Vertical)
+        split.addWidget(self.table)
+        split.addWidget(self.page)
+        split.setStretchFactor(1, 3)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(split)
+        for record in runs.runs:
+            self._add(record)
+        runs.added.connect(self.select)
+        runs.changed.connect(self._update)
+        self.table.currentItemChanged.connect(self._selected)
+
+    def _add(self, record: RunRecord) -> None:
+        item = QTreeWidgetItem([record.name])
+        self.table.insertTopLevelItem(0, item)  # newest first
+        bar = QProgressBar()
+        bar.setFixedHeight(14)
+        self.table.setItemWidget(item, 2, bar)
+        self.items[record.name], self.bars[record.name] = item, bar
+        self._update(record)
+
+    def select(self, record: RunRecord) -> None:
+        if record.name not in self.items:
+            self._add(record)
+        self.table.setCurrentItem(self.items[record.name])
+
+    def _selected(self, item, _previous=None) -> None:
+        name = next((n for n, i in self.items.items() if i is item), None)
+        self.page.show_record(self.runs.find(name) if name else None)
+
+    def _update(self, record: RunRecord) -> None:
+        item = self.items.get(record.name)
+        if item is None:
+            return
+        status, total = record.status, record.total_steps
+        item.setText(1, status)
+        item.setForeground(1, _brush(STATUS_COLORS[status]))
+        item.setText(3, f"{record.step}" + (f" / {total}" if total else ""))
+        ips = record.images_per_s
+        item.setText(4, f"{ips:.1f}" if isinstance(ips, (int, float)) else "")
+        item.setText(5, format_eta(record.eta_s))
+        item.setToolTip(1, record.failure_reason() if status == FAILED else status)
+        bar = self.bars[record.name]
+        bar.setRange(0, total or 1)
+        bar.setValue(min(record.step, total or 1) if total else (1 if status != RUNNING else 0))
+        if self.page.record is record:
+            self.page.refresh()
+
+
+def _brush(color: str):
+    from PySide6.QtGui import QBrush, QColor
+
+    return QBrush(QColor(color))

@@ -1,0 +1,66 @@
+"""``python -m app.gui.training.supervise RUN_DIR -- COMMAND...``: runs one training command and
+records how it ended (``supervisor.pid``, ``trainer.pid``, ``exit.json``), so that a run outlives the viewer that started it and a later viewer can tell
+how it finished.
+
+The viewer starts this detached (its output goes to ``RUN_DIR/log.txt``); it writes the trainer's pid
+to ``RUN_DIR/trainer.pid``, passes SIGINT and SIGTERM on to the trainer (which then saves a checkpoint
+and exits), and writes ``RUN_DIR/exit.json``: the exit code, or the signal that ended the trainer.
+No Qt, no torch: it starts in a fraction of a second.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def write_json(path: Path, data: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data))
+    os.replace(tmp, path)
+
+
+def supervise(run_dir: Path, command: list[str]) -> int:
+    try:  # a session of its own: a Ctrl-C in the viewer's terminal does not reach the run
+        os.setsid()
+    except OSError:  # already a session leader
+        pass
+    (run_dir / "supervisor.pid").write_text(str(os.getpid()))
+    proc = subprocess.Popen(command, stdin=subprocess.DEVNULL)
+    (run_dir / "trainer.pid").write_text(str(proc.pid))
+    forwarded: list[str] = []
+
+    def forward(signum, _frame):
+        forwarded.append(signal.Signals(signum).name)
+        try:
+            proc.send_signal(signum)
+        except ProcessLookupError:
+            pass
+
+    signal.signal(signal.SIGINT, forward)
+    signal.signal(signal.SIGTERM, forward)
+    code = proc.wait()
+    result = {"returncode": code, "time": round(time.time(), 3), "stop_requested": forwarded[:1] or None}
+    if code < 0:
+        try:
+            result["signal"] = signal.Signals(-code).name
+        except ValueError:
+            result["signal"] = str(-code)
+    write_json(run_dir / "exit.json", result)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) < 3 or argv[1] != "--":
+        print("usage: python -m app.gui.training.supervise RUN_DIR -- COMMAND...", file=sys.stderr)
+        return 2
+    return supervise(Path(argv[0]), argv[2:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
