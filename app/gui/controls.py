@@ -85,7 +85,8 @@ class ControlsPanel(QWidget):
         for name, kind in MASK_KINDS.items():
             self.kind_combo.addItem(kind.label, name)
             self.kind_combo.setItemData(self.kind_combo.count() - 1, kind.description, Qt.ToolTipRole)
-        form.addRow("Kind", self.kind_combo)
+        self.kind_combo.setToolTip("Mask kind")
+        form.addRow(self.kind_combo)  # the whole width: the longest kind names are ~30 characters
         self.accel_spin = QDoubleSpinBox()
         self.accel_spin.setRange(1.0, MAX_ACCELERATION)
         self.accel_spin.setSuffix(" ×")

@@ -71,7 +71,8 @@ def render_grid(grid: QWidget, header: str, scale: float = 1.0) -> QImage:
 def grid_image(grid: QWidget, update: Update) -> QImage:
     """The PNG export: the grid under its context line, which the file's Description text repeats."""
     header = context_line(update)
-    image = render_grid(grid, header)
+    with grid.for_export():
+        image = render_grid(grid, header)
     image.setText("Description", header)
     return image
 

@@ -35,10 +35,12 @@ class FileActions:
     def open_file(self, path: str | Path) -> None:
         """Open ``path`` in the background; the scan that is open stays until it is read."""
         self.statusBar().showMessage(f"Opening {path}…")
+        self.grid.show_opening(Path(path).name)
         self.controller.open(path)
 
     def open_sample(self) -> None:
         self.statusBar().showMessage("Opening the bundled sample (built on first use)…")
+        self.grid.show_opening("the bundled sample (built on first use)")
         self.controller.open_sample()
 
     def choose_file(self) -> None:

@@ -4,6 +4,7 @@ for all error maps (own colour map, scale and gain)."""
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 
 import numpy as np
 import pyqtgraph as pg
@@ -73,6 +74,10 @@ class ImageGrid(pg.GraphicsLayoutWidget):
         self.scene().sigMouseMoved.connect(self._on_mouse_moved)
         self._update_error_legend()  # then kept by _apply_error_levels, which every gain/mode change runs
         self.relayout()
+
+    def show_opening(self, what: str | None) -> None:
+        """While nothing is shown yet: say what is being opened (None: the open ended; offer files)."""
+        self.welcome.setText(EMPTY_MESSAGE if what is None else f"Opening {what}…")
 
     # --- layout ---------------------------------------------------------------------------------
     def set_layout_mode(self, mode: str) -> None:
@@ -295,10 +300,19 @@ class ImageGrid(pg.GraphicsLayoutWidget):
         self.err_bar.setLevels((0.0, s) if self.error_mode == "abs" else (-s, s))
         self._update_error_legend()
 
-    def _update_error_legend(self) -> None:
+    def _update_error_legend(self, hint: bool = True) -> None:
         what = "|recon − ref|" if self.error_mode == "abs" else "recon − ref"
-        self.error_legend.setText(f"<b>Error maps</b><br>{what}<br>gain ×{self.gain:g}<br>"
-                                  f"<span style='font-size:8pt'>right-drag: scale</span>")
+        self.error_legend.setText(f"<b>Error maps</b><br>{what}<br>gain ×{self.gain:g}"
+                                  + ("<br><span style='font-size:8pt'>right-drag: scale</span>" if hint else ""))
+
+    @contextmanager
+    def for_export(self):
+        """The grid as exported: without the on-screen mouse hint."""
+        self._update_error_legend(hint=False)
+        try:
+            yield self
+        finally:
+            self._update_error_legend()
 
     # --- view -----------------------------------------------------------------------------------
     def fit(self) -> None:

@@ -117,9 +117,10 @@ class KSpaceView(QWidget):
         self._shape = None
         self._coil: int | None = None
 
-    def display(self, kspace_log: np.ndarray, mask: Mask, coil: int | None = None) -> None:
-        """``kspace_log`` float32 ``[H, W]``: log(1 + |k|) of the masked k-space. The arrays
-        already shown (a later stage of the same request) are not drawn again."""
+    def display(self, kspace_log: np.ndarray, mask: Mask, coil: int | None = None, coils: int = 1) -> None:
+        """``kspace_log`` float32 ``[H, W]``: log(1 + |k|) of the masked k-space (of ``coil``, else the
+        RSS of all ``coils``). The arrays already shown (a later stage of the same request) are not
+        drawn again."""
         if kspace_log is self.kspace and mask is self.mask and coil == self._coil:
             return
         self.kspace, self.mask, self._coil = kspace_log, mask, coil
@@ -128,8 +129,8 @@ class KSpaceView(QWidget):
         self._redraw_overlay()
         self.strip.setImage(mask_strip(mask), autoLevels=False)
         self.strip_view.setRange(xRange=(0, kspace_log.shape[1]), yRange=(0, 1), padding=0)
-        which = "RSS of coils" if coil is None else f"coil {coil + 1}"
-        self.title.setText(f"K-space (log magnitude, {which}) · {kspace_log.shape[0]}×{kspace_log.shape[1]}")
+        which = f", coil {coil + 1}" if coil is not None else ", RSS of coils" if coils > 1 else ""
+        self.title.setText(f"K-space (log magnitude{which}) · {kspace_log.shape[0]}×{kspace_log.shape[1]}")
         self.summary.setText(mask_summary(mask))
         if self._shape != kspace_log.shape:
             self._shape = kspace_log.shape

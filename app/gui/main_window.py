@@ -219,7 +219,7 @@ class MainWindow(FileActions, QMainWindow):
         r = update.result
         self._known_outputs.update({o.ref: o for o in r.outputs})
         self.grid.display(update, pane_texts(update, self._known_outputs))
-        self.kspace.display(r.kspace_log, r.mask, update.request.coil)
+        self.kspace.display(r.kspace_log, r.mask, update.request.coil, update.request.scan.info.num_coils)
         if update.complete:
             self.metrics.set_update(update)
             self.timings_label.setText(format_timings(r.timings, update.cached))
@@ -237,6 +237,7 @@ class MainWindow(FileActions, QMainWindow):
     def _on_open_failed(self, what: str, message: str) -> None:
         self.last_message = message
         self.statusBar().showMessage(message, 15000)  # in place of "Opening …"
+        self.grid.show_opening(None)
         QMessageBox.warning(self, "Cannot open file", message)
 
     def _report(self, message: str, title: str) -> None:

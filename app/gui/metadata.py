@@ -34,7 +34,7 @@ def scan_facts(info: ScanInfo) -> list[tuple[str, str]]:
         ("Sampling", "fully sampled" if info.fully_sampled else "acquired undersampled"),
         ("Reference", info.reference_name or "none"),
     ]
-    if info.encoded_size:
+    if info.encoded_size and tuple(info.encoded_size) not in ((h, w), (h, w, 1)):  # else it says nothing new
         rows.insert(5, ("Encoded matrix", " × ".join(str(v) for v in info.encoded_size)))
     lo, hi = info.acquired_columns
     if (lo, hi) != (0, w):
@@ -61,7 +61,7 @@ class MetadataPanel(QWidget):
         self.form = QFormLayout(self)
         self.form.setContentsMargins(8, 6, 8, 6)
         self.form.setLabelAlignment(Qt.AlignRight)
-        self.form.setVerticalSpacing(3)
+        self.form.setVerticalSpacing(1)  # compact: every row fits the dock's default height
         self.rows: list[tuple[str, str]] = []
         self.set_info(None)
 

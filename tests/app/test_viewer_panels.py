@@ -32,3 +32,68 @@ def test_an_undersampled_scan_shows_its_acquired_mask_in_the_disabled_controls(q
     open_and_wait(qtbot, window, scan_file)
     assert c.kind_combo.isEnabled() and c.kind_combo.currentData() == chosen.mask_kind
     assert c.accel_spin.value() == 8.0 and c.seed_spin.text() == "from file name"
+
+
+def test_every_mask_kind_fits_its_combo(qtbot, window):
+    from PySide6.QtWidgets import QStyle, QStyleOptionComboBox
+
+    combo = window.controls.kind_combo
+    qtbot.waitExposed(window)
+    for i in range(combo.count()):
+        combo.setCurrentIndex(i)
+        opt = QStyleOptionComboBox()
+        combo.initStyleOption(opt)
+        field = combo.style().subControlRect(QStyle.CC_ComboBox, opt, QStyle.SC_ComboBoxEditField, combo)
+        assert combo.fontMetrics().horizontalAdvance(combo.itemText(i)) <= field.width(), combo.itemText(i)
+
+
+def test_the_scan_panel_shows_every_row_at_its_default_size(qtbot, window, scan_file):
+    window.resize(1600, 1000)  # the default window, with the docks as first sized
+    open_and_wait(qtbot, window, scan_file)
+    qtbot.wait(50)
+    area = window.metadata_dock.widget()
+    from PySide6.QtWidgets import QFormLayout
+
+    form = window.metadata.form
+    last = form.itemAt(form.rowCount() - 1, QFormLayout.FieldRole).widget()
+    bottom = last.mapTo(area.viewport(), last.rect().bottomLeft()).y()
+    assert bottom <= area.viewport().height(), (last.text(), bottom, area.viewport().height())
+
+
+@pytest.fixture(scope="module")
+def single_coil(tmp_path_factory):
+    from engine import build_samples
+
+    return build_samples(tmp_path_factory.mktemp("samples"), size="small", slices=2)["singlecoil"]
+
+
+def test_single_coil_kspace_is_not_called_an_rss_of_coils(qtbot, window, single_coil):
+    open_and_wait(qtbot, window, single_coil)
+    title = window.kspace.title.text()
+    assert "K-space" in title and "RSS" not in title and "coil" not in title
+
+
+def test_exported_png_has_no_mouse_hints(qtbot, window, scan_file, tmp_path, monkeypatch):
+    open_and_wait(qtbot, window, scan_file)
+    g = window.grid
+    assert "right-drag" in g.error_legend.text  # on screen, the hint says how to set the error scale
+    grab = g.grab
+    legends = []
+    monkeypatch.setattr(g, "grab", lambda *a: legends.append(g.error_legend.text) or grab(*a))
+    assert window.export_png(str(tmp_path / "grid.png")) is not None
+    assert legends and "right-drag" not in legends[0]
+    assert "right-drag" in g.error_legend.text
+
+
+def test_the_empty_window_does_not_offer_the_sample_while_opening(qtbot, window, scan_file, tmp_path, monkeypatch):
+    from PySide6.QtWidgets import QFileDialog
+
+    welcome = window.grid.welcome
+    assert "bundled sample" in welcome.text
+    bad = tmp_path / "not_mri.h5"
+    bad.write_bytes(b"plain text")
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (str(bad), ""))
+    QTest.keyClick(window, Qt.Key_O, Qt.ControlModifier)
+    assert "Opening" in welcome.text and "not_mri.h5" in welcome.text and "bundled sample" not in welcome.text
+    qtbot.waitUntil(lambda: bool(window.dialogs), timeout=30000)
+    assert "bundled sample" in welcome.text  # the open failed: the offer is back
