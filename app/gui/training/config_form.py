@@ -25,14 +25,39 @@ BASIC = {
 PATHS = {"data": "dir", "train_dir": "dir", "val_dir": "dir", "out_dir": "dir", "data_dir": "dir",
          "init_from": "file", "checkpoint": "file", "output": "save"}
 HIDDEN = {"progress_json"}  # the viewer sets it
+EDITABLE_CHOICES = {"device": ["auto", "cpu", "cuda", "mps"]}  # suggestions; cuda:1 etc. typed
 NONE_TEXT = "none"
+
+
+class FloatSpin(QDoubleSpinBox):
+    """A float field shown as the config writes it (3e-04 as 0.0003, 1e-06 as 1e-06), not 0.00030000."""
+
+    def textFromValue(self, value: float) -> str:
+        return f"{value:g}"
+
+    def valueFromText(self, text: str) -> float:
+        try:
+            return float(text)
+        except ValueError:
+            return self.value()
+
+    def validate(self, text: str, pos: int):
+        from PySide6.QtGui import QValidator
+
+        if text == self.specialValueText():
+            return QValidator.Acceptable, text, pos
+        try:
+            float(text)
+            return QValidator.Acceptable, text, pos
+        except ValueError:
+            return QValidator.Intermediate, text, pos
 
 
 def _spin(field: dict) -> QWidget:
     is_int = field["type"] == "int"
-    w = QSpinBox() if is_int else QDoubleSpinBox()
+    w = QSpinBox() if is_int else FloatSpin()
     if not is_int:
-        w.setDecimals(8)
+        w.setDecimals(10)
         w.setSingleStep(0.1 if abs(field["default"] or 0) >= 1 else 1e-4)
     lo = -1 if field["optional"] else (-10**9 if field["name"] == "seed" else 0)
     w.setRange(lo, 10**9 if is_int else 1e9)
@@ -100,6 +125,15 @@ class ConfigForm(QWidget):
         self.advanced.setVisible(shown)
         self.advanced_button.setArrowType(Qt.DownArrow if shown else Qt.RightArrow)
 
+    def help_for(self, widget: QWidget | None) -> str:
+        """The help text of the field ``widget`` belongs to ("" if none)."""
+        while widget is not None and widget is not self:
+            for name, w in self.widgets.items():
+                if w is widget:
+                    return f"<b>{name}</b>: {w.toolTip()}"
+            widget = widget.parentWidget()
+        return ""
+
     def _form(self, names: list[str]) -> QFormLayout:
         form = QFormLayout()
         for name in names:
@@ -117,6 +151,11 @@ class ConfigForm(QWidget):
         name, kind = field["name"], field["type"]
         if kind == "bool":
             return QCheckBox()
+        if name in EDITABLE_CHOICES:
+            combo = QComboBox()
+            combo.setEditable(True)
+            combo.addItems(EDITABLE_CHOICES[name])
+            return combo
         if field["choices"] and kind == "str":
             combo = QComboBox()
             if field["optional"]:
@@ -149,6 +188,8 @@ class ConfigForm(QWidget):
     def _set(self, field: dict, w: QWidget, value: Any) -> None:
         if isinstance(w, QCheckBox):
             w.setChecked(bool(value))
+        elif isinstance(w, QComboBox) and w.isEditable():
+            w.setCurrentText(str(value))
         elif isinstance(w, QComboBox):
             i = w.findData(value)
             if i < 0 and value is not None:
@@ -171,7 +212,7 @@ class ConfigForm(QWidget):
         if isinstance(w, QCheckBox):
             return w.isChecked()
         if isinstance(w, QComboBox):
-            return w.currentData()
+            return w.currentText().strip() if w.isEditable() else w.currentData()
         if isinstance(w, (QSpinBox, QDoubleSpinBox)):
             if field["optional"] and w.value() == w.minimum():
                 return None

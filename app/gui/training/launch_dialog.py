@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFileDialog, QHBoxLayout, QLabel,
+from PySide6.QtWidgets import (QApplication, QComboBox, QDialog, QDialogButtonBox, QFileDialog, QHBoxLayout, QLabel,
                                QMessageBox, QPushButton, QScrollArea, QVBoxLayout, QWidget)
 
 from .config_form import ConfigForm, PathEdit
@@ -73,6 +73,12 @@ class LaunchDialog(QDialog):
         self.scroll.setWidgetResizable(True)
         self.scroll.setWidget(QLabel("Reading the trainer's config fields…", alignment=Qt.AlignCenter))
         lay.addWidget(self.scroll, 1)
+        self.field_help = QLabel("")  # the help text of the field being edited
+        self.field_help.setWordWrap(True)
+        self.field_help.setMinimumHeight(36)
+        self.field_help.setStyleSheet("color: #9aa4ad")
+        lay.addWidget(self.field_help)
+        QApplication.instance().focusChanged.connect(self._focus_changed)
         self.resume_edit = PathEdit("file", "a checkpoint to resume from")
         self.resume_edit.edit.setPlaceholderText("a run's checkpoints/step-*.pt: continue it (its saved config)")
         if self.task != "evaluate":
@@ -99,10 +105,17 @@ class LaunchDialog(QDialog):
         fields = schema[self.task]["fields"]
         self.defaults = {f["name"]: f["default"] for f in fields}
         self.form = ConfigForm(self.task, fields)
+        self.field_help.setText(schema[self.task]["doc"] + " Hover over or click a field for its help.")
         self.scroll.setWidget(self.form)
         self.presets = {PAPER: {}, DEMO: DEMO_FIELDS[self.task], **shipped_recipes(self.task)}
         self.preset.addItems(list(self.presets))
         self.start_button.setEnabled(True)
+
+    def _focus_changed(self, _old, new) -> None:
+        if self.form is not None:
+            text = self.form.help_for(new)
+            if text:
+                self.field_help.setText(text)
 
     def _schema_failed(self, message: str) -> None:
         self.scroll.setWidget(QLabel(message, wordWrap=True))

@@ -204,12 +204,17 @@ class RunRecord:
 
     @property
     def step(self) -> int:
+        """Optimizer steps done (evaluation: volumes scored)."""
+        if self.task == "evaluate":
+            return int((self._last("volume") or {}).get("done") or 0)
         last = self._last("step") or self._last("start") or {}
         end = self._last("end") or self._last("stopped")
         return int((end or last).get("step") or 0)
 
     @property
     def total_steps(self) -> int | None:
+        if self.task == "evaluate":
+            return (self._last("volume") or {}).get("total")
         start = self._last("start")
         return int(start["total_steps"]) if start and start.get("total_steps") else None
 
@@ -222,6 +227,20 @@ class RunRecord:
     def eta_s(self) -> float | None:
         last = self._last("step")
         return last.get("eta_s") if last and self.status == RUNNING else None
+
+    def summary(self) -> str:
+        """The latest validation (or an evaluation's report): SSIM per mask against zero-filled."""
+        event = self._last("evaluation")
+        masks = (event or {}).get("report", {}).get("masks") if event else None
+        if masks is None:
+            event = self._last("validation")
+            masks = (event or {}).get("metrics")
+        if not masks:
+            return ""
+        what = "evaluation" if self._last("evaluation") else f"validation at step {event.get('step')}"
+        parts = [f"{label}: SSIM {_num(m.get('ssim')):.4f} (zero-filled "
+                 f"{_num((m.get('zero_filled') or {}).get('ssim')):.4f})" for label, m in masks.items()]
+        return f"{what}: " + "; ".join(parts)
 
     def checkpoints(self) -> dict[str, Path]:
         """The run's weights files that exist: {"best": path, "final": path}."""

@@ -86,6 +86,8 @@ class RunPage(QWidget):
         text = f"<b>{r.name}</b>: {r.task} {r.model or ''} — <span style='color:{STATUS_COLORS[status]}'>{status}</span>"
         if status == FAILED:
             text += f"<br>{_escape(r.failure_reason())}"
+        if r.summary():
+            text += f"<br>{_escape(r.summary())}"
         text += f"<br>output: {r.out_dir}"
         self.header.setText(text)
         self.plots.show_curves(r.curves)
@@ -101,7 +103,8 @@ class RunPage(QWidget):
         found = r.checkpoints()
         self.checkpoint_combo.clear()
         for kind, path in found.items():
-            self.checkpoint_combo.addItem(f"{kind} ({path.name})", str(path))
+            self.checkpoint_combo.addItem(kind, str(path))
+            self.checkpoint_combo.setItemData(self.checkpoint_combo.count() - 1, str(path), Qt.ToolTipRole)
         if current:
             self.checkpoint_combo.setCurrentIndex(max(0, self.checkpoint_combo.findText(current)))
         family = model_family(r.model)
@@ -115,7 +118,10 @@ class RunPage(QWidget):
         except OSError:
             config = ""
         command = " ".join(r.info.get("command") or [])
-        return f"# {command}\n{config}"
+        text = f"# {command}\n{config}"
+        if (r.out_dir / "tensorboard").is_dir() or "tensorboard: true" in config:
+            text = f"# tensorboard --logdir {r.out_dir / 'tensorboard'}\n{text}"
+        return text
 
     def _resume(self) -> None:
         if self.record is not None:

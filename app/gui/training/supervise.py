@@ -25,25 +25,30 @@ def write_json(path: Path, data: dict) -> None:
 
 
 def supervise(run_dir: Path, command: list[str]) -> int:
-    try:  # a session of its own: a Ctrl-C in the viewer's terminal does not reach the run
-        os.setsid()
-    except OSError:  # already a session leader
-        pass
-    (run_dir / "supervisor.pid").write_text(str(os.getpid()))
-    proc = subprocess.Popen(command, stdin=subprocess.DEVNULL)
-    (run_dir / "trainer.pid").write_text(str(proc.pid))
+    procs: list[subprocess.Popen] = []
     forwarded: list[str] = []
 
     def forward(signum, _frame):
         forwarded.append(signal.Signals(signum).name)
-        try:
-            proc.send_signal(signum)
-        except ProcessLookupError:
-            pass
+        for proc in procs:  # none yet: the trainer is not started (below)
+            try:
+                proc.send_signal(signum)
+            except ProcessLookupError:
+                pass
 
-    signal.signal(signal.SIGINT, forward)
-    signal.signal(signal.SIGTERM, forward)
-    code = proc.wait()
+    # handlers first: a Stop pressed while this starts is not lost, nor does it end the supervisor
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        (run_dir / "supervisor.pid").write_text(str(os.getpid()))
+        if forwarded:
+            code = 130
+        else:
+            procs.append(subprocess.Popen(command, stdin=subprocess.DEVNULL))
+            (run_dir / "trainer.pid").write_text(str(procs[0].pid))
+            code = procs[0].wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     result = {"returncode": code, "time": round(time.time(), 3), "stop_requested": forwarded[:1] or None}
     if code < 0:
         try:
@@ -59,6 +64,10 @@ def main(argv: list[str] | None = None) -> int:
     if len(argv) < 3 or argv[1] != "--":
         print("usage: python -m app.gui.training.supervise RUN_DIR -- COMMAND...", file=sys.stderr)
         return 2
+    try:  # a session of its own: a Ctrl-C in the viewer's terminal does not reach the run
+        os.setsid()
+    except OSError:  # already a session leader
+        pass
     return supervise(Path(argv[0]), argv[2:])
 
 
