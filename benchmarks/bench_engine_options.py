@@ -1,7 +1,7 @@
 """Compare the Engine's speed options on one machine, timed round-robin (fair on a shared machine).
 
 For each model: the default path (fp32, contiguous), ``channels_last`` (U-Nets), bf16 autocast on the
-CPU (``cpu_bf16``; reports the max difference from fp32) and, with ``--compile``, ``torch.compile``.
+CPU (``precision="bf16"``; reports the max difference from fp32) and, with ``--compile``, ``torch.compile``.
 This is how the Engine's defaults were chosen (see docs/README-models.md and benchmarks/README.md).
 
     .venv/bin/python benchmarks/bench_engine_options.py --models vit-s,unet-s,vit-l,unet-m --batch 1 --iters 8
@@ -29,10 +29,11 @@ def main() -> None:
     args = p.parse_args()
     dev = resolve_device(args.device)
     x = bench_input(args.batch, (args.size, args.size), dev)
-    variants = {"default": Engine(channels_last=False), "channels_last": Engine(channels_last=True),
-                "bf16-autocast": Engine(cpu_bf16=True) if dev.type == "cpu" else Engine(autocast=True)}
+    variants = {"default": Engine(channels_last=False, precision="fp32"),
+                "channels_last": Engine(channels_last=True, precision="fp32"),
+                "bf16-autocast": Engine(precision="bf16")}
     if args.compile:
-        variants["compile"] = Engine(compile=True, channels_last=False)
+        variants["compile"] = Engine(compile=True, channels_last=False, precision="fp32")
     runs = []  # (model, variant, fn)
     for name in args.models.split(","):
         for label, eng in variants.items():

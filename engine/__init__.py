@@ -28,7 +28,7 @@ import importlib
 
 from .checkpoints import atomic_write, card_path
 from .devices import available_devices, cpu_has_fast_bf16, resolve_device
-from .engine import DEFAULT_MASK, Engine, ModelRef, NetworkOutput, ReconRequest, ReconResult
+from .engine import DEFAULT_MASK, Engine
 from .errors import CheckpointError, RequestError, ScanError, UnsupportedScanError, VitreconError
 from .evaluation import evaluate_folders
 from .export import check_input, check_writable, output_path, reconstruct_file, write_reconstruction
@@ -37,6 +37,7 @@ from .metrics import Metrics, error_maps, slice_metrics, volume_metrics
 from .models import ModelEntry, count_parameters, get_entry, list_models
 from .paths import user_cache_dir, user_config_dir, user_weights_dir
 from .readers import open_scan
+from .results import ModelRef, NetworkOutput, ReconRequest, ReconResult
 from .samples import build_samples, sample_path
 from .scan import Scan, ScanInfo
 from .weights import WEIGHTS_KINDS, WeightsStatus, card_facts, describe_weights, weights_kind, weights_status

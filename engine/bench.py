@@ -24,10 +24,12 @@ from typing import Any, Callable
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from .engine import Engine, ModelRef, resolve_device
+from .devices import resolve_device
+from .engine import Engine
 from .errors import RequestError
 from .models import count_parameters, create_model, get_entry, list_models
 from .models.reference import reference_like
+from .results import ModelRef
 
 DEFAULT_MODELS = ("vit-s", "unet-s", "vit-l", "unet-m")
 EQUAL_TOL = 1e-5  # max |ours - reference| relative to max(1, max |reference|)
@@ -168,8 +170,9 @@ def run_bench(models=DEFAULT_MODELS, size: int | tuple[int, int] = 320, batches=
 
     Per batch size, every model (and reference path) runs once per round, for ``iters`` rounds,
     so that ratios between models are not skewed by load that comes and goes on a shared machine.
-    ``precision``: ``bf16`` (autocast on every device), ``fp32`` (none), or None for the engine's
-    default (bf16 autocast on CUDA; on the CPU only with ``cpu_bf16``).
+    ``precision``: the engine's ``auto``, ``bf16`` or ``fp32`` (engine/precision.py); None: ``bf16``
+    with ``cpu_bf16`` (the older option), else ``auto``. Rows record each model's precision, the
+    report the guard's numbers where ``auto`` ran it.
     """
     size = (size, size) if isinstance(size, int) else tuple(size)
     if warmup < 0 or iters < 1:
@@ -177,15 +180,12 @@ def run_bench(models=DEFAULT_MODELS, size: int | tuple[int, int] = 320, batches=
     for name in models:
         get_entry(name)  # unknown names fail before any work
     dev = resolve_device(device)
-    if precision not in (None, "bf16", "fp32"):
-        raise RequestError(f"precision must be bf16 or fp32, got {precision!r}")
-    autocast = precision != "fp32"
-    cpu_bf16 = (cpu_bf16 or precision == "bf16") and precision != "fp32"
-    engine = Engine(device=str(dev), compile=compile, channels_last=channels_last, cpu_bf16=cpu_bf16,
-                    autocast=autocast, max_models=len(models))
+    if precision is None:
+        precision = "bf16" if cpu_bf16 else "auto"
+    engine = Engine(device=str(dev), compile=compile, channels_last=channels_last, precision=precision,
+                    max_models=len(models))
     log = log or (lambda msg: None)
     load_before = _loadavg()
-    precision = engine.precision(dev)
     loaded = {name: engine.load_model(ModelRef(name), dev) for name in models}
     refs = {name: reference_like(getattr(lm.module, "_orig_mod", lm.module))
             for name, lm in loaded.items() if reference and lm.family == "vit"}
@@ -196,8 +196,8 @@ def run_bench(models=DEFAULT_MODELS, size: int | tuple[int, int] = 320, batches=
         for name, lm in loaded.items():
             runners.append(_Runner(name, "vitrecon", lambda lm=lm: engine.run_model(lm, x), lm.module))
             if name in refs:
-                def ref(m=refs[name]):
-                    with engine.forward_context(dev):
+                def ref(m=refs[name], lm=lm):
+                    with engine.forward_context(lm):  # the same precision as the vitrecon path
                         return m(x[:, None])
                 runners.append(_Runner(name, "reference", ref, refs[name]))
         log(f"batch {batch}: warm-up")
@@ -218,11 +218,12 @@ def run_bench(models=DEFAULT_MODELS, size: int | tuple[int, int] = 320, batches=
                              speedup=statistics.median(r.latencies) / ours_median[r.name])
             rows.append(_row(r.name, r.path, batch, size, r.latencies, mem,
                              forward_gflops(r.name, size, reference=r.path == "reference"),
-                             count_parameters(r.name), precision, **extra))
+                             count_parameters(r.name), loaded[r.name].precision, **extra))
     return {
         "device": str(dev), "device_name": _device_name(dev), "torch": torch.__version__,
         "threads": torch.get_num_threads(), "cpu_capability": _cpu_capability(),
-        "compile": compile, "channels_last_unet": engine._use_channels_last(dev), "cpu_bf16": cpu_bf16,
+        "compile": compile, "channels_last_unet": engine._use_channels_last(dev), "precision_setting": precision,
+        "guards": {name: lm.guard.as_dict() for name, lm in loaded.items() if lm.guard is not None},
         "warmup": warmup, "iters": iters, "size": list(size),
         "loadavg_before": load_before, "loadavg_after": _loadavg(),
         "rows": [asdict(r) for r in rows], "ratios": ratios(rows),
@@ -345,9 +346,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--compile", action="store_true", help="torch.compile the vitrecon path")
     p.add_argument("--channels-last", choices=("auto", "on", "off"), default="auto",
                    help="U-Net memory format (auto: on for CUDA and the CPU, off for MPS)")
-    p.add_argument("--cpu-bf16", action="store_true", help="bf16 autocast on the CPU (numerics change)")
-    p.add_argument("--precision", choices=("bf16", "fp32"),
-                   help="bf16 autocast or fp32 on any device (default: the engine's, bf16 autocast on CUDA)")
+    p.add_argument("--cpu-bf16", action="store_true", help="the same as --precision bf16 (an older option)")
+    p.add_argument("--precision", choices=("auto", "bf16", "fp32"),
+                   help="auto (the default: bf16 autocast on CUDA, and on CPUs with native bf16 for models "
+                        "that pass the quality guard), or bf16 autocast / fp32 on any device")
     p.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
 

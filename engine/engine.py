@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import itertools
 import threading
 import time
 import zlib
@@ -21,98 +20,18 @@ import torch
 import torch.nn as nn
 
 from . import kspace as ks
+from . import precision as prec
 from .checkpoints import load_checkpoint
-from .devices import available_devices, canonical_device, cpu_has_fast_bf16, resolve_device
+from .devices import canonical_device, resolve_device
 from .errors import RequestError
 from .masks import Mask, MaskSpec, make_mask, seed_from_filename
-from .metrics import Metrics, error_maps, slice_metrics
+from .metrics import error_maps, slice_metrics
 from .models import get_entry
+from .results import ModelRef, NetworkOutput, ReconRequest, ReconResult
 from .scan import Scan
 from .weights import WeightsStatus, bundled_checkpoint, describe_weights
 
 DEFAULT_MASK = MaskSpec("random", 4.0, 0.08)
-_ids = itertools.count(1)
-
-
-@dataclass(frozen=True)
-class ModelRef:
-    """A network to run: a registered model name, optionally with a checkpoint file."""
-
-    name: str
-    checkpoint: str | None = None
-    trust_pickle: bool = False
-
-    @property
-    def label(self) -> str:
-        return self.name if not self.checkpoint else f"{self.name} ({Path(self.checkpoint).name})"
-
-
-@dataclass(frozen=True, eq=False)
-class ReconRequest:
-    """One slice to reconstruct. ``mask=None``: as acquired for undersampled scans, else the default
-    (random 4x, center fraction 0.08). ``coil=None``: coil-combined (RSS) display."""
-
-    scan: Scan
-    slice_index: int
-    mask: MaskSpec | None = None
-    models: tuple[ModelRef, ...] = ()
-    device: str = "auto"
-    coil: int | None = None
-    request_id: int = field(default_factory=lambda: next(_ids))
-
-
-@dataclass(frozen=True, eq=False)
-class NetworkOutput:
-    ref: ModelRef
-    family: str
-    image: np.ndarray  # float32 [h, w]
-    metrics: Metrics | None
-    error_abs: np.ndarray | None
-    error_signed: np.ndarray | None
-    untrained: bool
-    card: dict
-    seconds: float  # the forward pass
-    load_seconds: float = 0.0  # building or loading the model (0 when cached)
-    metrics_seconds: float = 0.0
-    weights_path: Path | None = None  # the file the weights came from (None: untrained)
-
-    @property
-    def weights(self) -> WeightsStatus:
-        """Demo, installed or untrained weights (``engine.weights.weights_kind``), with file and card."""
-        return describe_weights(self.card, self.untrained, self.weights_path)
-
-
-@dataclass(frozen=True, eq=False)
-class ReconResult:
-    request_id: int
-    slice_index: int
-    zero_filled: np.ndarray  # float32 [h, w], RSS of zero-filled coil images, cropped
-    zero_filled_metrics: Metrics | None
-    zero_filled_error_abs: np.ndarray | None
-    zero_filled_error_signed: np.ndarray | None
-    reference: np.ndarray | None
-    outputs: tuple[NetworkOutput, ...]
-    mask: Mask
-    kspace_log: np.ndarray  # float32 [H, W] log(1 + |k|) of the (selected coil's / combined) k-space
-    coil_image: np.ndarray | None  # the selected coil's zero-filled magnitude when coil is set
-    data_range: float | None  # the volume maximum used for SSIM/PSNR
-    timings: dict[str, float]
-    device: str
-    flags: frozenset[str]
-
-    @property
-    def has_reference(self) -> bool:
-        return self.reference is not None
-
-    @property
-    def untrained(self) -> tuple[str, ...]:
-        return tuple(o.ref.label for o in self.outputs if o.untrained)
-
-    def output(self, name: str) -> NetworkOutput:
-        for o in self.outputs:
-            if o.ref.name == name or o.ref.label == name:
-                return o
-        raise KeyError(name)
 
 
 @dataclass
@@ -124,6 +43,8 @@ class LoadedModel:
     card: dict
     lock: threading.Lock = field(default_factory=threading.Lock)
     weights_path: Path | None = None  # the file the weights came from (None: untrained)
+    precision: str = prec.FP32  # "bf16-autocast" or "fp32" (engine.precision decides, per model)
+    guard: prec.Guard | None = None  # the bf16 quality guard's numbers, when it ran for this model
 
     @property
     def weights(self) -> WeightsStatus:
@@ -146,19 +67,19 @@ class Engine:
 
     ``compile``: wrap networks in ``torch.compile`` (the first call per input size compiles, which
     is slow on a CPU). ``channels_last``: channels-last memory format for U-Nets; None = on CUDA
-    and the CPU (faster there, with the U-Net's group norms), off on MPS. ``autocast``: bf16
-    autocast on CUDA (default on). ``cpu_bf16``: bf16 autocast on the CPU as well (opt-in: faster
-    on CPUs with AVX512-BF16 or AMX, but the outputs differ from fp32). benchmarks/README.md has
-    the measurements behind these defaults.
+    and the CPU (faster there, with the U-Net's group norms), off on MPS. ``precision``: ``auto``
+    (bf16 autocast on CUDA, and on CPUs with native bf16 for each model that passes the quality guard;
+    fp32 elsewhere), ``bf16`` or ``fp32`` (everywhere); see engine/precision.py. Each loaded model
+    records its choice (``LoadedModel.precision``, ``.guard``). benchmarks/README.md has the
+    measurements behind these defaults.
     """
 
     def __init__(self, device: str = "auto", compile: bool = False, channels_last: bool | None = None,
-                 autocast: bool = True, max_models: int = 6, cpu_bf16: bool = False):
+                 precision: str = "auto", max_models: int = 6):
         self.default_device = device
         self.compile = compile
         self.channels_last = channels_last
-        self.autocast = autocast
-        self.cpu_bf16 = cpu_bf16
+        self.precision = prec.check_precision(precision)
         self.max_models = max_models
         self._models: dict[tuple, LoadedModel] = {}
         self._loading: dict[tuple, Future] = {}  # models being read or built, by key
@@ -215,32 +136,34 @@ class Engine:
             module = module.to(memory_format=torch.channels_last)
         if self.compile:
             module = torch.compile(module)
-        return LoadedModel(module, ref, entry.family, untrained, card, weights_path=path)
+        lm = LoadedModel(module, ref, entry.family, untrained, card, weights_path=path)
+        key = (ref.name, device.type, str(path) if path else "untrained",
+               *((path.stat().st_mtime_ns, path.stat().st_size) if path else ()))
+        lm.precision, lm.guard = prec.choose(self.precision, device, lambda x, p: self._forward(lm, x, p), key)
+        return lm
 
     def _use_channels_last(self, device: torch.device) -> bool:
         return self.channels_last if self.channels_last is not None else device.type in ("cuda", "cpu")
 
-    def precision(self, device: torch.device) -> str:
-        """``"bf16-autocast"`` or ``"fp32"``: what ``run_model`` computes in on ``device``."""
-        on = (self.autocast and device.type == "cuda") or (self.cpu_bf16 and device.type == "cpu")
-        return "bf16-autocast" if on else "fp32"
-
+    @staticmethod
     @contextlib.contextmanager
-    def forward_context(self, device: torch.device):
-        """``torch.inference_mode`` plus this engine's autocast for ``device`` (see ``precision``)."""
-        autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if self.precision(device) == "bf16-autocast"
-                    else contextlib.nullcontext())
-        with torch.inference_mode(), autocast:
+    def forward_context(lm: LoadedModel):
+        """``torch.inference_mode`` plus the model's autocast (``lm.precision``) on its device."""
+        device = next(lm.module.parameters()).device
+        with torch.inference_mode(), prec.autocast(device, lm.precision):
             yield
 
     def run_model(self, lm: LoadedModel, images: torch.Tensor) -> torch.Tensor:
         """float ``[B, h, w]`` zero-filled images -> float32 ``[B, h, w]`` reconstructions (on the
-        model's device; asynchronous on CUDA)."""
+        model's device, in ``lm.precision``; asynchronous on CUDA)."""
+        return self._forward(lm, images, lm.precision)
+
+    def _forward(self, lm: LoadedModel, images: torch.Tensor, precision: str) -> torch.Tensor:
         device = next(lm.module.parameters()).device
         x = images.to(device, non_blocking=True)[:, None].float()
         if lm.family == "unet" and self._use_channels_last(device):
             x = x.contiguous(memory_format=torch.channels_last)
-        with lm.lock, self.forward_context(device):
+        with lm.lock, torch.inference_mode(), prec.autocast(device, precision):
             y = lm.module(x)
         return y[:, 0].float()
 
@@ -359,7 +282,7 @@ class Engine:
                 e_abs, e_signed = error_maps(reference, img)
             yield NetworkOutput(lm.ref, lm.family, img, m, e_abs, e_signed, lm.untrained, lm.card, seconds,
                                 load_seconds=load, metrics_seconds=time.perf_counter() - t,
-                                weights_path=lm.weights_path)
+                                weights_path=lm.weights_path, precision=lm.precision, guard=lm.guard)
 
     # --- a whole volume -----------------------------------------------------------------------
     def reconstruct_volume(self, scan: Scan, mask: MaskSpec | None = None, model: ModelRef | None = None,

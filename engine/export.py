@@ -11,10 +11,12 @@ import h5py
 import numpy as np
 
 from .checkpoints import atomic_write, vitrecon_version
-from .engine import Engine, ModelRef, resolve_device
+from .devices import resolve_device
+from .engine import Engine
 from .errors import VitreconError
 from .masks import MaskSpec
 from .readers import open_scan
+from .results import ModelRef
 from .scan import Scan
 
 
@@ -99,7 +101,10 @@ def reconstruct_file(engine: Engine, input_path: str | Path, out_dir: str | Path
         if scan.info.selection:
             meta["selection"] = dict(scan.info.selection)
         if model is not None:
-            weights = engine.load_model(model, resolve_device(device or engine.default_device)).weights
-            meta["untrained"] = not weights.trained
-            meta["weights_kind"] = weights.kind  # demo, installed or untrained
+            lm = engine.load_model(model, resolve_device(device or engine.default_device))
+            meta["untrained"] = not lm.weights.trained
+            meta["weights_kind"] = lm.weights.kind  # demo, installed or untrained
+            meta["precision"] = lm.precision  # bf16-autocast or fp32 (engine/precision.py)
+            if lm.guard is not None:
+                meta["precision_guard"] = lm.guard.as_dict()
     return write_reconstruction(out, volume, meta, overwrite=overwrite)

@@ -26,6 +26,9 @@ def register(sub) -> None:
                    help="mask seed, as fastmri's mask_func(shape, seed=S); default: seeded by the file name "
                         "(one mask for all slices of a volume)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    p.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
+                   help="auto (bf16 autocast on CUDA, and on CPUs with native bf16 for models that pass the "
+                        "quality guard), bf16 autocast or fp32 everywhere (default auto)")
     p.add_argument("--batch-size", type=int, default=None,
                    help="slices per network batch (default: 1 on the CPU, 8 on a GPU)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
@@ -85,7 +88,7 @@ def run(args) -> int:
         names[name] = f
         check_writable(output_path(f, out_dir), args.overwrite)
     device = resolve_device(args.device)
-    engine = Engine(device=args.device)
+    engine = Engine(device=args.device, precision=args.precision)
     total = 0
     for f in args.files:  # check every input first (mask, data): a bad one fails before any output is written
         with open_scan(f, **selection(args)) as scan:

@@ -10,6 +10,9 @@ def register(sub) -> None:
                    help="a fastMRI or ISMRMRD raw-data file (default: the bundled multi-coil brain sample)")
     p.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps, for this run only "
                                     "(default: the device chosen in the viewer, at first auto)")
+    p.add_argument("--precision", choices=("auto", "bf16", "fp32"),
+                   help="what the networks compute in, for this run only (default auto: bf16 autocast on "
+                        "CUDA, and on CPUs with native bf16 for models that pass the quality guard)")
     p.set_defaults(handler=run)
 
 
@@ -22,4 +25,4 @@ def run(args) -> int:
         resolve_device(args.device)  # an absent device is a one-line error before any window opens
     from app.gui import run_viewer
 
-    return run_viewer(args.file, device=args.device)
+    return run_viewer(args.file, device=args.device, precision=args.precision)

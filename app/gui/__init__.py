@@ -20,12 +20,18 @@ def create_app(argv: list[str] | None = None):
     return app
 
 
-def run_viewer(path: str | Path | None = None, *, device: str | None = None, engine=None) -> int:
+def run_viewer(path: str | Path | None = None, *, device: str | None = None, precision: str | None = None,
+               engine=None) -> int:
     """Show the main window on ``path`` (None: the bundled multi-coil sample) and run the event loop.
-    ``device``: for this run only (None: the device chosen in the viewer last time)."""
+    ``device``: for this run only (None: the device chosen in the viewer last time). ``precision``:
+    the engine's auto, bf16 or fp32 for this run (None: auto); ignored when ``engine`` is given."""
     app = create_app()
     from .main_window import MainWindow
 
+    if engine is None and precision is not None:
+        from engine import Engine
+
+        engine = Engine(precision=precision)
     window = MainWindow(engine=engine)
     if device is not None:
         window.use_device_for_session(device)

@@ -29,14 +29,29 @@ class PaneText:
     pending: bool = False
 
 
-def metrics_text(m: Metrics | None, seconds: float | None = None) -> str:
-    """Two lines: SSIM and PSNR, then NMSE (and the network's time)."""
+def metrics_text(m: Metrics | None, seconds: float | None = None, precision: str = "") -> str:
+    """Two lines: SSIM and PSNR, then NMSE (and the network's time and ``precision``, e.g. bf16)."""
     if m is None:
         return ""
     b = f"<b style='color:{theme.TEXT}'>"
     time = f" &nbsp;·&nbsp; {seconds:.2f} s" if seconds is not None else ""
+    if precision:
+        time += f" <span style='font-size:7pt; color:{theme.MUTED}'>{precision}</span>"
     return (f"SSIM {b}{m.ssim:.4f}</b> &nbsp; PSNR {b}{m.psnr:.2f}</b> dB<br>"
             f"NMSE {b}{m.nmse:.4f}</b>{time}")
+
+
+def precision_short(output: NetworkOutput) -> str:
+    """``bf16`` or ``fp32``: what a network computed in, as the panes show it beside the time."""
+    return "bf16" if output.precision == "bf16-autocast" else "fp32"
+
+
+def precision_details(output: NetworkOutput) -> str:
+    """The precision a network ran in and why (the metrics table's tooltip)."""
+    text = "precision: " + ("bf16 autocast" if output.precision == "bf16-autocast" else "fp32")
+    if output.guard is not None:
+        text += f" ({output.guard.describe()})"
+    return text
 
 
 def two_lines(first: str, second: str = "") -> str:
@@ -138,7 +153,10 @@ def pane_texts(update: Update, known: dict[ModelRef, NetworkOutput] | None = Non
         o = outputs.get(ref)
         label = METHOD_TITLES.get(family, family)
         seen = o if o is not None else (known or {}).get(ref)
-        title = two_lines(f"<b>{label}</b> · {ref.name}{no_ref_badge}", weights_line(ref, seen))
+        details = weights_line(ref, seen)
+        if o is not None and o.metrics is None:  # no footer to show the precision beside the time
+            details = " · ".join(filter(None, (details, precision_short(o))))
+        title = two_lines(f"<b>{label}</b> · {ref.name}{no_ref_badge}", details)
         error = update.errors.get(ref.label)
         pending = ref.label in update.pending
         if error:
@@ -147,7 +165,7 @@ def pane_texts(update: Update, known: dict[ModelRef, NetworkOutput] | None = Non
         elif o is None:
             text = PaneText(title=title, message=f"running {ref.name}…", status="updating…", pending=True)
         else:
-            text = PaneText(title=title, footer=metrics_text(o.metrics, o.seconds),
+            text = PaneText(title=title, footer=metrics_text(o.metrics, o.seconds, precision_short(o)),
                             status="updating…" if pending else "")
         out[family] = text
         if not no_ref:

@@ -9,7 +9,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QFormLayout, QHeaderView, QLab
 
 from engine import ScanInfo
 
-from .labels import WEIGHTS_TAGS, model_label, weights_name
+from .labels import WEIGHTS_TAGS, model_label, precision_details, weights_name
 from .state import SLOT_TITLES
 from .worker import Update
 
@@ -90,28 +90,30 @@ def metrics_rows(update: Update) -> list[dict[str, object]]:
     r = update.result
     rows = []
 
-    def row(method, model, weights, m, seconds, status=None):
+    def row(method, model, weights, m, seconds, status=None, precision=""):
         rows.append({"Method": method, "Model": model, "Weights": weights,
                      "SSIM": m.ssim if m else None, "PSNR (dB)": m.psnr if m else None,
                      "NMSE": m.nmse if m else None, "Time (s)": seconds,
                      "untrained": status is not None and not status.trained,
                      "weights_kind": status.kind if status else "",
-                     "model_card": str(status.model_card) if status and status.model_card else None})
+                     "model_card": str(status.model_card) if status and status.model_card else None,
+                     "precision": precision})
 
     row("Zero-filled", "", "", r.zero_filled_metrics, r.timings.get("zero-filled"))
     for o in r.outputs:
         row(SLOT_TITLES.get(o.family, o.family), o.ref.name, weights_name(o.ref, o),
-            o.metrics, o.seconds, o.weights)
+            o.metrics, o.seconds, o.weights, precision_details(o))
     return rows
 
 
 def row_tooltip(row: dict[str, object]) -> str:
-    """What a table row's weights are, and where the demo weights' model card is."""
+    """What a table row's weights are, where the demo weights' model card is, and the precision."""
     if not row["Weights"]:
         return ""
     tag = WEIGHTS_TAGS.get(row["weights_kind"])
     card = f"\nmodel card: {row['model_card']}" if row["model_card"] else ""
-    return f"weights: {row['Weights']}" + (f" ({tag[0]})" if tag else "") + card
+    precision = f"\n{row['precision']}" if row.get("precision") else ""
+    return f"weights: {row['Weights']}" + (f" ({tag[0]})" if tag else "") + card + precision
 
 
 class MetricsTable(QTableWidget):

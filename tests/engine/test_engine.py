@@ -178,30 +178,31 @@ def test_untrained_weights_are_deterministic_and_flagged():
 
 
 def test_run_model_uses_inference_mode():
-    eng = Engine()
+    eng = Engine(precision="fp32")
     lm = eng.load_model(ModelRef("unet-s"), CPU)
     seen = {}
     lm.module.register_forward_hook(lambda m, i, o: seen.update(inference=torch.is_inference_mode_enabled(),
                                                                autocast=torch.is_autocast_enabled("cpu")))
     y = eng.run_model(lm, torch.rand(2, 32, 24))
     assert y.shape == (2, 32, 24) and y.dtype == torch.float32
-    assert seen == {"inference": True, "autocast": False}
-    assert eng.precision(CPU) == "fp32" and eng.precision(torch.device("cuda")) == "bf16-autocast"
+    assert seen == {"inference": True, "autocast": False} and lm.precision == "fp32"
 
 
-def test_cpu_bf16_is_opt_in_and_close_to_fp32():
+def test_bf16_on_the_cpu_is_close_to_fp32():
     x = torch.rand(1, 40, 40)
-    fp32, bf16 = Engine(), Engine(cpu_bf16=True)
+    fp32, bf16 = Engine(precision="fp32"), Engine(precision="bf16")
     a = fp32.run_model(fp32.load_model(ModelRef("vit-s"), CPU), x)
-    b = bf16.run_model(bf16.load_model(ModelRef("vit-s"), CPU), x)
-    assert bf16.precision(CPU) == "bf16-autocast" and b.dtype == torch.float32
+    lm = bf16.load_model(ModelRef("vit-s"), CPU)
+    b = bf16.run_model(lm, x)
+    assert lm.precision == "bf16-autocast" and lm.guard is None and b.dtype == torch.float32
     err = (a - b).abs().max().item()
     assert 0 < err < 0.05 * a.abs().max().item()
 
 
 def test_channels_last_unet_gives_the_same_output():
     x = torch.rand(2, 48, 40)
-    plain, cl = Engine(channels_last=False), Engine(channels_last=True)
+    # fp32: in bf16 the two memory formats' kernels round differently (the comparison is about layout)
+    plain, cl = Engine(channels_last=False, precision="fp32"), Engine(channels_last=True, precision="fp32")
     lm = cl.load_model(ModelRef("unet-s"), CPU)
     assert lm.module.net.down_sample_layers[0].layers[0].weight.is_contiguous(memory_format=torch.channels_last)
     assert not plain._use_channels_last(CPU)
@@ -215,7 +216,7 @@ def test_channels_last_unet_gives_the_same_output():
 def test_compile_works_on_cpu():
     """torch.compile of vit-s: ~15 s of compilation on a 2-core CPU, hence marked slow."""
     x = torch.rand(1, 30, 20)
-    eager, compiled = Engine(), Engine(compile=True)
+    eager, compiled = Engine(precision="fp32"), Engine(compile=True, precision="fp32")
     lm = compiled.load_model(ModelRef("vit-s"), CPU)
     assert hasattr(lm.module, "_orig_mod")
     torch.testing.assert_close(compiled.run_model(lm, x),
@@ -297,7 +298,7 @@ def test_no_reference_is_flagged():
 
 # --- a volume -------------------------------------------------------------------------------------
 def test_volume_batches_progress_and_matches_single_slices(scan):
-    eng = Engine()
+    eng = Engine(precision="fp32")  # batches of 2 and of 1 agree to 1e-5 in fp32; bf16 rounds per kernel
     calls = []
     timings = {}
     vol = eng.reconstruct_volume(scan, MaskSpec("random", 4, 0.08), ModelRef("vit-s"), device="cpu", batch_size=2,

@@ -1,0 +1,100 @@
+"""What a reconstruction asks for and what it returns: ``ModelRef``, ``ReconRequest``, ``NetworkOutput``
+and ``ReconResult`` (frozen dataclasses; a request carries an id so the viewer can drop stale results)."""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import precision as prec
+from .masks import Mask, MaskSpec
+from .metrics import Metrics
+from .scan import Scan
+from .weights import WeightsStatus, describe_weights
+
+_ids = itertools.count(1)
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A network to run: a registered model name, optionally with a checkpoint file."""
+
+    name: str
+    checkpoint: str | None = None
+    trust_pickle: bool = False
+
+    @property
+    def label(self) -> str:
+        return self.name if not self.checkpoint else f"{self.name} ({Path(self.checkpoint).name})"
+
+
+@dataclass(frozen=True, eq=False)
+class ReconRequest:
+    """One slice to reconstruct. ``mask=None``: as acquired for undersampled scans, else the default
+    (random 4x, center fraction 0.08). ``coil=None``: coil-combined (RSS) display."""
+
+    scan: Scan
+    slice_index: int
+    mask: MaskSpec | None = None
+    models: tuple[ModelRef, ...] = ()
+    device: str = "auto"
+    coil: int | None = None
+    request_id: int = field(default_factory=lambda: next(_ids))
+
+
+@dataclass(frozen=True, eq=False)
+class NetworkOutput:
+    ref: ModelRef
+    family: str
+    image: np.ndarray  # float32 [h, w]
+    metrics: Metrics | None
+    error_abs: np.ndarray | None
+    error_signed: np.ndarray | None
+    untrained: bool
+    card: dict
+    seconds: float  # the forward pass
+    load_seconds: float = 0.0  # building or loading the model (0 when cached)
+    metrics_seconds: float = 0.0
+    weights_path: Path | None = None  # the file the weights came from (None: untrained)
+    precision: str = prec.FP32  # what the forward pass computed in: "bf16-autocast" or "fp32"
+    guard: prec.Guard | None = None  # the bf16 quality guard's numbers, when it ran for this model
+
+    @property
+    def weights(self) -> WeightsStatus:
+        """Demo, installed or untrained weights (``engine.weights.weights_kind``), with file and card."""
+        return describe_weights(self.card, self.untrained, self.weights_path)
+
+
+@dataclass(frozen=True, eq=False)
+class ReconResult:
+    request_id: int
+    slice_index: int
+    zero_filled: np.ndarray  # float32 [h, w], RSS of zero-filled coil images, cropped
+    zero_filled_metrics: Metrics | None
+    zero_filled_error_abs: np.ndarray | None
+    zero_filled_error_signed: np.ndarray | None
+    reference: np.ndarray | None
+    outputs: tuple[NetworkOutput, ...]
+    mask: Mask
+    kspace_log: np.ndarray  # float32 [H, W] log(1 + |k|) of the (selected coil's / combined) k-space
+    coil_image: np.ndarray | None  # the selected coil's zero-filled magnitude when coil is set
+    data_range: float | None  # the volume maximum used for SSIM/PSNR
+    timings: dict[str, float]
+    device: str
+    flags: frozenset[str]
+
+    @property
+    def has_reference(self) -> bool:
+        return self.reference is not None
+
+    @property
+    def untrained(self) -> tuple[str, ...]:
+        return tuple(o.ref.label for o in self.outputs if o.untrained)
+
+    def output(self, name: str) -> NetworkOutput:
+        for o in self.outputs:
+            if o.ref.name == name or o.ref.label == name:
+                return o
+        raise KeyError(name)
