@@ -154,6 +154,16 @@ class Scan:
                 ref = ks.zero_filled(self.kspace(index), None, self.info.crop_size).numpy()
             return np.asarray(ref, dtype=np.float32)
 
+    def coil_reference(self, index: int, coil: int) -> np.ndarray | None:
+        """float32 ``[h, w]``: one coil's image from its fully sampled k-space (magnitude, cropped as
+        the reference), or None when the scan was acquired undersampled."""
+        index = self._check_index(index)
+        if not self.info.fully_sampled:
+            return None
+        with self._lock:
+            k = self.kspace(index)[coil : coil + 1]
+            return ks.center_crop(ks.ifft2c(k), self.info.crop_size)[0].abs().float().numpy()
+
     @property
     def volume_max_is_quick(self) -> bool:
         """Whether ``volume_max`` costs little: known already, no reference, or a stored reference

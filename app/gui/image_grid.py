@@ -64,6 +64,7 @@ class ImageGrid(pg.GraphicsLayoutWidget):
         self.error_scale = 1.0  # error that saturates the colour map at gain x1
         self.error_scale_auto = True  # follows the errors shown until the user sets it (right-drag)
         self.unit_exponent = 0  # values are shown in units of 10**unit_exponent
+        self._error_maps: list = []  # the absolute error maps of the update shown
         self.show_marker = True
         self._levels_set = False
         self._placed: list = []
@@ -163,9 +164,9 @@ class ImageGrid(pg.GraphicsLayoutWidget):
 
     # --- drawing --------------------------------------------------------------------------------
     def _level_image(self) -> np.ndarray | None:
-        """The image window/level presets are computed on: the reference, else the zero-filled one."""
-        r = self.last_update.result if self.last_update is not None else None
-        return None if r is None else r.reference if r.reference is not None else r.zero_filled
+        """The image window/level presets are computed on: the reference shown, else the zero-filled one."""
+        ref, zf = self.panes["reference"].data, self.panes["zero-filled"].data
+        return ref if ref is not None else zf
 
     def reset_levels(self) -> None:
         """Display units and the auto window from the current reference (or zero-filled) image; the
@@ -199,9 +200,8 @@ class ImageGrid(pg.GraphicsLayoutWidget):
 
     def _follow_errors(self) -> None:
         """While the user has not set it, the error scale spans the largest error shown."""
-        r = self.last_update.result if self.last_update is not None else None
-        scale = error_scale([r.zero_filled_error_abs, *(o.error_abs for o in r.outputs)]) if r else None
-        if self.error_scale_auto and scale:
+        scale = error_scale(self._error_maps) if self.error_scale_auto else None
+        if scale:
             self.error_scale = scale
             self._apply_error_levels()
 
@@ -222,12 +222,16 @@ class ImageGrid(pg.GraphicsLayoutWidget):
         self.has_reference = r.reference is not None
         texts = texts if texts is not None else pane_texts(update)
         self.last_texts = texts
-        images = {"reference": r.reference,
-                  "zero-filled": r.coil_image if r.coil_image is not None else r.zero_filled}
+        images = {"reference": r.reference, "zero-filled": r.zero_filled}
         errors = {"zero-filled": (r.zero_filled_error_abs, r.zero_filled_error_signed)}
+        if update.coil is not None:  # one coil in place of the RSS; the networks see the RSS
+            cv = update.coil
+            images = {"reference": cv.reference if r.reference is not None else None, "zero-filled": cv.image}
+            errors = {"zero-filled": (cv.error_abs, cv.error_signed)}
         for o in r.outputs:
             images.setdefault(o.family, o.image)
             errors.setdefault(o.family, (o.error_abs, o.error_signed))
+        self._error_maps = [e[0] for e in errors.values()]  # the absolute maps, for the error scale
         for key in MAGNITUDE_KEYS:
             text = texts.get(key)
             keep_old = text is not None and text.pending and key not in images

@@ -127,26 +127,28 @@ def pane_texts(update: Update, known: dict[ModelRef, NetworkOutput] | None = Non
     out: dict[str, PaneText] = {}
     no_ref = r.reference is None
     no_ref_badge = " " + badge("no reference", theme.INFO) if no_ref else ""
+    cv = update.coil  # one coil in place of the RSS: reference, zero-filled and its error
+    coil = f" · coil {req.coil + 1}/{info.num_coils}" if req.coil is not None else ""
+    rss_badge = " " + badge("RSS", theme.INFO) if req.coil is not None else ""  # networks see all coils
     if no_ref:
         out["reference"] = PaneText(
             title=two_lines(f"<b>Reference</b>{no_ref_badge}", "none in this file"),
             message=f"No reference image:<br>{no_reference_reason(update)}.")
     else:
-        out["reference"] = PaneText(title=two_lines("<b>Reference</b>", info.reference_name or "fully sampled"),
+        source = "this coil's fully sampled k-space" if coil else info.reference_name or "fully sampled"
+        out["reference"] = PaneText(title=two_lines(f"<b>Reference</b>{coil}", source),
                                     footer=f"slice {slice_number(r.slice_index)} of {info.num_slices}")
     mask = r.mask
     how = (f"{mask.spec.kind} {mask.spec.acceleration:g}×" if mask.spec is not None else "as acquired")
-    coil = f" · coil {req.coil + 1}/{info.num_coils}" if req.coil is not None else ""
-    zf_footer = metrics_text(r.zero_filled_metrics)
-    if req.coil is not None and zf_footer:
-        zf_footer = "RSS " + zf_footer
+    zf_footer = metrics_text(cv.metrics if cv is not None else r.zero_filled_metrics)
     out["zero-filled"] = PaneText(
         title=two_lines(f"<b>Zero-filled</b>{coil}{no_ref_badge}",
                         f"{how} · effective {mask.effective_acceleration:.2f}×"),
         footer=zf_footer)
     if not no_ref:
+        zf_error = cv.error_abs if cv is not None else r.zero_filled_error_abs
         out["error:zero-filled"] = PaneText(title=two_lines("<b>Error</b> · Zero-filled", how),
-                                            footer=error_stats(r.zero_filled_error_abs))
+                                            footer=error_stats(zf_error))
     outputs = {o.ref: o for o in r.outputs}
     for ref in req.models:
         family = get_entry(ref.name).family
@@ -156,7 +158,7 @@ def pane_texts(update: Update, known: dict[ModelRef, NetworkOutput] | None = Non
         details = weights_line(ref, seen)
         if o is not None and o.metrics is None:  # no footer to show the precision beside the time
             details = " · ".join(filter(None, (details, precision_short(o))))
-        title = two_lines(f"<b>{label}</b> · {ref.name}{no_ref_badge}", details)
+        title = two_lines(f"<b>{label}</b> · {ref.name}{no_ref_badge}{rss_badge}", details)
         error = update.errors.get(ref.label)
         pending = ref.label in update.pending
         if error:
@@ -170,7 +172,7 @@ def pane_texts(update: Update, known: dict[ModelRef, NetworkOutput] | None = Non
         out[family] = text
         if not no_ref:
             out[f"error:{family}"] = PaneText(
-                title=two_lines(f"<b>Error</b> · {label}", ref.label),
+                title=two_lines(f"<b>Error</b> · {label}{rss_badge}", ref.label),
                 footer=error_stats(o.error_abs) if o is not None else "",
                 message=text.message if o is None else "", status=text.status, pending=text.pending)
     return out

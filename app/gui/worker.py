@@ -19,9 +19,11 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Any, Callable, Hashable
 
+import numpy as np
 from PySide6.QtCore import QObject, Qt, Signal, Slot
 
-from engine import Engine, ModelRef, NetworkOutput, ReconRequest, ReconResult, Scan, VitreconError
+from engine import (Engine, Metrics, ModelRef, NetworkOutput, ReconRequest, ReconResult, Scan, VitreconError,
+                    error_maps, slice_metrics)
 
 
 class LRU:
@@ -52,11 +54,39 @@ class LRU:
 
 
 @dataclass(frozen=True, eq=False)
+class CoilView:
+    """One coil in place of the coil combination: its zero-filled ``image``, its ``reference`` from
+    its fully sampled k-space (None for a scan acquired undersampled), their error maps and metrics
+    (data range: that reference's maximum in this slice). The networks always see the RSS."""
+
+    coil: int
+    image: np.ndarray
+    reference: np.ndarray | None
+    metrics: Metrics | None = None
+    error_abs: np.ndarray | None = None
+    error_signed: np.ndarray | None = None
+
+
+def coil_view(request: ReconRequest, base: ReconResult) -> CoilView | None:
+    """``request.coil``'s view of ``base`` (which holds that coil's zero-filled image); None for RSS."""
+    if request.coil is None or base.coil_image is None:
+        return None
+    image = base.coil_image
+    reference = request.scan.coil_reference(request.slice_index, request.coil)
+    if reference is None:
+        return CoilView(request.coil, image, None)
+    e_abs, e_signed = error_maps(reference, image)
+    return CoilView(request.coil, image, reference, slice_metrics(reference, image, float(reference.max())),
+                    e_abs, e_signed)
+
+
+@dataclass(frozen=True, eq=False)
 class Update:
     """What the grid draws for ``request``: ``result`` holds the stages done so far (its ``outputs``
     in the order of ``request.models``), ``pending`` the labels of networks still running, ``errors``
     the networks that failed (label -> the engine's sentence), ``cached`` the stages taken from the
-    caches (``zero-filled``, network labels): ``result.timings`` holds only the stages computed for it."""
+    caches (``zero-filled``, network labels): ``result.timings`` holds only the stages computed for it;
+    ``coil`` the coil shown in place of the RSS (``request.coil``)."""
 
     request: ReconRequest
     result: ReconResult
@@ -64,6 +94,7 @@ class Update:
     errors: dict[str, str] = field(default_factory=dict)
     prefetch: bool = False
     cached: tuple[str, ...] = ()
+    coil: CoilView | None = None
 
     @property
     def complete(self) -> bool:
@@ -112,6 +143,7 @@ class ReconWorker(QObject):
         self.engine = engine
         self.base_cache = LRU(base_cache_size)
         self.network_cache = LRU(network_cache_size)
+        self.coil_cache = LRU(base_cache_size)  # CoilView by base_key
         self._lock = threading.Lock()
         self._generation = 0
         self._recon: tuple[int, ReconRequest] | None = None
@@ -166,7 +198,8 @@ class ReconWorker(QObject):
     def cached_update(self, token: int, request: ReconRequest) -> Update | None:
         """The update the caches alone can give for ``request`` (None without its first stage)."""
         base = self.base_cache.get(base_key(token, request))
-        if base is None:
+        coil = self.coil_cache.get(base_key(token, request))
+        if base is None or (request.coil is not None and coil is None):
             return None
         outputs = {}
         for ref in request.models:
@@ -175,11 +208,12 @@ class ReconWorker(QObject):
                 outputs[ref] = out
         pending = tuple(r.label for r in request.models if r not in outputs)
         cached = ("zero-filled", *(r.label for r in outputs))
-        return Update(request, assemble(request, base, outputs, {}), pending, cached=cached)
+        return Update(request, assemble(request, base, outputs, {}), pending, cached=cached, coil=coil)
 
     def clear_caches(self) -> None:
         self.base_cache.clear()
         self.network_cache.clear()
+        self.coil_cache.clear()
 
     # --- the worker thread ----------------------------------------------------------------------
     def _take(self):
@@ -227,6 +261,10 @@ class ReconWorker(QObject):
         base = self._base_stage(token, request, generation, display, timings, cached)
         if base is None:
             return  # a newer request came while the first images were drawn
+        coil = self.coil_cache.get(base_key(token, request)) if request.coil is not None else None
+        if request.coil is not None and coil is None:
+            coil = coil_view(request, base)
+            self.coil_cache.put(base_key(token, request), coil)
         outputs: dict[ModelRef, NetworkOutput] = {}
         errors: dict[str, str] = {}
         for ref in request.models:
@@ -240,7 +278,7 @@ class ReconWorker(QObject):
                 pending = tuple(r.label for r in request.models if r not in outputs and r.label not in errors)
                 timings["total"] = time.perf_counter() - t0
                 self.updated.emit(Update(request, assemble(request, base, outputs, dict(timings)), pending,
-                                         dict(errors), cached=tuple(cached)))
+                                         dict(errors), cached=tuple(cached), coil=coil))
 
         emit()
         for ref in [r for r in request.models if r not in outputs] if networks else []:
@@ -272,7 +310,8 @@ class ReconWorker(QObject):
             # data): the images are drawn before it, the metrics when it is known
             quick = self.engine.reconstruct_base(request, metrics=False)
             pending = (*(r.label for r in request.models), "metrics")
-            self.updated.emit(Update(request, assemble(request, quick, {}, {}), pending))
+            self.updated.emit(Update(request, assemble(request, quick, {}, {}), pending,
+                                     coil=coil_view(request, quick)))
             if self._stale(generation):
                 return None
         base = self.engine.reconstruct_base(request)

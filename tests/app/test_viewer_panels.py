@@ -97,3 +97,29 @@ def test_the_empty_window_does_not_offer_the_sample_while_opening(qtbot, window,
     assert "Opening" in welcome.text and "not_mri.h5" in welcome.text and "bundled sample" not in welcome.text
     qtbot.waitUntil(lambda: bool(window.dialogs), timeout=30000)
     assert "bundled sample" in welcome.text  # the open failed: the offer is back
+
+
+def test_coil_view_shows_that_coil_in_reference_error_and_metrics(qtbot, window, scan_file):
+    import h5py
+    import numpy as np
+
+    open_and_wait(qtbot, window, scan_file)
+    g, c = window.grid, window.controls
+    rss_reference = g.panes["reference"].data.copy()
+    c.coil_combo.setCurrentIndex(c.coil_combo.findText("Coil 3"))
+    wait_complete(qtbot, window)
+    with h5py.File(scan_file, "r") as f:  # coil 3's fully sampled image, as fastMRI reconstructs it
+        k = f["kspace"][window.controls.state.slice_index, 2]
+    expected = np.abs(np.fft.fftshift(np.fft.ifft2(np.fft.ifftshift(k), norm="ortho")))
+    np.testing.assert_allclose(g.panes["reference"].data, expected, rtol=1e-4, atol=1e-9)
+    assert not np.allclose(g.panes["reference"].data, rss_reference)
+    zf = g.panes["zero-filled"].data
+    np.testing.assert_allclose(g.panes["error:zero-filled"].data, np.abs(zf - expected), rtol=1e-4, atol=1e-9)
+    assert "coil 3/4" in g.panes["reference"].title.text and "coil 3/4" in g.panes["zero-filled"].title.text
+    footer = g.panes["zero-filled"].footer.text
+    assert "SSIM" in footer and "RSS" not in footer
+    assert "RSS" in g.panes["vit"].title.text and "RSS" in g.panes["error:vit"].title.text  # networks combine coils
+    c.coil_combo.setCurrentIndex(0)  # back to RSS (all coils)
+    wait_complete(qtbot, window)
+    np.testing.assert_array_equal(g.panes["reference"].data, rss_reference)
+    assert "coil" not in g.panes["reference"].title.text and "RSS" not in g.panes["vit"].title.text
