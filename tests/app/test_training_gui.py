@@ -63,6 +63,10 @@ def test_finetune_from_the_dialog_to_a_checkpoint_in_the_vit_slot(qtbot, window,
     (train / "notes.h5").write_text("not HDF5")
     val = fastmri_folder(tmp_path / "val", 1, first_seed=10)
     open_and_wait(qtbot, window, scan_file)
+    titles = [a.text() for a in window.menuBar().actions()]
+    assert titles.index("&Train") == titles.index("&Help") - 1
+    assert [a.text() for a in window.training.menu.actions() if a.text()] == [
+        "Pretrain…", "Fine-tune…", "Evaluate…", "Runs…"]
     window.training.actions["finetune"].trigger()
     dialog = window.training.dialog
     qtbot.waitUntil(lambda: dialog.form is not None, timeout=90000)  # the trainer describes its fields
@@ -72,8 +76,14 @@ def test_finetune_from_the_dialog_to_a_checkpoint_in_the_vit_slot(qtbot, window,
     assert not form.advanced.isVisible()
     qtbot.mouseClick(form.advanced_button, Qt.LeftButton)
     assert form.advanced.isVisible()
+    dialog.preset.setCurrentText("Shipped weights: demo-unet-s-finetune")  # resources/recipes/*.yaml
+    assert form.widgets["model"].currentText() == "unet-s" and form.widgets["train_dir"].edit.text() == "synthetic"
     dialog.preset.setCurrentText("Demo (CPU, minutes)")
     assert form.widgets["threads"].value() == 1 and form.widgets["crop"].value() == 160
+    form.widgets["model"].setCurrentText("vit-s")
+    type_into(qtbot, form.widgets["train_dir"].edit, str(tmp_path / "missing"))
+    qtbot.mouseClick(dialog.start_button, Qt.LeftButton)
+    assert "Cannot start" in dialog.status.text() and "is not a folder" in dialog.status.text()
     type_into(qtbot, form.widgets["train_dir"].edit, str(train))
     type_into(qtbot, form.widgets["val_dir"].edit, str(val))
     type_into(qtbot, form.widgets["model_args"], TINY_VIT_ARGS)

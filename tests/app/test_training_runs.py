@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from app.gui.training.run_record import Curves, RunRecord, list_runs, model_family
+from app.gui.training.runs import trainer_command
 from app.gui.training.supervise import supervise
 
 
@@ -96,3 +97,9 @@ def test_supervisor_records_exit_code_and_signal(tmp_path):
     assert int((tmp_path / "trainer.pid").read_text()) > 0
     supervise(tmp_path, [sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"])
     assert json.loads((tmp_path / "exit.json").read_text())["signal"] == "SIGKILL"
+
+
+def test_trainer_command_uses_torchrun_for_several_processes():
+    assert trainer_command("py", ["finetune"]) == ["py", "-m", "trainer", "finetune"]
+    assert trainer_command("py", ["finetune"], 4) == ["py", "-m", "torch.distributed.run", "--standalone",
+                                                      "--nproc_per_node=4", "-m", "trainer", "finetune"]

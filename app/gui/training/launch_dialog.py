@@ -7,7 +7,7 @@ from pathlib import Path
 import yaml
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QApplication, QComboBox, QDialog, QDialogButtonBox, QFileDialog, QHBoxLayout, QLabel,
-                               QMessageBox, QPushButton, QScrollArea, QVBoxLayout, QWidget)
+                               QMessageBox, QPushButton, QScrollArea, QSpinBox, QVBoxLayout, QWidget)
 
 from .config_form import ConfigForm, PathEdit
 from .query import TrainerQuery, fetch_schema
@@ -81,10 +81,16 @@ class LaunchDialog(QDialog):
         QApplication.instance().focusChanged.connect(self._focus_changed)
         self.resume_edit = PathEdit("file", "a checkpoint to resume from")
         self.resume_edit.edit.setPlaceholderText("a run's checkpoints/step-*.pt: continue it (its saved config)")
+        self.nproc = QSpinBox()
+        self.nproc.setRange(1, 64)
+        self.nproc.setToolTip("Processes, one per GPU: more than 1 runs the trainer under torchrun "
+                              "(--standalone --nproc_per_node N); batch_size is per process")
         if self.task != "evaluate":
             row = QHBoxLayout()
             row.addWidget(QLabel("Resume from"))
             row.addWidget(self.resume_edit, 1)
+            row.addWidget(QLabel("GPUs"))
+            row.addWidget(self.nproc)
             lay.addLayout(row)
         self.status = QLabel("")
         self.status.setWordWrap(True)
@@ -217,7 +223,8 @@ class LaunchDialog(QDialog):
 
     def _launch(self, note: str = "", resume_from: str | None = None) -> None:
         try:
-            record = self.runs.launch(self.task, self.values, resume_from=resume_from, note=note)
+            record = self.runs.launch(self.task, self.values, resume_from=resume_from, note=note,
+                                      nproc=self.nproc.value())
         except (OSError, ValueError) as e:
             self.status.setText(f"<b>Cannot start</b>: {e}")
             return

@@ -26,6 +26,14 @@ from .supervise import write_json
 PROJECT_ROOT = Path(__file__).resolve().parents[3]  # holds the app and trainer packages
 
 
+def trainer_command(python: str, argv: list[str], nproc: int = 1) -> list[str]:
+    """``python -m trainer ARGV``; with several processes (one per GPU) under torchrun."""
+    if nproc > 1:
+        return [python, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+                "-m", "trainer", *argv]
+    return [python, "-m", "trainer", *argv]
+
+
 def default_runs_root() -> Path:
     """``runs`` beside the user's installed weights (``VITRECON_HOME`` moves both)."""
     return user_weights_dir().parent / "runs"
@@ -59,11 +67,13 @@ class RunsModel(QObject):
         folder.mkdir(parents=True)
         return folder
 
-    def launch(self, task: str, config: dict, resume_from: str | None = None, note: str = "") -> RunRecord:
+    def launch(self, task: str, config: dict, resume_from: str | None = None, note: str = "",
+               nproc: int = 1) -> RunRecord:
         """Save ``config`` (field values; an empty out_dir means the run's folder) and start the trainer.
         ``resume_from``: a training checkpoint (``OUT/checkpoints/step-*.pt``): continue that run with
         the config saved in it, in its output folder (``config`` is not used then). ``note``: the first
-        lines of the run's log (e.g. what the data check found)."""
+        lines of the run's log (e.g. what the data check found). ``nproc`` > 1: that many processes
+        under torchrun (one per GPU)."""
         config = dict(config)
         folder = self.new_folder(task, config.get("model"))
         if note:
@@ -87,7 +97,7 @@ class RunsModel(QObject):
         if not resume_from:
             argv = [task, "--config", str(folder / "config.yaml"), "--progress-json", str(folder / "events.jsonl")]
         info = {"task": task, "model": config.get("model"), "out_dir": str(out_dir),
-                "created": round(time.time(), 3), "sessions": 0}
+                "created": round(time.time(), 3), "sessions": 0, "nproc": nproc}
         record = self._start(folder, info, argv)
         self.runs.append(record)
         self._last_status[record.name] = record.status
@@ -104,7 +114,7 @@ class RunsModel(QObject):
         self._notify(record)
 
     def _start(self, folder: Path, info: dict, argv: list[str], record: RunRecord | None = None) -> RunRecord:
-        command = [self.python, "-m", "trainer", *argv]
+        command = trainer_command(self.python, argv, int(info.get("nproc") or 1))
         proc = QProcess()
         proc.setProgram(self.python)
         proc.setArguments(["-m", "app.gui.training.supervise", str(folder), "--", *command])
