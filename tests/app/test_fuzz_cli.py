@@ -139,9 +139,12 @@ def test_info_with_odd_selections(seeds, option, value):
 
 
 # --- real processes ------------------------------------------------------------------------------------
-def _limits():  # in the child: 6 GiB of address space (torch alone maps ~4), no core files
-    resource.setrlimit(resource.RLIMIT_AS, (6 * 2**30, 6 * 2**30))
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+def _limits(cap: int):
+    """For the child: this process's address space (the same libraries) plus 3 GiB, no core files."""
+    def apply():
+        resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    return apply
 
 
 def _corpus(folder: Path, seeds) -> list[Path]:
@@ -168,10 +171,11 @@ def test_corpus_in_this_process_and_in_real_ones(seeds, tmp_path):
         check(code, err, "info", str(f))
         assert code == 2 and out_text == ""
     huge = files[2]  # as real processes only these two: a process start costs seconds
+    cap = fz.address_space() + 3 * 2**30
     for argv, names in [(["info", str(huge)], huge), (["recon", *map(str, files), "--out", str(out)], files[0])]:
         fz.CASES[SUITE] += 1
         done = subprocess.run([sys.executable, "-m", "app.cli", *argv], capture_output=True, text=True, cwd=ROOT,
-                              timeout=120, preexec_fn=_limits, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+                              timeout=120, preexec_fn=_limits(cap), env={**os.environ, "PYTHONWARNINGS": "ignore"})
         check(done.returncode, done.stderr, argv[0], str(names))
         assert done.returncode == 2 and done.stdout == ""
     assert not out.exists() or not any(out.iterdir())

@@ -366,15 +366,19 @@ def ismrmrd_layout(dst: Path, draw) -> str:
 
 
 # --- the contract ---
+def address_space() -> int:
+    """This process's virtual size in bytes (torch's libraries alone map gigabytes)."""
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmSize:")) * 1024
+
+
 @contextmanager
 def memory_cap(extra_gib: float = 3.0):
     """Bound this process's address space to its present size plus ``extra_gib`` while the cases
     run: an unbounded allocation fails as MemoryError (and the test with it) instead of exhausting
     the machine."""
-    with open("/proc/self/status") as f:
-        size = next(int(line.split()[1]) for line in f if line.startswith("VmSize:")) * 1024
     soft, hard = resource.getrlimit(resource.RLIMIT_AS)
-    cap = size + int(extra_gib * 2**30)
+    cap = address_space() + int(extra_gib * 2**30)
     resource.setrlimit(resource.RLIMIT_AS, (cap if hard == resource.RLIM_INFINITY else min(cap, hard), hard))
     try:
         yield
