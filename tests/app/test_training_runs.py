@@ -103,3 +103,16 @@ def test_trainer_command_uses_torchrun_for_several_processes():
     assert trainer_command("py", ["finetune"]) == ["py", "-m", "trainer", "finetune"]
     assert trainer_command("py", ["finetune"], 4) == ["py", "-m", "torch.distributed.run", "--standalone",
                                                       "--nproc_per_node=4", "-m", "trainer", "finetune"]
+
+
+def test_the_dialog_presets_are_valid_trainer_configs():
+    from app.gui.training.launch_dialog import DEMO_FIELDS, shipped_recipes
+    from trainer.config import CONFIGS, from_dict
+
+    for task, cls in CONFIGS.items():
+        presets = {"demo": DEMO_FIELDS[task], **shipped_recipes(task)}
+        if task == "evaluate":
+            presets = {k: {**v, "checkpoint": "x.safetensors", "data_dir": "d"} for k, v in presets.items()}
+        for name, fields in presets.items():
+            from_dict(cls, fields, name).validate()
+    assert len(shipped_recipes("finetune")) == 2 and len(shipped_recipes("pretrain")) == 1
