@@ -162,6 +162,8 @@ def test_a_trainer_that_dies_is_reported_and_a_reopened_window_finds_the_run(qtb
     assert "SIGKILL" in found.failure_reason()
     page = again.training.panel.page
     qtbot.waitUntil(lambda: "SIGKILL" in page.header.text(), timeout=5000)
+    assert page.tabs.currentWidget() is page.log  # its last lines
+    assert "failed" in again.statusBar().currentMessage()
     assert again.training.panel.items[found.name].text(1) == "failed"
     assert found.can_resume() is False  # no checkpoint was saved before the kill
     assert again.isVisible()

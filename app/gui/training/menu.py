@@ -34,6 +34,8 @@ class TrainingUi(QObject):
         self._build_menu()
         self.panel.page.load_requested.connect(self.load_checkpoint)
         self.runs.added.connect(lambda _r: self.show_runs())
+        self._status = {r.name: r.status for r in self.runs.runs}
+        self.runs.changed.connect(self._announce)
 
     def _build_menu(self) -> None:
         bar = self.window.menuBar()
@@ -71,6 +73,14 @@ class TrainingUi(QObject):
 
     def select(self, record: RunRecord) -> None:
         self.panel.select(record)
+
+    def _announce(self, record: RunRecord) -> None:
+        """A run that ends says so in the status bar, whichever run the dock shows."""
+        status, before = record.status, self._status.get(record.name)
+        self._status[record.name] = status
+        if status != before and status != RUNNING:
+            reason = f": {record.failure_reason()}" if status == "failed" else ""
+            self.window.statusBar().showMessage(f"Training run {record.name} {status}{reason}", 15000)
 
     def load_checkpoint(self, family: str, path: str) -> None:
         self.window.use_checkpoint(family, path)

@@ -32,6 +32,7 @@ class RunPage(QWidget):
         super().__init__(parent)
         self.runs = runs
         self.record: RunRecord | None = None
+        self._shown_status: dict[str, str] = {}
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         self.header = QLabel("Select a run")
@@ -83,6 +84,9 @@ class RunPage(QWidget):
             self.header.setText("Select a run")
             return
         status = r.status
+        if status == FAILED and self._shown_status.get(r.name) not in (None, FAILED):
+            self.tabs.setCurrentWidget(self.log)  # it just died: its last lines say why
+        self._shown_status[r.name] = status
         text = f"<b>{r.name}</b>: {r.task} {r.model or ''} — <span style='color:{STATUS_COLORS[status]}'>{status}</span>"
         if status == FAILED:
             text += f"<br>{_escape(r.failure_reason())}"
