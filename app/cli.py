@@ -1,5 +1,7 @@
 """The ``vitrecon`` command line. Each subcommand lives in ``app/commands/<name>.py`` and provides
-``register(subparsers)``; the handler it sets returns an exit code.
+``HELP`` (its line in ``vitrecon --help``) and ``register(subparsers)``; the handler it sets returns an
+exit code. Only the command being run is registered in full: ``vitrecon --version`` and ``--help``
+import neither torch nor Qt (tests/app/test_cli_startup.py checks it), so they answer at once.
 
 Errors a user can fix (bad input, bad options) exit with code 2 and one line on stderr; ``--debug``
 (anywhere on the command line) adds the traceback.
@@ -26,7 +28,9 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see `{self.prog} --help`)")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser with every command listed and ``command`` (None: none) registered with its options;
+    the others' modules register them (and import what they need) only when they run."""
     parser = _Parser(
         prog="vitrecon",
         description="Accelerated-MRI reconstruction with Vision Transformers: viewer, engine and trainer.")
@@ -34,7 +38,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
-        importlib.import_module(f"app.commands.{name}").register(sub)
+        module = importlib.import_module(f"app.commands.{name}")
+        if name == command:
+            module.register(sub)
+        else:
+            sub.add_parser(name, help=module.HELP)
     return parser
 
 
@@ -84,7 +92,8 @@ def _run(argv: list[str] | None) -> int:
 
         return run_trainer(argv[1:])
     argv, debug = _split_debug(argv)
-    parser = build_parser()
+    # the top-level options take no values: the first other word names the command
+    parser = build_parser(next((a for a in argv if not a.startswith("-")), None))
     try:
         args = parser.parse_args(argv)
     except UsageError as e:

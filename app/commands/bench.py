@@ -1,11 +1,13 @@
 """``vitrecon bench``: network speed, memory and FLOPs (the engine's bench; no Qt involved)."""
 from __future__ import annotations
 
+HELP = "benchmark the networks: slices/s, latency, memory, GFLOPs"
+
 
 def register(sub) -> None:
     from engine import add_bench_arguments
 
-    p = sub.add_parser("bench", help="benchmark the networks: slices/s, latency, memory, GFLOPs",
+    p = sub.add_parser("bench", help=HELP,
                        description="Benchmark registered networks through the engine's forward path. "
                                    "--reference also times the official code's computation with the same "
                                    "weights and checks that the outputs agree to 1e-5.")

@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import json
 
+HELP = "score reconstructions against references (fastMRI's metrics)"
+
 
 def register(sub) -> None:
-    p = sub.add_parser("evaluate", help="score reconstructions against references (fastMRI's metrics)")
+    p = sub.add_parser("evaluate", help=HELP)
     p.add_argument("--target-dir", required=True, metavar="T", help="folder of fully sampled raw-data files")
     p.add_argument("--pred-dir", required=True, metavar="P",
                    help="folder of reconstructions (same file names, 'reconstruction' dataset)")

@@ -5,9 +5,11 @@ import json
 
 from .scan_options import add_selection_arguments, selection
 
+HELP = "describe a fastMRI or ISMRMRD raw-data file"
+
 
 def register(sub) -> None:
-    p = sub.add_parser("info", help="describe a fastMRI or ISMRMRD raw-data file")
+    p = sub.add_parser("info", help=HELP)
     p.add_argument("file", help="fastMRI .h5 or ISMRMRD .h5/.mrd file")
     p.add_argument("--json", action="store_true", help="print JSON")
     add_selection_arguments(p)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 
+HELP = "list the registered networks and their weights"
+
 
 def register(sub) -> None:
-    p = sub.add_parser("models", help="list the registered networks and their weights")
+    p = sub.add_parser("models", help=HELP)
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(handler=run)
 

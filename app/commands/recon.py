@@ -6,11 +6,13 @@ from pathlib import Path
 
 from .scan_options import add_selection_arguments, selection
 
+HELP = "reconstruct files into fastMRI's leaderboard format"
+
 
 def register(sub) -> None:
     from engine import MASK_KINDS
 
-    p = sub.add_parser("recon", help="reconstruct files into fastMRI's leaderboard format")
+    p = sub.add_parser("recon", help=HELP)
     p.add_argument("files", nargs="+", metavar="FILE", help="fastMRI or ISMRMRD raw-data files")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (one file per input, same name)")
     p.add_argument("--model", default="zero-filled",

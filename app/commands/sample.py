@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import sys
 
+HELP = "write the sample brain scans (fastMRI multi-coil, single-coil, ISMRMRD raw)"
+
 
 def register(sub) -> None:
     p = sub.add_parser(
-        "sample", help="write the sample brain scans (fastMRI multi-coil, single-coil, ISMRMRD raw)",
+        "sample", help=HELP,
         description="Write the sample scans vitrecon ships, built from the MNI ICBM152 2009 T1 template "
                     "(see resources/LICENSES.md): a fastMRI multi-coil file, its single-coil version and "
                     "an ISMRMRD raw-data file of the same acquisition.")

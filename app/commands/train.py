@@ -13,9 +13,11 @@ import signal
 import subprocess
 import sys
 
+HELP = "pretrain, fine-tune or evaluate a model (runs `python -m trainer`)"
+
 
 def register(sub) -> None:
-    p = sub.add_parser("train", help="pretrain, fine-tune or evaluate a model (runs `python -m trainer`)",
+    p = sub.add_parser("train", help=HELP,
                        description="Runs the trainer in its own process; see `vitrecon train TASK --help`.",
                        add_help=False)
     p.add_argument("args", nargs=argparse.REMAINDER, help="pretrain|finetune|evaluate and their options")

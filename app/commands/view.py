@@ -3,9 +3,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+HELP = "open the viewer (default: the bundled multi-coil sample)"
+
 
 def register(sub) -> None:
-    p = sub.add_parser("view", help="open the viewer (default: the bundled multi-coil sample)")
+    p = sub.add_parser("view", help=HELP)
     p.add_argument("file", nargs="?", metavar="FILE",
                    help="a fastMRI or ISMRMRD raw-data file (default: the bundled multi-coil brain sample)")
     p.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps, for this run only "
