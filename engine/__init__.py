@@ -6,7 +6,8 @@ imported anywhere below it. The surface, by what the app does with it:
 
 - reconstruct: ``open_scan``, ``Scan``, ``ScanInfo``, ``MaskSpec``, ``Mask``, ``ReconRequest``,
   ``Engine`` (``reconstruct``, ``reconstruct_volume``), ``ReconResult``, ``NetworkOutput``, ``ModelRef``,
-  ``Metrics``; devices: ``available_devices``, ``resolve_device``;
+  ``Metrics``; devices: ``available_devices``, ``resolve_device``, ``launch_env`` and ``launch_device``
+  (one device per process under torchrun);
 - errors: ``VitreconError`` and its kinds, each one sentence a user can read;
 - model catalogue and weights: ``list_models``, ``get_entry`` (family, description, arguments),
   ``count_parameters``; ``weights_status`` and ``describe_weights`` (demo, installed or untrained),
@@ -27,7 +28,7 @@ from __future__ import annotations
 import importlib
 
 from .checkpoints import atomic_write, card_path
-from .devices import available_devices, cpu_has_fast_bf16, resolve_device
+from .devices import available_devices, cpu_has_fast_bf16, launch_device, launch_env, resolve_device
 from .engine import DEFAULT_MASK, Engine
 from .errors import CheckpointError, RequestError, ScanError, UnsupportedScanError, VitreconError
 from .evaluation import evaluate_folders
@@ -61,7 +62,7 @@ def __getattr__(name: str):
 __all__ = [
     # reconstruct
     "DEFAULT_MASK", "Engine", "ModelRef", "NetworkOutput", "ReconRequest", "ReconResult",
-    "available_devices", "cpu_has_fast_bf16", "resolve_device",
+    "available_devices", "cpu_has_fast_bf16", "launch_device", "launch_env", "resolve_device",
     "MASK_KINDS", "Mask", "MaskSpec", "default_center_fraction", "make_mask", "seed_from_filename",
     "Metrics", "error_maps", "slice_metrics", "volume_metrics", "open_scan", "Scan", "ScanInfo",
     # errors

@@ -1,6 +1,8 @@
 """Where networks run: the devices this machine has, ``auto``'s choice, one name per device."""
 from __future__ import annotations
 
+import os
+
 import torch
 
 from .errors import RequestError
@@ -63,3 +65,26 @@ def canonical_device(device: str | torch.device) -> torch.device:
     if dev.type == "cuda":
         return dev if dev.index is not None else torch.device("cuda", torch.cuda.current_device())
     return torch.device(dev.type)
+
+
+def launch_env() -> tuple[int, int, int]:
+    """(rank, local rank, world size) that torchrun put in the environment; (0, 0, 1) without it."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 0, 1
+    return int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0")), world
+
+
+def launch_device(device: str, local_rank: int = 0, world_size: int = 1) -> torch.device:
+    """The device of one process: ``device`` resolved for a single process; under torchrun
+    (``world_size`` > 1) one device per process: ``auto`` and ``cuda`` are ``cuda:LOCAL_RANK`` when
+    CUDA is there (``auto`` is the CPU otherwise), any other name is taken as it is."""
+    if world_size <= 1:
+        return resolve_device(device)
+    if device == "cuda" or (device == "auto" and torch.cuda.is_available()):
+        resolve_device("cuda")  # absent: a RequestError
+        if local_rank >= torch.cuda.device_count():
+            raise RequestError(f"local rank {local_rank} has no CUDA device of its own; this machine has "
+                               f"{torch.cuda.device_count()} (start at most that many processes per node)")
+        return torch.device("cuda", local_rank)
+    return resolve_device("cpu" if device == "auto" else device)

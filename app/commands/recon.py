@@ -63,58 +63,78 @@ def weights_note(name: str, weights) -> None:
 
 
 def run(args) -> int:
+    """Check every input and option, then reconstruct. Under torchrun (``WORLD_SIZE`` > 1) every rank
+    checks all inputs as one process does, then reconstructs its share of the files (rank r: files r,
+    r + W, ...) on its own device (``engine.launch_device``); the outputs are those of one process."""
     from tqdm import tqdm
 
-    from engine import (Engine, ModelRef, RequestError, check_input, check_writable, list_models, open_scan,
-                        output_path, reconstruct_file, resolve_device)
+    from engine import Engine, launch_device, launch_env, reconstruct_file
 
-    mask = mask_from_args(args)
-    model = None
-    if args.model != "zero-filled":
-        if args.model not in list_models():
-            raise ValueError(f"unknown model {args.model!r}; expected zero-filled or one of {', '.join(list_models())}")
-        model = ModelRef(args.model, args.checkpoint, args.trust_checkpoint)
-    elif args.checkpoint:
-        raise ValueError("--checkpoint needs --model naming a network")
+    mask, model = mask_from_args(args), model_from_args(args)
     if args.batch_size is not None and args.batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
     out_dir = Path(args.out)
     if out_dir.exists() and not out_dir.is_dir():
         raise ValueError(f"{out_dir}: --out must be a folder, found a file")
-    names: dict[str, str] = {}
-    for f in args.files:  # fail before any work if an output exists or two inputs would share one
-        name = Path(f).name
-        if name in names:
-            raise ValueError(f"{f}: has the same file name as {names[name]}, so both would be written to "
-                             f"{output_path(f, out_dir)}; reconstruct them into different --out folders")
-        names[name] = f
-        check_writable(output_path(f, out_dir), args.overwrite)
-    device = resolve_device(args.device)
-    engine = Engine(device=args.device, precision=args.precision)
-    total = 0
-    for f in args.files:  # check every input first (mask, data): a bad one fails before any output is written
-        with open_scan(f, **selection(args)) as scan:
-            if mask is not None and not scan.info.fully_sampled:
-                raise RequestError(f"{f}: was acquired undersampled, so a retrospective --mask cannot be "
-                                   "applied; leave out --mask, --accel, --center-fraction and --seed to "
-                                   "reconstruct it from the lines that were acquired")
-            check_input(engine, scan, out_dir, mask)
-            total += scan.num_slices
-    if model is not None:
+    rank, local_rank, world = launch_env()
+    device = launch_device(args.device, local_rank, world)
+    engine = Engine(device=str(device), precision=args.precision)
+    slices = check_inputs(args, engine, mask, out_dir)
+    mine = args.files[rank::world]
+    if model is not None and rank == 0:
         weights_note(model.name, engine.load_model(model, device).weights)
-    bar = tqdm(total=total, unit="slice", desc="recon", file=sys.stderr, disable=None)
+    bar = tqdm(total=sum(slices[f] for f in mine), unit="slice", desc="recon", file=sys.stderr,
+               disable=None if rank == 0 else True)
     try:
-        for f in args.files:
+        for f in mine:
             done_before = bar.n
 
             def progress(done, n, base=done_before):
                 bar.update(base + done - bar.n)
 
             bar.set_postfix_str(Path(f).name)
-            path = reconstruct_file(engine, f, out_dir, mask=mask, model=model, device=args.device,
+            path = reconstruct_file(engine, f, out_dir, mask=mask, model=model, device=str(device),
                                     overwrite=args.overwrite, batch_size=args.batch_size, progress=progress,
                                     selection=selection(args))
             tqdm.write(f"wrote {path}", file=sys.stderr)
     finally:
         bar.close()
     return 0
+
+
+def model_from_args(args):
+    """The ModelRef ``--model`` and ``--checkpoint`` ask for (None: zero-filled)."""
+    from engine import ModelRef, list_models
+
+    if args.model != "zero-filled":
+        if args.model not in list_models():
+            raise ValueError(f"unknown model {args.model!r}; expected zero-filled or one of {', '.join(list_models())}")
+        return ModelRef(args.model, args.checkpoint, args.trust_checkpoint)
+    if args.checkpoint:
+        raise ValueError("--checkpoint needs --model naming a network")
+    return None
+
+
+def check_inputs(args, engine, mask, out_dir: Path) -> dict[str, int]:
+    """Fail before any work if an output exists, two inputs would share one, or an input cannot be
+    reconstructed (mask, data); returns the number of slices of each input."""
+    from engine import RequestError, check_input, check_writable, open_scan, output_path
+
+    names: dict[str, str] = {}
+    for f in args.files:
+        name = Path(f).name
+        if name in names:
+            raise ValueError(f"{f}: has the same file name as {names[name]}, so both would be written to "
+                             f"{output_path(f, out_dir)}; reconstruct them into different --out folders")
+        names[name] = f
+        check_writable(output_path(f, out_dir), args.overwrite)
+    slices = {}
+    for f in args.files:
+        with open_scan(f, **selection(args)) as scan:
+            if mask is not None and not scan.info.fully_sampled:
+                raise RequestError(f"{f}: was acquired undersampled, so a retrospective --mask cannot be "
+                                   "applied; leave out --mask, --accel, --center-fraction and --seed to "
+                                   "reconstruct it from the lines that were acquired")
+            check_input(engine, scan, out_dir, mask)
+            slices[f] = scan.num_slices
+    return slices
