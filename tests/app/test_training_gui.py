@@ -168,3 +168,20 @@ def test_a_trainer_that_dies_is_reported_and_a_reopened_window_finds_the_run(qtb
     assert found.can_resume() is False  # no checkpoint was saved before the kill
     assert again.isVisible()
     again.close()
+
+
+def test_a_dialog_closed_while_the_trainer_answers_is_forgotten(qtbot, window, monkeypatch):
+    from app.gui.training import query
+
+    monkeypatch.setattr(query, "_schema", None)  # as in a fresh session
+    window.training.menu.aboutToShow.emit()  # the menu asks for the fields as it opens
+    asked = query._query
+    assert asked is not None
+    first = window.training.open_dialog("pretrain")
+    first.close()  # before the answer: its callbacks are dropped
+    dialog = window.training.open_dialog("evaluate")
+    assert query._query is asked and len(query._waiting) == 3  # one child process for all
+    qtbot.waitUntil(lambda: dialog.form is not None, timeout=90000)
+    assert query._query is None and not query._waiting
+    assert set(dialog.form.widgets) >= {"checkpoint", "data_dir", "average", "allow_seen_data"}
+    assert not dialog.form.advanced.isVisibleTo(dialog)

@@ -117,6 +117,15 @@ class LaunchDialog(QDialog):
         self.preset.addItems(list(self.presets))
         self.start_button.setEnabled(True)
 
+    def done(self, result: int) -> None:
+        """Closed or started: a folder check still running is ended."""
+        self.query.cancel()
+        try:
+            QApplication.instance().focusChanged.disconnect(self._focus_changed)
+        except (RuntimeError, TypeError):  # done twice
+            pass
+        super().done(result)
+
     def _focus_changed(self, _old, new) -> None:
         if self.form is not None:
             text = self.form.help_for(new)

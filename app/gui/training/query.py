@@ -11,7 +11,8 @@ import os
 import sys
 from typing import Callable
 
-from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, Signal
+import shiboken6
+from PySide6.QtCore import QCoreApplication, QObject, QProcess, QProcessEnvironment, Signal
 
 from .runs import PROJECT_ROOT
 
@@ -71,18 +72,37 @@ class TrainerQuery(QObject):
             self.failed.emit(f"The trainer could not be started ({self.python} -m trainer.describe).")
 
 
-def fetch_schema(on_ready: Callable[[dict], None], on_error: Callable[[str], None], parent: QObject) -> None:
-    """Call ``on_ready`` with the config fields of every task (at once when already known)."""
+_waiting: list[tuple[QObject | None, Callable, Callable]] = []
+_query: TrainerQuery | None = None
+
+
+def fetch_schema(on_ready: Callable[[dict], None], on_error: Callable[[str], None],
+                 owner: QObject | None = None) -> None:
+    """Call ``on_ready`` with the config fields of every task, at once when already known; one child
+    process answers every caller waiting meanwhile. Callbacks of an ``owner`` deleted meanwhile (a
+    dialog closed) are dropped."""
+    global _query
     if _schema is not None:
         on_ready(_schema)
         return
-    query = TrainerQuery(parent)
+    _waiting.append((owner, on_ready, on_error))
+    if _query is not None:
+        return
+    _query = TrainerQuery(QCoreApplication.instance())
+    _query.answered.connect(lambda schema: _answer(schema, None))
+    _query.failed.connect(lambda message: _answer(None, message))
+    _query.ask(["configs"])
 
-    def keep(schema: dict) -> None:
-        global _schema
-        _schema = schema
-        on_ready(schema)
 
-    query.answered.connect(keep)
-    query.failed.connect(on_error)
-    query.ask(["configs"])
+def _answer(schema: dict | None, message: str | None) -> None:
+    global _schema, _query
+    _schema = schema
+    if _query is not None:
+        _query.deleteLater()
+    _query = None
+    waiting = _waiting[:]
+    _waiting.clear()
+    for owner, on_ready, on_error in waiting:
+        if owner is not None and not shiboken6.isValid(owner):
+            continue
+        on_ready(schema) if schema is not None else on_error(message or "")
