@@ -110,6 +110,7 @@ def test_finetune_from_the_dialog_to_a_checkpoint_in_the_vit_slot(qtbot, window,
     (label, (net, zf)), = page.plots.val_curves.items()
     assert "4x" in label and list(net.getData()[0]) == [6, 12] and len(zf.getData()[1]) == 2
     assert window.training.panel.items[record.name].text(3) == "12 / 12"
+    assert "the trainer resolved" in page.config.toPlainText() and "max_steps: 12" in page.config.toPlainText()
     page.checkpoint_combo.setCurrentIndex(page.checkpoint_combo.findText("best"))
     qtbot.mouseClick(page.load_vit_button, Qt.LeftButton)
     best = str(record.out_dir / "best.safetensors")

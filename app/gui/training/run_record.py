@@ -242,6 +242,11 @@ class RunRecord:
                  f"{_num((m.get('zero_filled') or {}).get('ssim')):.4f})" for label, m in masks.items()]
         return f"{what}: " + "; ".join(parts)
 
+    def resolved_config(self) -> dict | None:
+        """The config of the latest session as the trainer resolved it (its ``start`` event)."""
+        start = self._last("start")
+        return start.get("config") if start else None
+
     def checkpoints(self) -> dict[str, Path]:
         """The run's weights files that exist: {"best": path, "final": path}."""
         found = {}

@@ -2,6 +2,7 @@
 page: its curves, the log tail, the config, and Stop, Resume, Open folder and Load into a slot."""
 from __future__ import annotations
 
+import yaml
 from PySide6.QtCore import QUrl, Qt, Signal
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QPlainTextEdit, QProgressBar, QPushButton,
@@ -72,7 +73,7 @@ class RunPage(QWidget):
         if record is not self.record:
             self.plots.clear_curves()
             self.record = record
-            self.config.setPlainText(self._config_text(record) if record else "")
+            self.config.setPlainText("")
         self.refresh()
 
     def refresh(self) -> None:
@@ -101,6 +102,9 @@ class RunPage(QWidget):
         self.resume_button.setEnabled(r.can_resume())
         self.open_button.setEnabled(True)
         self._fill_checkpoints(r)
+        config = self._config_text(r)
+        if config != self.config.toPlainText():  # the resolved config arrives with the start event
+            self.config.setPlainText(config)
 
     def _fill_checkpoints(self, r: RunRecord) -> None:
         current = self.checkpoint_combo.currentText()
@@ -117,10 +121,16 @@ class RunPage(QWidget):
         self.load_unet_button.setEnabled(bool(found) and family in ("unet", None))
 
     def _config_text(self, r: RunRecord) -> str:
-        try:
-            config = (r.folder / "config.yaml").read_text()
-        except OSError:
-            config = ""
+        """The config the trainer resolved (its start event), else the file it was given."""
+        resolved = r.resolved_config()
+        if resolved is not None:
+            config = "# the config the trainer resolved (defaults, file, flags, resumed checkpoint)\n" + \
+                yaml.safe_dump(resolved, sort_keys=False)
+        else:
+            try:
+                config = (r.folder / "config.yaml").read_text()
+            except OSError:
+                config = ""
         command = " ".join(r.info.get("command") or [])
         text = f"# {command}\n{config}"
         if (r.out_dir / "tensorboard").is_dir() or "tensorboard: true" in config:
