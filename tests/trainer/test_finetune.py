@@ -74,7 +74,7 @@ def test_evaluate_reports_fastmri_per_volume_metrics(finetuned, knee_dirs, tmp_p
     assert "random 4x cf 0.08" in captured.out
     report = json.loads(report_path.read_text())
     assert report["num_volumes"] == 2 and len(report["volumes"]) == 2
-    engine = Engine(device="cpu")
+    engine = Engine(device="cpu", precision="fp32")  # as the evaluation ran (auto may pick bf16 on this CPU)
     for row in report["volumes"]:
         with open_scan(knee_dirs["test"] / row["file"]) as scan:
             pred = engine.reconstruct_volume(scan, mask=MaskSpec("random", 4.0, 0.08),
