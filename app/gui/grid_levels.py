@@ -46,6 +46,10 @@ class GridLevels:
             self.mag_bar.setLevels(preset_levels(name, image))
             self._show_window_level()
 
+    def set_inverted(self, on: bool) -> None:
+        """Magnitude images white where there is no signal (error maps keep their colours)."""
+        self.mag_bar.setColorMap(theme.colormap("gray_r" if on else theme.MAGNITUDE_CMAP))
+
     def _show_window_level(self, *_) -> None:
         text = window_level_text(*self.mag_bar.levels(), self.unit_exponent)
         for pane in self.panes.values():

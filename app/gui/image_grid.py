@@ -11,6 +11,7 @@ from PySide6.QtCore import Qt, QTimer, Signal
 from . import theme
 from .grid_levels import GridLevels
 from .labels import PaneText, pane_texts
+from .orientation import Orientation
 from .panes import ImagePane
 from .worker import Update
 
@@ -64,6 +65,7 @@ class ImageGrid(GridLevels, pg.GraphicsLayoutWidget):
         self.unit_exponent = 0  # values are shown in units of 10**unit_exponent
         self._error_maps: list = []  # the absolute error maps of the update shown
         self.show_marker = True
+        self.orientation = Orientation()
         self._levels_set = False
         self._placed: list = []
         self.last_update: Update | None = None
@@ -223,13 +225,23 @@ class ImageGrid(GridLevels, pg.GraphicsLayoutWidget):
     # --- view -----------------------------------------------------------------------------------
     def fit(self) -> None:
         """Fit the image to the panes (all views follow: they are linked)."""
-        key = self.enlarged or "reference"
-        pane = self.panes[key]
-        data = next((p.data for p in self.panes.values() if p.data is not None), None)
-        if data is None:
+        shown = next((p for p in self.panes.values() if p.data is not None), None)
+        if shown is None:
             return
-        h, w = data.shape
-        pane.view.setRange(xRange=(0, w), yRange=(0, h), padding=0.02)
+        rect = shown.image.mapRectToParent(shown.image.boundingRect())  # as turned and flipped
+        self.panes[self.enlarged or "reference"].view.setRange(rect, padding=0.02)
+
+    def set_orientation(self, orientation: Orientation) -> None:
+        """Turn and flip every pane's image together, then fit them."""
+        self.orientation = orientation
+        for pane in self.panes.values():
+            pane.set_orientation(orientation)
+        self.fit()
+
+    def set_wheel_slices(self, on: bool) -> None:
+        """The wheel steps slices and Ctrl+wheel zooms (off: the wheel zooms, Ctrl+wheel steps)."""
+        for pane in self.panes.values():
+            pane.view.wheel_slices = on
 
     def set_wl_mode(self, on: bool) -> None:
         for pane in self.panes.values():
@@ -255,7 +267,7 @@ class ImageGrid(GridLevels, pg.GraphicsLayoutWidget):
         col = row = None
         key = self.pane_at(pos)
         if key is not None:
-            p = self.panes[key].view.mapSceneToView(pos)
+            p = self.panes[key].image.mapFromScene(pos)  # the image pixel, whatever the orientation
             col, row = int(math.floor(p.x())), int(math.floor(p.y()))
         for key in self.visible_keys():
             self.panes[key].show_readout(col, row, self.show_marker, self.unit_exponent)

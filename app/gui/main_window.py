@@ -129,7 +129,10 @@ class MainWindow(FileActions, QMainWindow):
         file_menu.addAction(a["quit"])
         view = mb.addMenu("&View")
         view.addActions([a[k] for k in ("fit", "reset_wl", "wl_mode", "toggle_layout", "signed_error",
-                                        "gain_up", "gain_down", "crosshair", "restore", "prefetch")])
+                                        "gain_up", "gain_down", "crosshair", "restore", "prefetch",
+                                        "wheel_slices")])
+        view.addMenu("&Window").addActions([a[k] for k in ("wl_auto", "wl_brain", "wl_full", "invert")])
+        view.addMenu("&Orientation").addActions([a[k] for k in ("rotate", "flip_h", "flip_v")])
         view.addSeparator()
         for dock in (self.controls_dock, self.kspace_dock, self.metrics_dock, self.metadata_dock):
             view.addAction(dock.toggleViewAction())
@@ -186,6 +189,18 @@ class MainWindow(FileActions, QMainWindow):
         a["signed_error"].toggled.connect(lambda on: self.set_error_mode("signed" if on else "abs"))
         a["crosshair"].toggled.connect(lambda on: setattr(self.grid, "show_marker", on))
         a["prefetch"].toggled.connect(lambda on: setattr(self.controller, "prefetch_enabled", on))
+        self._connect_reading()
+
+    def _connect_reading(self) -> None:
+        """Window presets, invert, orientation and the wheel: how images are shown, nothing recomputed."""
+        a, g = self.actions, self.grid
+        for key, name in (("wl_auto", "auto"), ("wl_brain", "brain"), ("wl_full", "full")):
+            a[key].triggered.connect(lambda _=False, n=name: g.set_window_preset(n))
+        a["invert"].toggled.connect(g.set_inverted)
+        a["rotate"].triggered.connect(lambda: g.set_orientation(g.orientation.rotated()))
+        a["flip_h"].triggered.connect(lambda: g.set_orientation(g.orientation.flipped(True)))
+        a["flip_v"].triggered.connect(lambda: g.set_orientation(g.orientation.flipped(False)))
+        a["wheel_slices"].toggled.connect(g.set_wheel_slices)
 
     # --- requests and results -------------------------------------------------------------------
     def submit(self) -> None:
@@ -313,6 +328,10 @@ class MainWindow(FileActions, QMainWindow):
         self.actions["crosshair"].setChecked(s.get("display/crosshair", True, bool))
         self.grid.show_marker = self.actions["crosshair"].isChecked()
         self.actions["prefetch"].setChecked(s.get("recon/prefetch", True, bool))
+        self.actions["wheel_slices"].setChecked(s.get("display/wheel_slices", True, bool))
+        self.grid.set_wheel_slices(self.actions["wheel_slices"].isChecked())
+        self.actions["invert"].setChecked(s.get("display/invert", False, bool))
+        self.grid.set_inverted(self.actions["invert"].isChecked())
         self.controller.prefetch_enabled = self.actions["prefetch"].isChecked()
 
     def save_settings(self) -> None:
@@ -323,6 +342,8 @@ class MainWindow(FileActions, QMainWindow):
         s.set("display/error_mode", self.grid.error_mode)
         s.set("display/gain", int(self.grid.gain))
         s.set("display/crosshair", self.actions["crosshair"].isChecked())
+        s.set("display/wheel_slices", self.actions["wheel_slices"].isChecked())
+        s.set("display/invert", self.actions["invert"].isChecked())
         s.set("recon/prefetch", self.controller.prefetch_enabled)
         save_state(s, self.controls.state, self.failed_checkpoints, self.session_device)
         s.sync()

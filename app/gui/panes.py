@@ -11,13 +11,14 @@ from PySide6.QtGui import QColor, QDesktopServices, QFont
 
 from . import theme
 from .levels import in_units
+from .orientation import Orientation
 
 
 class WLViewBox(pg.ViewBox):
-    """A ViewBox with the mouse as radiologists use it: left-drag pans, wheel zooms, right-drag sets
-    window/level (horizontal: window width, vertical: level), Ctrl/Shift+wheel steps slices
-    (double-click, which enlarges, is the grid's). With ``wl_mode`` on, the left button sets
-    window/level too."""
+    """A ViewBox with the mouse as radiologists use it: left-drag pans, the wheel steps slices and
+    Ctrl+wheel zooms (``wheel_slices`` off: the other way round; Shift+wheel always steps), right-drag
+    sets window/level (horizontal: window width, vertical: level); double-click, which enlarges, is the
+    grid's. With ``wl_mode`` on, the left button sets window/level too."""
 
     sigWindowLevel = Signal(object, float, float)  # self, dx, dy in screen pixels
     sigSliceStep = Signal(int)
@@ -25,6 +26,8 @@ class WLViewBox(pg.ViewBox):
     def __init__(self, **kw):
         super().__init__(lockAspect=True, invertY=True, enableMenu=False, **kw)
         self.wl_mode = False
+        self.wheel_slices = True
+        self._wheel_rest = 0  # wheel delta not yet turned into a slice step (touchpads send small ones)
 
     def _is_wl(self, ev) -> bool:
         return ev.button() == Qt.RightButton or (self.wl_mode and ev.button() == Qt.LeftButton)
@@ -44,13 +47,16 @@ class WLViewBox(pg.ViewBox):
         super().mouseClickEvent(ev)
 
     def wheelEvent(self, ev, axis=None):
-        if ev.modifiers() & (Qt.ControlModifier | Qt.ShiftModifier):
-            ev.accept()
-            delta = ev.delta() if hasattr(ev, "delta") else ev.angleDelta().y()
-            if delta:
-                self.sigSliceStep.emit(1 if delta < 0 else -1)
+        mods = ev.modifiers()
+        if not (mods & Qt.ShiftModifier or self.wheel_slices != bool(mods & Qt.ControlModifier)):
+            super().wheelEvent(ev, axis)  # zoom
             return
-        super().wheelEvent(ev, axis)
+        ev.accept()
+        self._wheel_rest += ev.delta() if hasattr(ev, "delta") else ev.angleDelta().y()
+        steps = int(self._wheel_rest / 120)  # one notch of a mouse wheel: one slice
+        self._wheel_rest -= steps * 120
+        if steps:
+            self.sigSliceStep.emit(-steps)  # away from the user: the previous slice
 
 
 class CornerText(pg.GraphicsObject):
@@ -179,6 +185,7 @@ class ImagePane(pg.GraphicsLayout):
         self.status = CornerText(self.view, "tr", 8.5, theme.WARN)
         self.window_level = CornerText(self.view, "tl", 8.5, theme.MUTED)  # magnitude panes only
         self.data: np.ndarray | None = None
+        self.orientation = Orientation()
 
     # --- content --------------------------------------------------------------------------------
     def set_data(self, data: np.ndarray | None) -> None:
@@ -194,7 +201,14 @@ class ImagePane(pg.GraphicsLayout):
         levels = self.image.levels
         self.image.setImage(np.asarray(data, dtype=np.float32), autoLevels=False,
                             levels=levels if levels is not None else (0.0, 1.0))
+        self.image.setTransform(self.orientation.transform(*data.shape))
         self.image.setVisible(True)
+
+    def set_orientation(self, orientation: Orientation) -> None:
+        """Turn and flip the image on screen; readouts and the marker follow it."""
+        self.orientation = orientation
+        if self.data is not None:
+            self.image.setTransform(orientation.transform(*self.data.shape))
 
     def set_title(self, html: str) -> None:
         self.title.setText(html)
@@ -230,5 +244,6 @@ class ImagePane(pg.GraphicsLayout):
             self.marker.setVisible(False)
             return
         self.readout.set_html(f"<span style='color:{theme.MUTED}'>({col}, {row})</span> {in_units(value, exponent)}")
-        self.marker.setData([col + 0.5], [row + 0.5])
+        at = self.image.mapToParent(QPointF(col + 0.5, row + 0.5))  # where that pixel is on screen
+        self.marker.setData([at.x()], [at.y()])
         self.marker.setVisible(marker)

@@ -34,8 +34,9 @@ def configure_pyqtgraph() -> None:
 
 
 def colormap(name: str) -> pg.ColorMap:
-    if name == "gray":
-        return pg.ColorMap(pos=[0.0, 1.0], color=[(0, 0, 0), (255, 255, 255)], name="gray")
+    if name in ("gray", "gray_r"):  # gray_r: inverted, white for no signal
+        black, white = (0, 0, 0), (255, 255, 255)
+        return pg.ColorMap(pos=[0.0, 1.0], color=[black, white] if name == "gray" else [white, black], name=name)
     return pg.colormap.get(name)
 
 

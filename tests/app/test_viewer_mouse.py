@@ -4,7 +4,7 @@ a layout change."""
 from __future__ import annotations
 
 import pytest
-from PySide6.QtCore import QPoint, Qt
+from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtTest import QTest
 
 from test_viewer_support import engine, open_and_wait, scan_file, window  # noqa: F401
@@ -107,11 +107,10 @@ def test_magnitude_scale_window_level_readout_and_pixel_values_in_display_units(
     assert len(labels) >= 3 and all(len(t) <= 4 and "e" not in t for t in labels), labels
     wl = g.panes["vit"].window_level.text.toPlainText()
     assert f"W {(hi2 - lo2) * 1e6:.0f}" in wl
-    pos = pane_point(g, "reference")
+    pos = g.mapFromScene(g.panes["reference"].view.mapViewToScene(QPointF(20.5, 30.5)))  # pixel (20, 30)
     qtbot.wait(30)  # pyqtgraph takes at most one move per ~16 ms
     QTest.mouseMove(g.viewport(), pos)
-    p = g.panes["reference"].view.mapSceneToView(g.mapToScene(pos))
-    value = g.panes["reference"].data[int(p.y()), int(p.x())] * 1e6
+    value = g.panes["reference"].data[30, 20] * 1e6
     text = g.panes["reference"].readout.text.toPlainText().strip()
     assert text.endswith(f"{value:.0f}") and "e-0" not in text
 

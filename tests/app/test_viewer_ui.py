@@ -173,7 +173,8 @@ def test_shortcuts_act_and_help_lists_them_all(qtbot, window, scan_file, monkeyp
             assert QKeySequence(key) in window.actions[spec.key].shortcuts()
 
 
-def test_ctrl_wheel_steps_slices(qtbot, window, scan_file):
+def test_shift_wheel_steps_slices(qtbot, window, scan_file):
+    """(The wheel and Ctrl+wheel, with real wheel events: test_viewer_reading.py.)"""
     open_and_wait(qtbot, window, scan_file)
     window.grid.panes["vit"].view.sigSliceStep.emit(1)
     assert window.controls.state.slice_index == 2
@@ -191,7 +192,7 @@ def test_ctrl_wheel_steps_slices(qtbot, window, scan_file):
         def accept(self):
             self.accepted = True
 
-    ev = Wheel(120, Qt.ControlModifier)
+    ev = Wheel(120, Qt.ShiftModifier)
     window.grid.panes["reference"].view.wheelEvent(ev)
     assert ev.accepted and window.controls.state.slice_index == 1
 
