@@ -118,6 +118,12 @@ def test_finetune_from_the_dialog_to_a_checkpoint_in_the_vit_slot(qtbot, window,
     wait_complete(qtbot, window)
     outputs = {o.ref.checkpoint: o for o in window.controller.last_update.result.outputs}
     assert best in outputs  # the open scan reconstructed with the run's weights
+    qtbot.mouseClick(page.evaluate_button, Qt.LeftButton)  # the Evaluate dialog, on this checkpoint
+    evaluate = window.training.dialog
+    qtbot.waitUntil(lambda: evaluate.form is not None, timeout=5000)
+    assert evaluate.task == "evaluate" and evaluate.form.values()["checkpoint"] == best
+    assert evaluate.form.values()["model"] == "vit-s"
+    evaluate.close()
     assert not window.dialogs
 
 

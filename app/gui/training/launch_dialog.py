@@ -44,9 +44,10 @@ class LaunchDialog(QDialog):
 
     started = Signal(object)
 
-    def __init__(self, task: str, runs: RunsModel, parent: QWidget | None = None):
+    def __init__(self, task: str, runs: RunsModel, parent: QWidget | None = None, initial: dict | None = None):
         super().__init__(parent)
         self.task, self.runs = task, runs
+        self.initial = dict(initial or {})  # field values over the first preset (e.g. a run's checkpoint)
         self.setWindowTitle(f"{TITLES[task]} — vitrecon")
         self.form: ConfigForm | None = None
         self.defaults: dict = {}
@@ -115,6 +116,7 @@ class LaunchDialog(QDialog):
         self.scroll.setWidget(self.form)
         self.presets = {PAPER: {}, DEMO: DEMO_FIELDS[self.task], **shipped_recipes(self.task)}
         self.preset.addItems(list(self.presets))
+        self.form.set_values(self.initial)
         self.start_button.setEnabled(True)
 
     def done(self, result: int) -> None:

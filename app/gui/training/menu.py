@@ -33,6 +33,8 @@ class TrainingUi(QObject):
         self.actions: dict[str, QAction] = {}
         self._build_menu()
         self.panel.page.load_requested.connect(self.load_checkpoint)
+        self.panel.page.evaluate_requested.connect(
+            lambda path, model: self.open_dialog("evaluate", {"checkpoint": path, "model": model}))
         self.runs.added.connect(lambda _r: self.show_runs())
         self._status = {r.name: r.status for r in self.runs.runs}
         self.runs.changed.connect(self._announce)
@@ -57,10 +59,10 @@ class TrainingUi(QObject):
         # the dialogs need the trainer's config fields: ask for them while the menu is open
         self.menu.aboutToShow.connect(lambda: fetch_schema(lambda _s: None, lambda _m: None, self))
 
-    def open_dialog(self, task: str) -> LaunchDialog:
+    def open_dialog(self, task: str, initial: dict | None = None) -> LaunchDialog:
         if self.dialog is not None:
             self.dialog.close()
-        dialog = LaunchDialog(task, self.runs, self.window)
+        dialog = LaunchDialog(task, self.runs, self.window, initial)
         dialog.setAttribute(Qt.WA_DeleteOnClose)
         dialog.finished.connect(lambda _code, d=dialog: self.dialog is d and setattr(self, "dialog", None))
         self.dialog = dialog

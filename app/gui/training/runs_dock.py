@@ -28,6 +28,7 @@ class RunPage(QWidget):
     """One run: header, actions, curves, log and config."""
 
     load_requested = Signal(str, str)  # slot family, checkpoint path
+    evaluate_requested = Signal(str, object)  # checkpoint path, model name (or None)
 
     def __init__(self, runs: RunsModel, parent: QWidget | None = None):
         super().__init__(parent)
@@ -49,8 +50,10 @@ class RunPage(QWidget):
         self.checkpoint_combo.setToolTip("The run's weights: best (by validation SSIM) or final")
         self.load_vit_button = QPushButton("Load into ViT slot")
         self.load_unet_button = QPushButton("Load into U-Net slot")
+        self.evaluate_button = QPushButton("Evaluate…")
+        self.evaluate_button.setToolTip("Score this checkpoint on a held-out folder (the Evaluate dialog)")
         for w in (self.stop_button, self.resume_button, self.open_button, self.checkpoint_combo,
-                  self.load_vit_button, self.load_unet_button):
+                  self.load_vit_button, self.load_unet_button, self.evaluate_button):
             actions.addWidget(w)
         actions.addStretch(1)
         lay.addLayout(actions)
@@ -67,6 +70,7 @@ class RunPage(QWidget):
         self.open_button.clicked.connect(self._open_folder)
         self.load_vit_button.clicked.connect(lambda: self._load("vit"))
         self.load_unet_button.clicked.connect(lambda: self._load("unet"))
+        self.evaluate_button.clicked.connect(self._evaluate)
         self.show_record(None)
 
     def show_record(self, record: RunRecord | None) -> None:
@@ -79,7 +83,7 @@ class RunPage(QWidget):
     def refresh(self) -> None:
         r = self.record
         for w in (self.stop_button, self.resume_button, self.open_button, self.load_vit_button,
-                  self.load_unet_button, self.checkpoint_combo):
+                  self.load_unet_button, self.checkpoint_combo, self.evaluate_button):
             w.setEnabled(False)
         if r is None:
             self.header.setText("Select a run")
@@ -119,6 +123,7 @@ class RunPage(QWidget):
         self.checkpoint_combo.setEnabled(bool(found))
         self.load_vit_button.setEnabled(bool(found) and family in ("vit", None))
         self.load_unet_button.setEnabled(bool(found) and family in ("unet", None))
+        self.evaluate_button.setEnabled(bool(found))
 
     def _config_text(self, r: RunRecord) -> str:
         """The config the trainer resolved (its start event), else the file it was given."""
@@ -147,6 +152,11 @@ class RunPage(QWidget):
     def _open_folder(self) -> None:
         if self.record is not None:
             QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.record.out_dir)))
+
+    def _evaluate(self) -> None:
+        path = self.checkpoint_combo.currentData()
+        if path and self.record is not None:
+            self.evaluate_requested.emit(path, self.record.model)
 
     def _load(self, family: str) -> None:
         path = self.checkpoint_combo.currentData()
