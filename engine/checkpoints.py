@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import os
 import pickle
-import tempfile
 import types
 import zipfile
 from dataclasses import dataclass
@@ -26,6 +24,7 @@ import torch.nn as nn
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
+from .atomic import atomic_write, atomic_write_many
 from .errors import CheckpointError
 from .models import ModelEntry, ReconNet, get_entry, list_models
 
@@ -158,40 +157,6 @@ def save_checkpoint(model: nn.Module, path: str | Path, name: str, args: Mapping
         card_path(path): lambda tmp: tmp.write_text(card_text),
     })
     return path
-
-
-def _temp_beside(path: Path) -> Path:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would make the final file private
-    return Path(tmp)
-
-
-def atomic_write_many(writers: Mapping[Path | str, Callable[[Path], Any]]) -> None:
-    """Call each ``write(tmp_path)`` on a temporary file beside its target; rename all into place
-    only when every write succeeded. On failure every temporary is removed."""
-    temps: dict[Path, Path] = {}
-    try:
-        for target, write in writers.items():
-            target = Path(target)
-            tmp = _temp_beside(target)
-            temps[target] = tmp
-            write(tmp)
-            with open(tmp, "rb+") as f:
-                os.fsync(f.fileno())
-        for target, tmp in temps.items():
-            os.replace(tmp, target)
-    except BaseException:
-        for tmp in temps.values():
-            tmp.unlink(missing_ok=True)
-        raise
-
-
-def atomic_write(path: Path | str, write: Callable[[Path], Any]) -> None:
-    """Call ``write(tmp_path)`` for a temporary file beside ``path``, then rename it into place."""
-    atomic_write_many({Path(path): write})
 
 
 def read_card(path: Path) -> dict[str, Any]:

@@ -10,7 +10,8 @@ from typing import Callable, Mapping
 import h5py
 import numpy as np
 
-from .checkpoints import atomic_write, vitrecon_version
+from .atomic import atomic_write
+from .checkpoints import vitrecon_version
 from .devices import resolve_device
 from .engine import Engine
 from .errors import VitreconError
@@ -46,10 +47,7 @@ def write_reconstruction(path: str | Path, volume: np.ndarray, metadata: dict | 
             for k, v in (metadata or {}).items():
                 f.attrs[k] = v if isinstance(v, (str, int, float, bool)) else json.dumps(v, default=str)
 
-    try:
-        atomic_write(path, write)  # a temporary beside the output, renamed only when complete
-    except OSError as e:
-        raise VitreconError(f"{path}: could not be written ({e.strerror or e}); nothing was left behind") from None
+    atomic_write(path, write)  # a temporary beside the output, renamed only when complete (WriteError)
     return path
 
 

@@ -3,7 +3,10 @@ state-dict layout, pickled whole models (refused unless trusted) and atomic writ
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import json
+import os
+import subprocess
 import sys
 import types
 from collections import OrderedDict
@@ -13,7 +16,9 @@ import torch
 import torch.nn as nn
 from safetensors.torch import save_file
 
+import engine.atomic as atomic
 import engine.checkpoints as ckpt
+from engine.atomic import WriteError
 from engine.checkpoints import (atomic_write, card_path, clean_state_dict, infer_model_name, load_checkpoint,
                                 load_state_into, save_checkpoint)
 from engine.errors import CheckpointError
@@ -247,6 +252,43 @@ def test_a_failed_save_leaves_neither_weights_nor_card(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="disk full"):
         save_checkpoint(_tiny(), tmp_path / "tiny", "vit-s")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_full_disk_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    """ENOSPC while saving over a checkpoint: one sentence naming the file, both old files intact."""
+    path = save_checkpoint(_tiny(), tmp_path / "tiny", "vit-s", steps=1)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+
+    def full(state, filename, metadata=None):
+        with open(filename, "wb") as f:
+            f.write(b"\0" * 100)
+        raise OSError(errno.ENOSPC, "No space left on device", filename)
+
+    monkeypatch.setattr(ckpt, "save_file", full)
+    with pytest.raises(WriteError) as e:
+        save_checkpoint(_tiny(), path, "vit-s", steps=2)
+    assert str(e.value) == f"{path}: could not be written (No space left on device); the previous file is unchanged"
+    assert isinstance(e.value, OSError) and e.value.errno == errno.ENOSPC
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+    assert load_checkpoint(path).card["steps"] == 1
+
+
+def test_stray_temporaries_of_dead_processes_are_removed(tmp_path):
+    """A temporary a SIGKILLed process left is removed by the next write of its target; one of a
+    running process, of another host, or of another target is not."""
+    target = tmp_path / "out.h5"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    host = atomic._host()
+    stray = tmp_path / f".out.h5.{host}-{int(dead.stdout)}.abc123.tmp"
+    alive = tmp_path / f".out.h5.{host}-{os.getppid()}.def456.tmp"
+    other_host = tmp_path / f".out.h5.elsewhere-{int(dead.stdout)}.ghi789.tmp"
+    other_file = tmp_path / f".other.h5.{host}-{int(dead.stdout)}.jkl012.tmp"
+    for p in (stray, alive, other_host, other_file):
+        p.write_bytes(b"partial")
+    assert atomic.stale_temporaries(target) == [stray]
+    atomic_write(target, lambda tmp: tmp.write_bytes(b"new"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        p.name for p in (target, alive, other_host, other_file))
 
 
 def test_reference_like_copies_weights_for_unet():
