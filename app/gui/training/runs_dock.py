@@ -185,6 +185,7 @@ class RunsPanel(QWidget):
         split.addWidget(self.table)
         split.addWidget(self.page)
         split.setStretchFactor(1, 3)
+        split.setSizes([130, 560])  # a few rows of runs; the page gets the rest
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(split)
