@@ -177,9 +177,19 @@ def test_a_trainer_that_dies_is_reported_and_a_reopened_window_finds_the_run(qtb
     again.close()
 
 
-def test_a_dialog_closed_while_the_trainer_answers_is_forgotten(qtbot, window, monkeypatch):
-    from app.gui.training import query
+def test_a_dialog_closed_while_the_trainer_answers_is_forgotten(qtbot, window, monkeypatch, tmp_path):
+    import json
 
+    from app.gui.training import query
+    from trainer.describe import describe_configs
+
+    # a stand-in for `python -m trainer.describe configs` that answers after a second (the real one
+    # takes several: the first test runs it)
+    (tmp_path / "schema.json").write_text(json.dumps(describe_configs(), default=str))
+    fake = tmp_path / "python"
+    fake.write_text(f"#!/bin/sh\nsleep 1\ncat {tmp_path / 'schema.json'}\n")
+    fake.chmod(0o755)
+    monkeypatch.setattr(query, "PYTHON", str(fake))
     monkeypatch.setattr(query, "_schema", None)  # as in a fresh session
     window.training.menu.aboutToShow.emit()  # the menu asks for the fields as it opens
     asked = query._query

@@ -17,6 +17,7 @@ from PySide6.QtCore import QCoreApplication, QObject, QProcess, QProcessEnvironm
 from .runs import PROJECT_ROOT
 
 _schema: dict | None = None
+PYTHON = sys.executable  # the interpreter that runs the trainer
 
 
 def cached_schema() -> dict | None:
@@ -29,9 +30,9 @@ class TrainerQuery(QObject):
     answered = Signal(object)
     failed = Signal(str)
 
-    def __init__(self, parent: QObject | None = None, python: str = sys.executable):
+    def __init__(self, parent: QObject | None = None, python: str | None = None):
         super().__init__(parent)
-        self.python = python
+        self.python = python or PYTHON
         self.proc: QProcess | None = None
 
     def ask(self, args: list[str]) -> None:
