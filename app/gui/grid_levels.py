@@ -39,6 +39,14 @@ class GridLevels:
         self.error_scale_auto = True
         self._follow_errors()
 
+    def exponent_for(self, update) -> int:
+        """The display units' exponent for ``update``: the scan's once its levels are set, else the one
+        ``reset_levels`` will take from it."""
+        if self._levels_set:
+            return self.unit_exponent
+        r = update.result
+        return unit_exponent(robust_max(r.reference if r.reference is not None else r.zero_filled))
+
     def set_window_preset(self, name: str) -> None:
         """Window/level preset ``name`` (``levels.PRESETS``) on the current reference image."""
         image = self._level_image()

@@ -178,7 +178,7 @@ class ImageGrid(GridLevels, pg.GraphicsLayoutWidget):
         r = update.result
         had_reference = self.has_reference
         self.has_reference = r.reference is not None
-        texts = texts if texts is not None else pane_texts(update)
+        texts = texts if texts is not None else pane_texts(update, exponent=self.exponent_for(update))
         self.last_texts = texts
         images = {"reference": r.reference, "zero-filled": r.zero_filled}
         errors = {"zero-filled": (r.zero_filled_error_abs, r.zero_filled_error_signed)}

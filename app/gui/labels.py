@@ -10,6 +10,7 @@ import numpy as np
 from engine import Metrics, ModelRef, NetworkOutput, WeightsStatus, get_entry, weights_status
 
 from . import theme
+from .levels import in_units
 from .panes import badge
 from .state import SLOT_TITLES, slice_number
 from .worker import Update
@@ -112,16 +113,19 @@ def no_reference_reason(update: Update) -> str:
     return "this file holds no reference image and no fully sampled k-space"
 
 
-def error_stats(err_abs: np.ndarray | None) -> str:
-    """Mean and maximum of an absolute error map."""
+def error_stats(err_abs: np.ndarray | None, exponent: int = 0) -> str:
+    """Mean and maximum of an absolute error map, in display units (``levels.in_units``)."""
     if err_abs is None:
         return ""
-    return f"mean |e| {float(err_abs.mean()):.3g}<br>max |e| {float(err_abs.max()):.3g}"
+    return (f"mean |e| {in_units(float(err_abs.mean()), exponent)}<br>"
+            f"max |e| {in_units(float(err_abs.max()), exponent)}")
 
 
-def pane_texts(update: Update, known: dict[ModelRef, NetworkOutput] | None = None) -> dict[str, PaneText]:
+def pane_texts(update: Update, known: dict[ModelRef, NetworkOutput] | None = None,
+               exponent: int = 0) -> dict[str, PaneText]:
     """Title, footer, message and status for every pane key of the grid. ``known``: earlier outputs of
-    the same networks, so a title keeps its weights badge while a network is recomputed."""
+    the same networks, so a title keeps its weights badge while a network is recomputed; ``exponent``:
+    the display units' (``levels.unit_exponent``)."""
     r, req = update.result, update.request
     info = req.scan.info
     out: dict[str, PaneText] = {}
@@ -148,7 +152,7 @@ def pane_texts(update: Update, known: dict[ModelRef, NetworkOutput] | None = Non
     if not no_ref:
         zf_error = cv.error_abs if cv is not None else r.zero_filled_error_abs
         out["error:zero-filled"] = PaneText(title=two_lines("<b>Error</b> · Zero-filled", how),
-                                            footer=error_stats(zf_error))
+                                            footer=error_stats(zf_error, exponent))
     outputs = {o.ref: o for o in r.outputs}
     for ref in req.models:
         family = get_entry(ref.name).family
@@ -173,6 +177,6 @@ def pane_texts(update: Update, known: dict[ModelRef, NetworkOutput] | None = Non
         if not no_ref:
             out[f"error:{family}"] = PaneText(
                 title=two_lines(f"<b>Error</b> · {label}{rss_badge}", ref.label),
-                footer=error_stats(o.error_abs) if o is not None else "",
+                footer=error_stats(o.error_abs, exponent) if o is not None else "",
                 message=text.message if o is None else "", status=text.status, pending=text.pending)
     return out

@@ -233,7 +233,7 @@ class MainWindow(FileActions, QMainWindow):
     def _on_update(self, update: Update) -> None:
         r = update.result
         self._known_outputs.update({o.ref: o for o in r.outputs})
-        self.grid.display(update, pane_texts(update, self._known_outputs))
+        self.grid.display(update, pane_texts(update, self._known_outputs, self.grid.exponent_for(update)))
         self.kspace.display(r.kspace_log, r.mask, update.request.coil, update.request.scan.info.num_coils)
         if update.complete:
             self.metrics.set_update(update)

@@ -83,6 +83,9 @@ class CornerText(pg.GraphicsObject):
         pass
 
     def set_html(self, html: str) -> None:
+        if html == getattr(self, "_html", None):
+            return  # the same words: no text layout
+        self._html = html
         # a dark backing keeps corner text readable over bright image content
         self.text.setHtml(f"<span style='background-color:rgba(0,0,0,150)'>&nbsp;{html}&nbsp;</span>"
                           if html and self.corner != "c" else html)
@@ -184,6 +187,7 @@ class ImagePane(pg.GraphicsLayout):
         self.message = CornerText(self.view, "c", 10.0, theme.MUTED)
         self.status = CornerText(self.view, "tr", 8.5, theme.WARN)
         self.window_level = CornerText(self.view, "tl", 8.5, theme.MUTED)  # magnitude panes only
+        self._window_level = ""
         self.data: np.ndarray | None = None
         self.orientation = Orientation()
 
@@ -197,12 +201,14 @@ class ImagePane(pg.GraphicsLayout):
         if data is None:
             self.image.clear()
             self.image.setVisible(False)
+            self.window_level.set_html("")
             return
         levels = self.image.levels
         self.image.setImage(np.asarray(data, dtype=np.float32), autoLevels=False,
                             levels=levels if levels is not None else (0.0, 1.0))
         self.image.setTransform(self.orientation.transform(*data.shape))
         self.image.setVisible(True)
+        self.window_level.set_html(self._window_level)
 
     def set_orientation(self, orientation: Orientation) -> None:
         """Turn and flip the image on screen; readouts and the marker follow it."""
@@ -223,8 +229,10 @@ class ImagePane(pg.GraphicsLayout):
         self.message.place()
 
     def set_window_level(self, text: str) -> None:
-        """The W/L readout in the top-left corner (magnitude panes; error maps have their legend)."""
-        self.window_level.set_html("" if self.is_error else text)
+        """The W/L readout in the top-left corner of a magnitude pane with an image (error maps have
+        their legend)."""
+        self._window_level = "" if self.is_error else text
+        self.window_level.set_html(self._window_level if self.data is not None else "")
 
     def set_status(self, text: str) -> None:
         """A small note in the top-right corner (e.g. "updating")."""

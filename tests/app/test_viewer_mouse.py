@@ -7,6 +7,7 @@ import pytest
 from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtTest import QTest
 
+from app.gui.levels import in_units
 from test_viewer_support import engine, open_and_wait, scan_file, window  # noqa: F401
 
 pytestmark = pytest.mark.timeout(240)
@@ -100,6 +101,8 @@ def test_magnitude_scale_window_level_readout_and_pixel_values_in_display_units(
     lo, hi = g.mag_bar.levels()
     wl = g.panes["reference"].window_level.text.toPlainText()
     assert f"W {(hi - lo) * 1e6:.0f}" in wl and f"L {(hi + lo) / 2 * 1e6:.0f}" in wl
+    err = g.panes["error:zero-filled"].data
+    assert f"mean |e| {in_units(float(err.mean()), -6)}" in g.panes["error:zero-filled"].footer.text
     right_drag(g.viewport(), pane_point(g, "zero-filled"), QPoint(-60, 40))  # narrower window, brighter
     lo2, hi2 = g.mag_bar.levels()
     assert hi2 - lo2 < hi - lo
