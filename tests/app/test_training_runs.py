@@ -116,3 +116,12 @@ def test_the_dialog_presets_are_valid_trainer_configs():
         for name, fields in presets.items():
             from_dict(cls, fields, name).validate()
     assert len(shipped_recipes("finetune")) == 2 and len(shipped_recipes("pretrain")) == 1
+
+
+def test_a_stop_requested_before_the_supervisor_started_runs_nothing(tmp_path):
+    (tmp_path / "stop.request").touch()
+    supervise(tmp_path, [sys.executable, "-c", f"open({str(tmp_path / 'ran')!r}, 'w')"])
+    assert json.loads((tmp_path / "exit.json").read_text())["returncode"] == 130
+    assert not (tmp_path / "trainer.pid").exists() and not (tmp_path / "ran").exists()
+    run = make_run(tmp_path / "run", [], {"returncode": 130, "stop_requested": ["SIGINT"]})
+    assert run.status == "stopped"

@@ -127,7 +127,7 @@ class RunsModel(QObject):
         log = str(folder / "log.txt")
         proc.setStandardOutputFile(log, QProcess.Append)
         proc.setStandardErrorFile(log, QProcess.Append)
-        for name in ("exit.json", "supervisor.pid", "trainer.pid"):  # of an earlier session
+        for name in ("exit.json", "supervisor.pid", "trainer.pid", "stop.request"):  # of an earlier session
             (folder / name).unlink(missing_ok=True)
         info = {**info, "command": command, "started": round(time.time(), 3), "sessions": info.get("sessions", 0) + 1}
         write_json(folder / "run.json", info)
@@ -145,12 +145,16 @@ class RunsModel(QObject):
     def stop(self, record: RunRecord) -> None:
         """Ask the run to stop: SIGINT to its supervisor, passed on to the trainer, which saves a
         checkpoint and exits (status ``stopped``)."""
+        if record.status != RUNNING:
+            return
         pid = record.supervisor_pid
-        if record.status == RUNNING and pid:
-            try:
-                os.kill(pid, signal.SIGINT)
-            except ProcessLookupError:
-                pass
+        if pid is None:  # still starting: the supervisor looks for this before it starts the trainer
+            (record.folder / "stop.request").touch()
+            return
+        try:
+            os.kill(pid, signal.SIGINT)
+        except ProcessLookupError:
+            pass
 
     def trainer_pid(self, record: RunRecord) -> int | None:
         try:

@@ -40,6 +40,8 @@ def supervise(run_dir: Path, command: list[str]) -> int:
     previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         (run_dir / "supervisor.pid").write_text(str(os.getpid()))
+        if (run_dir / "stop.request").exists():  # Stop was pressed before this process had a pid
+            forwarded.append("SIGINT")
         if forwarded:
             code = 130
         else:
