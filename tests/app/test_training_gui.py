@@ -92,7 +92,13 @@ def test_finetune_from_the_dialog_to_a_checkpoint_in_the_vit_slot(qtbot, window,
     set_spin(qtbot, form.widgets["log_every"], 1)
     form.widgets["crop"].setValue(form.widgets["crop"].minimum())  # none: the whole 32 x 32 image
     dialog.save_yaml(str(tmp_path / "saved.yaml"))
-    assert "train_dir: " + str(train) in (tmp_path / "saved.yaml").read_text()
+    saved = (tmp_path / "saved.yaml").read_text()
+    assert "train_dir: " + str(train) in saved and "out_dir" not in saved
+    before = form.values()
+    dialog.preset.setCurrentText("Paper recipe (defaults)")
+    assert form.values() != before
+    dialog.load_yaml(str(tmp_path / "saved.yaml"))  # the file --config reads, back into the form
+    assert form.values() == before and form.values()["model_args"]["patch_size"] == 8
     qtbot.mouseClick(dialog.start_button, Qt.LeftButton)
     runs = window.training.runs
     qtbot.waitUntil(lambda: len(runs.runs) == 1, timeout=90000)  # after the folders were checked

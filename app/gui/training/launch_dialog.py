@@ -162,7 +162,10 @@ class LaunchDialog(QDialog):
         if not path or self.form is None:
             return
         try:
-            Path(path).write_text(yaml.safe_dump({"task": self.task, **self.form.values()}, sort_keys=False))
+            values = self.form.values()
+            if not values.get("out_dir"):  # "the run's own folder": the trainer's default elsewhere
+                values.pop("out_dir", None)
+            Path(path).write_text(yaml.safe_dump({"task": self.task, **values}, sort_keys=False))
         except (OSError, ValueError) as e:
             QMessageBox.warning(self, "Cannot save the config", f"{path}: {e}")
 
