@@ -5,8 +5,11 @@ scheduler state, the step/epoch position, every rank's RNG states and the config
 tensors and plain Python values, so it loads with ``torch.load(weights_only=True)``. Each file is
 written to a temporary beside it, fsynced and renamed into place (``engine.checkpoints.atomic_write``):
 a process killed at any moment, even by SIGKILL, leaves the previous checkpoints intact and at worst a
-stray temporary, which ``--resume`` removes. Should the newest file still fail to load, resume falls
-back to the one before it.
+stray temporary, which ``--resume`` removes. Beside each file its SHA-256 (``step-00001000.pt.sha256``,
+``sha256sum``'s format) is renamed into place right after it; resume verifies it, so a file damaged on
+disk later (flipped bytes, truncated by a copy) is detected, named in a warning, and resume falls back to
+the checkpoint before it. A checkpoint without a checksum (older runs, or a kill between the two
+renames: the file itself is complete) loads unverified.
 
 Final weights (``final.safetensors``, ``best.safetensors``) are written with
 ``engine.checkpoints.save_checkpoint``: safetensors plus a JSON model card that the engine, the
@@ -14,6 +17,8 @@ viewer and ``vitrecon recon --checkpoint`` load.
 """
 from __future__ import annotations
 
+import hashlib
+import io
 import random
 import re
 import signal
@@ -24,10 +29,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from engine.checkpoints import atomic_write
+from engine.atomic import atomic_write_many
 
 CHECKPOINT_DIR = "checkpoints"
 _NAME = re.compile(r"^step-(\d+)\.pt$")
+CHECKSUM_SUFFIX = ".sha256"
 
 
 def checkpoint_dir(out_dir: str | Path) -> Path:
@@ -52,22 +58,61 @@ def remove_temporaries(out_dir: str | Path) -> list[Path]:
     return stray
 
 
+def checksum_path(path: str | Path) -> Path:
+    """Where the SHA-256 of a checkpoint file is kept: ``step-N.pt.sha256`` beside ``step-N.pt``."""
+    path = Path(path)
+    return path.with_name(path.name + CHECKSUM_SUFFIX)
+
+
+class DamagedCheckpoint(ValueError):
+    """A checkpoint file whose bytes differ from its recorded SHA-256."""
+
+
+def _sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 def save_state(out_dir: str | Path, step: int, state: dict[str, Any], keep: int = 2) -> Path:
-    """Write ``state`` atomically as ``step-NNNNNNNN.pt``; keep the newest ``keep`` files."""
+    """Write ``state`` atomically as ``step-NNNNNNNN.pt`` with its checksum; keep the newest ``keep``."""
     path = checkpoint_dir(out_dir) / f"step-{step:08d}.pt"
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, lambda tmp: torch.save(state, tmp))
+    digest: list[str] = []
+
+    def write_state(tmp: Path) -> None:
+        torch.save(state, tmp)
+        digest.append(_sha256_of(tmp))  # of the bytes on disk, as resume will read them
+
+    atomic_write_many({path: write_state,
+                       checksum_path(path): lambda tmp: tmp.write_text(f"{digest[0]}  {path.name}\n")})
     for old in list_checkpoints(out_dir)[:-keep]:
         old.unlink(missing_ok=True)
+    for sums in path.parent.glob(f"step-*.pt{CHECKSUM_SUFFIX}"):  # and those of removed files
+        if not sums.with_suffix("").exists():
+            sums.unlink(missing_ok=True)
     return path
 
 
 def load_state(path: str | Path) -> dict[str, Any]:
-    return torch.load(Path(path), map_location="cpu", weights_only=True)
+    """A training-state checkpoint, verified against its SHA-256 when it has one
+    (``DamagedCheckpoint`` if it differs)."""
+    path = Path(path)
+    data = path.read_bytes()
+    sums = checksum_path(path)
+    if sums.exists():
+        expected = sums.read_text(errors="replace").split(maxsplit=1)[:1]
+        if expected != [hashlib.sha256(data).hexdigest()]:
+            raise DamagedCheckpoint(f"its SHA-256 differs from the one in {sums.name}: the file was damaged "
+                                    "after it was written")
+    return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
 
 
 def load_latest(out_dir: str | Path, explicit: str | Path | None = None) -> tuple[Path, dict[str, Any]] | None:
-    """The newest loadable checkpoint of a run (or ``explicit``), falling back past damaged files."""
+    """The newest loadable checkpoint of a run (or ``explicit``), falling back past damaged files
+    with a warning that names each."""
     if explicit is not None:
         path = Path(explicit)
         try:

@@ -1,14 +1,19 @@
-"""Resume: after SIGKILL a run continues from its last checkpoint to the same final step; damaged or
-half-written checkpoint files never stop a resume."""
+"""Resume: after SIGKILL a run continues from its last checkpoint to the same final step (after ten
+kills at chosen points, to the same final weights); damaged or half-written checkpoint files never stop
+a resume, and one damaged on disk is found by its SHA-256."""
 from __future__ import annotations
 
+import errno
+import hashlib
+import json
 import math
+import os
 import signal
 import subprocess
 import sys
-import time
-
 import shutil
+import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -16,7 +21,7 @@ from safetensors.torch import load_file
 from trainer_helpers import ROOT, TINY_VIT, read_events, trainer_env
 
 from engine.checkpoints import load_checkpoint
-from trainer.checkpointing import list_checkpoints, load_latest, load_state
+from trainer.checkpointing import DamagedCheckpoint, checksum_path, list_checkpoints, load_latest, load_state
 from trainer.cli import main
 
 RUN = ["pretrain", *TINY_VIT, "--resize", "40", "--crop", "32", "--num-workers", "0", "--batch-size", "4",
@@ -119,3 +124,92 @@ def test_resume_skips_damaged_and_half_written_files(tmp_path):
 def test_resume_without_a_checkpoint_is_a_clear_error(tmp_path, capsys):
     assert main(["pretrain", "--resume", "--out-dir", str(tmp_path / "empty")]) == 2
     assert "has no training checkpoint to resume from" in capsys.readouterr().err
+
+
+# Ten SIGKILLs, counted in each process (the renames: config.yaml, then each checkpoint and its
+# checksum): between steps, inside a checkpoint's write, before its rename, between its rename and its
+# checksum's (the checkpoint of step 6 is resumed from without one), while a stray temporary is
+# removed, inside the final weights' write. Each resumes from the last checkpoint; the last of them
+# from step 7 to the end.
+KILLS = [("step", 2), ("save", 2), ("after_replace", 3), ("before_replace", 4), ("unlink", 1), ("step", 1),
+         ("after_replace", 4), ("save", 1), ("step", 2), ("final", 1)]
+
+
+def test_ten_sigkills_then_the_same_final_weights(tmp_path):
+    """Killed at ten points, resumed after each: the final weights equal an uninterrupted run's,
+    bit for bit, and every checkpoint on disk after every kill is complete."""
+    whole, out = tmp_path / "whole", tmp_path / "killed"
+    args = [*RUN, "--batch-size", "2", "--max-steps", "8", "--checkpoint-every", "1", "--log-every", "1"]
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps({"args": args, "whole": str(whole), "out": str(out), "kills": KILLS}))
+    r = subprocess.run([sys.executable, str(ROOT / "tests" / "trainer" / "kill_driver.py"), str(spec)], cwd=ROOT,
+                       env=trainer_env(), capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    report = json.loads(r.stdout.strip().splitlines()[-1])
+    assert report["whole"] == 0 and report["last"] == 0, r.stderr[-3000:]
+    assert [k["status"] for k in report["kills"]] == [-signal.SIGKILL] * len(KILLS), report
+    assert [k["steps"] for k in report["kills"]] == [[1], [1, 2], [1, 2, 3], [3, 4], [3, 4], [3, 4], [4, 5, 6],
+                                                     [4, 5, 6], [6, 7], [7, 8]]  # no kill lost a saved step
+    a, b = load_file(str(whole / "final.safetensors")), load_file(str(out / "final.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    for path in list_checkpoints(out):
+        assert checksum_path(path).exists() and load_state(path)["step"] <= 8
+    assert not list(out.rglob("*.tmp"))
+
+
+def _flip_a_byte(path, at: float = 0.6) -> None:
+    data = bytearray(path.read_bytes())
+    data[int(len(data) * at)] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+def test_a_checkpoint_damaged_on_disk_is_found_by_its_checksum(tmp_path):
+    out = tmp_path / "run"
+    assert main([*RUN, "--max-steps", "4", "--checkpoint-every", "2", "--out-dir", str(out)]) == 0
+    older, newest = list_checkpoints(out)
+    assert checksum_path(newest).read_text().split() == [hashlib.sha256(newest.read_bytes()).hexdigest(), newest.name]
+    _flip_a_byte(newest)  # one bit in the tensor data: torch.load alone would not notice
+    with pytest.raises(DamagedCheckpoint, match=f"differs from the one in {newest.name}.sha256"):
+        load_state(newest)
+    with pytest.warns(UserWarning, match=rf"{newest}: cannot be loaded \(its SHA-256 differs") as record:
+        path, state = load_latest(out)
+    assert len(record) == 1 and path == older and state["step"] == 2
+    with pytest.raises(ValueError, match=f"{newest}: is not a readable training checkpoint"):
+        load_latest(out, newest)
+    with pytest.warns(UserWarning, match=str(newest)):
+        assert main(["pretrain", "--resume", "--out-dir", str(out), "--num-workers", "0"]) == 0
+    assert load_state(list_checkpoints(out)[-1])["step"] == 4  # redone from step 2, checksum anew
+
+
+def test_a_checkpoint_without_a_checksum_still_loads(tmp_path):
+    """Checkpoints of runs before checksums (no .sha256 beside them) load as before."""
+    out = tmp_path / "run"
+    assert main([*RUN, "--max-steps", "2", "--checkpoint-every", "2", "--out-dir", str(out)]) == 0
+    (newest,) = list_checkpoints(out)
+    checksum_path(newest).unlink()
+    path, state = load_latest(out)
+    assert path == newest and state["step"] == 2
+
+
+def test_a_full_disk_while_checkpointing_is_one_sentence(tmp_path, capsys, monkeypatch):
+    """ENOSPC while writing the checkpoint of step 4: exit 2, one line naming that file, the earlier
+    checkpoints intact (a resume continues from step 2) and no temporary left."""
+    out = tmp_path / "run"
+    real_save = torch.save
+
+    def full_at_step_4(state, f, *args, **kwargs):
+        if isinstance(state, dict) and state.get("step") == 4:
+            Path(f).write_bytes(b"\0" * 64)
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_save(state, f, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", full_at_step_4)
+    assert main([*RUN, "--max-steps", "6", "--checkpoint-every", "2", "--out-dir", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    target = out / "checkpoints" / "step-00000004.pt"
+    assert err[-1] == f"trainer pretrain: {target}: could not be written (No space left on device); nothing was left behind"
+    assert "Traceback" not in "\n".join(err)
+    assert [p.name for p in list_checkpoints(out)] == ["step-00000002.pt"] and not list(out.rglob("*.tmp"))
+    monkeypatch.setattr(torch, "save", real_save)
+    path, state = load_latest(out)
+    assert state["step"] == 2
