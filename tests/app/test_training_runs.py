@@ -125,3 +125,32 @@ def test_a_stop_requested_before_the_supervisor_started_runs_nothing(tmp_path):
     assert not (tmp_path / "trainer.pid").exists() and not (tmp_path / "ran").exists()
     run = make_run(tmp_path / "run", [], {"returncode": 130, "stop_requested": ["SIGINT"]})
     assert run.status == "stopped"
+
+
+def test_launch_writes_the_config_and_resume_from_continues_another_runs_folder(qtbot, tmp_path):
+    """The command lines a launch builds (a stand-in interpreter records them instead of training)."""
+    from app.gui.training.runs import RunsModel
+
+    fake = tmp_path / "python"
+    fake.write_text(f"#!/bin/sh\necho \"$@\" >> {tmp_path / 'calls.txt'}\n")
+    fake.chmod(0o755)
+    runs = RunsModel(tmp_path / "runs", python=str(fake))
+    record = runs.launch("finetune", {"model": "unet-s", "train_dir": "/data/train", "out_dir": ""},
+                         note="data check: fine")
+    assert record.out_dir == record.folder and record.model == "unet-s"
+    config = (record.folder / "config.yaml").read_text()
+    assert "task: finetune" in config and f"out_dir: {record.folder}" in config
+    assert (record.folder / "log.txt").read_text().startswith("data check: fine")
+    assert record.info["command"] == [str(fake), "-m", "trainer", "finetune", "--config",
+                                      str(record.folder / "config.yaml"), "--progress-json",
+                                      str(record.folder / "events.jsonl")]
+    qtbot.waitUntil(lambda: (tmp_path / "calls.txt").exists(), timeout=10000)
+    assert (tmp_path / "calls.txt").read_text().startswith(f"-m app.gui.training.supervise {record.folder} -- ")
+    ckpt = tmp_path / "old" / "checkpoints" / "step-00000010.pt"
+    ckpt.parent.mkdir(parents=True)
+    ckpt.write_bytes(b"")
+    resumed = runs.launch("finetune", {"model": "vit-s", "train_dir": "/elsewhere"}, resume_from=str(ckpt))
+    assert resumed.out_dir == tmp_path / "old"
+    assert "train_dir" not in (resumed.folder / "config.yaml").read_text()  # the checkpoint's config applies
+    assert resumed.info["command"][-4:] == ["--resume", str(ckpt), "--progress-json", str(resumed.events_path)]
+    assert [r.name for r in RunsModel(tmp_path / "runs", python=str(fake)).runs] == [record.name, resumed.name]
