@@ -235,8 +235,8 @@ class MainWindow(FileActions, QMainWindow):
         self._known_outputs.update({o.ref: o for o in r.outputs})
         self.grid.display(update, pane_texts(update, self._known_outputs, self.grid.exponent_for(update)))
         self.kspace.display(r.kspace_log, r.mask, update.request.coil, update.request.scan.info.num_coils)
+        self.metrics.set_update(update)  # the slice on screen, its networks as they finish
         if update.complete:
-            self.metrics.set_update(update)
             self.timings_label.setText(format_timings(r.timings, update.cached))
             self.device_label.setText(f"device {r.device}")
         for ref in update.request.models:

@@ -47,6 +47,8 @@ def test_panes_follow_a_slider_drag_while_a_network_takes_seconds(qtbot, window,
     target = slider.value() - 1
     qtbot.waitUntil(lambda: shown_slice(window) == target, timeout=1500)  # still holding the handle
     assert window.grid.panes["zero-filled"].data is not None
+    shown = window.grid.last_update.result  # the metrics table is that slice's too
+    assert window.metrics.rows[0]["SSIM"] == pytest.approx(shown.zero_filled_metrics.ssim)
     QTest.mouseRelease(slider, Qt.LeftButton, Qt.NoModifier, pos)
     wait_complete(qtbot, window, timeout=30)
     done = window.controller.last_update
