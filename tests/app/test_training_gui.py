@@ -208,3 +208,27 @@ def test_a_dialog_closed_while_the_trainer_answers_is_forgotten(qtbot, window, m
     assert query._query is None and not query._waiting
     assert set(dialog.form.widgets) >= {"checkpoint", "data_dir", "average", "allow_seen_data"}
     assert not dialog.form.advanced.isVisibleTo(dialog)
+
+
+def test_a_run_that_ignores_stop_can_be_killed(qtbot, window, tmp_path, monkeypatch):
+    from PySide6.QtWidgets import QMessageBox
+
+    # a stand-in trainer that ignores SIGINT and SIGTERM (the supervisor is the real one)
+    fake = tmp_path / "python"
+    fake.write_text(f"#!/bin/sh\nif [ \"$2\" = trainer ]; then trap '' INT TERM; exec sleep 120; fi\n"
+                    f"exec {sys.executable} \"$@\"\n")
+    fake.chmod(0o755)
+    runs = window.training.runs
+    runs.python = str(fake)
+    record = runs.launch("finetune", {**TINY, "train_dir": str(tmp_path)})
+    qtbot.waitUntil(lambda: runs.trainer_pid(record) is not None, timeout=30000)
+    page = window.training.panel.page
+    assert page.record is record and page.stop_button.text() == "Stop"
+    qtbot.mouseClick(page.stop_button, Qt.LeftButton)
+    assert page.stop_button.text() == "Kill" and record.status == "running"
+    qtbot.wait(300)
+    assert record.status == "running"  # the stand-in did not stop
+    monkeypatch.setattr(QMessageBox, "question", lambda *a: QMessageBox.Yes)
+    qtbot.mouseClick(page.stop_button, Qt.LeftButton)
+    wait_status(qtbot, record, "failed", timeout=30)
+    assert "SIGKILL" in record.failure_reason() and page.stop_button.text() == "Stop"

@@ -52,6 +52,7 @@ class RunsModel(QObject):
         self.python = python
         self.runs: list[RunRecord] = list_runs(self.root)
         self._last_status = {r.name: r.status for r in self.runs}
+        self.stop_requested: set[str] = set()  # runs asked to stop by this viewer
         self._timer = QTimer(self)
         self._timer.setInterval(poll_ms)
         self._timer.timeout.connect(self.poll)
@@ -108,6 +109,7 @@ class RunsModel(QObject):
         """Continue a stopped or failed run from its latest checkpoint (same folder, same events file)."""
         if not record.can_resume():
             raise ValueError(f"{record.name}: has no checkpoint to resume from")
+        self.stop_requested.discard(record.name)
         argv = [record.task, "--resume", "--out-dir", str(record.out_dir),
                 "--progress-json", str(record.events_path)]
         self._start(record.folder, dict(record.info), argv, record)
@@ -147,6 +149,8 @@ class RunsModel(QObject):
         checkpoint and exits (status ``stopped``)."""
         if record.status != RUNNING:
             return
+        self.stop_requested.add(record.name)
+        self._notify(record)
         pid = record.supervisor_pid
         if pid is None:  # still starting: the supervisor looks for this before it starts the trainer
             (record.folder / "stop.request").touch()
@@ -155,6 +159,15 @@ class RunsModel(QObject):
             os.kill(pid, signal.SIGINT)
         except ProcessLookupError:
             pass
+
+    def kill(self, record: RunRecord) -> None:
+        """End a run that does not stop (SIGKILL to the trainer): its earlier checkpoints are kept."""
+        pid = self.trainer_pid(record) or record.supervisor_pid
+        if record.status == RUNNING and pid:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
     def trainer_pid(self, record: RunRecord) -> int | None:
         try:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import yaml
 from PySide6.QtCore import QUrl, Qt, Signal
 from PySide6.QtGui import QDesktopServices
-from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QPlainTextEdit, QProgressBar, QPushButton,
-                               QSplitter, QTabWidget, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QMessageBox, QPlainTextEdit, QProgressBar,
+                               QPushButton, QSplitter, QTabWidget, QTreeWidget, QTreeWidgetItem, QVBoxLayout,
+                               QWidget)
 
 from .run_plots import RunPlots
 from .run_record import FAILED, RUNNING, RunRecord, model_family
@@ -65,7 +66,7 @@ class RunPage(QWidget):
         self.tabs.addTab(self.log, "Log")
         self.tabs.addTab(self.config, "Config")
         lay.addWidget(self.tabs, 1)
-        self.stop_button.clicked.connect(lambda: self.record and self.runs.stop(self.record))
+        self.stop_button.clicked.connect(self._stop)
         self.resume_button.clicked.connect(self._resume)
         self.open_button.clicked.connect(self._open_folder)
         self.load_vit_button.clicked.connect(lambda: self._load("vit"))
@@ -103,6 +104,11 @@ class RunPage(QWidget):
         self.log.setPlainText(r.log_tail(40))
         self.log.verticalScrollBar().setValue(self.log.verticalScrollBar().maximum())
         self.stop_button.setEnabled(status == RUNNING)
+        killing = status == RUNNING and r.name in self.runs.stop_requested
+        self.stop_button.setText("Kill" if killing else "Stop")
+        self.stop_button.setToolTip(
+            "The run was asked to stop: end it now (SIGKILL; the checkpoints it saved are kept)" if killing
+            else "Stop the run: the trainer saves a checkpoint first (Resume continues it)")
         self.resume_button.setEnabled(r.can_resume())
         self.open_button.setEnabled(True)
         self._fill_checkpoints(r)
@@ -141,6 +147,19 @@ class RunPage(QWidget):
         if (r.out_dir / "tensorboard").is_dir() or "tensorboard: true" in config:
             text = f"# tensorboard --logdir {r.out_dir / 'tensorboard'}\n{text}"
         return text
+
+    def _stop(self) -> None:
+        r = self.record
+        if r is None:
+            return
+        if r.name not in self.runs.stop_requested:
+            self.runs.stop(r)
+            return
+        answer = QMessageBox.question(self, "Kill the run?",
+                                      f"{r.name} was asked to stop and is still running. End it now? "
+                                      "Steps since its last checkpoint are lost.")
+        if answer == QMessageBox.Yes:
+            self.runs.kill(r)
 
     def _resume(self) -> None:
         if self.record is not None:
