@@ -86,8 +86,9 @@ TABLE_COLUMNS = ("Method", "Model", "SSIM", "PSNR (dB)", "NMSE", "Time (s)")  # 
 
 def metrics_rows(update: Update) -> list[dict[str, object]]:
     """One row per method of the update: what the table shows and the CSV holds. ``weights_kind``:
-    demo, installed or untrained ("" for zero-filled); ``model_card``: the demo weights' card."""
-    r = update.result
+    demo, installed or untrained ("" for zero-filled); ``model_card``: the demo weights' card. In a
+    coil view the zero-filled row is that coil's, and the networks' rows say they are RSS."""
+    r, cv = update.result, update.coil
     rows = []
 
     def row(method, model, weights, m, seconds, status=None, precision=""):
@@ -99,10 +100,13 @@ def metrics_rows(update: Update) -> list[dict[str, object]]:
                      "model_card": str(status.model_card) if status and status.model_card else None,
                      "precision": precision})
 
-    row("Zero-filled", "", "", r.zero_filled_metrics, r.timings.get("zero-filled"))
+    if cv is None:
+        row("Zero-filled", "", "", r.zero_filled_metrics, r.timings.get("zero-filled"))
+    else:
+        row(f"Zero-filled (coil {cv.coil + 1})", "", "", cv.metrics, r.timings.get("zero-filled"))
     for o in r.outputs:
-        row(SLOT_TITLES.get(o.family, o.family), o.ref.name, weights_name(o.ref, o),
-            o.metrics, o.seconds, o.weights, precision_details(o))
+        row(SLOT_TITLES.get(o.family, o.family) + (" (RSS)" if cv is not None else ""), o.ref.name,
+            weights_name(o.ref, o), o.metrics, o.seconds, o.weights, precision_details(o))
     return rows
 
 

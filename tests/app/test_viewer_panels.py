@@ -119,6 +119,9 @@ def test_coil_view_shows_that_coil_in_reference_error_and_metrics(qtbot, window,
     footer = g.panes["zero-filled"].footer.text
     assert "SSIM" in footer and "RSS" not in footer
     assert "RSS" in g.panes["vit"].title.text and "RSS" in g.panes["error:vit"].title.text  # networks combine coils
+    rows = window.metrics.rows  # the table (and the CSV) say the same
+    assert [row["Method"] for row in rows] == ["Zero-filled (coil 3)", "ViT (RSS)", "U-Net (RSS)"]
+    assert rows[0]["SSIM"] == pytest.approx(window.controller.last_update.coil.metrics.ssim)
     c.coil_combo.setCurrentIndex(0)  # back to RSS (all coils)
     wait_complete(qtbot, window)
     np.testing.assert_array_equal(g.panes["reference"].data, rss_reference)
