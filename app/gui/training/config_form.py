@@ -172,7 +172,8 @@ class ConfigForm(QWidget):
             return edit
         edit = QLineEdit()
         if kind.startswith("list"):
-            edit.setPlaceholderText("values separated by spaces" + (f"; empty: {NONE_TEXT}" if field["optional"] else ""))
+            empty = f"; empty: {NONE_TEXT}" if field["optional"] else ""
+            edit.setPlaceholderText(f"values separated by spaces{empty}")
         return edit
 
     # --- values ---------------------------------------------------------------------------------

@@ -1,9 +1,10 @@
 """One training run as its folder holds it (no Qt): what was asked, how far it got, how it ended.
 
 A run folder (``runs_root/<date>-<task>-<model>``) holds ``run.json`` (task, model, output folder,
-the trainer's command line, when its latest session started), ``supervisor.pid``, ``config.yaml`` (the config the trainer read),
-``events.jsonl`` (the trainer's progress events, ``trainer.progress``), ``log.txt`` (its output),
-``trainer.pid`` and, once it has ended, ``exit.json`` (written by ``supervise``). Everything here is
+the trainer's command line, when its latest session started), ``config.yaml`` (the config the
+trainer read), ``events.jsonl`` (the trainer's progress events, ``trainer.progress``), ``log.txt``
+(its output), ``supervisor.pid``, ``trainer.pid`` and, once it has ended, ``exit.json`` (written by
+``supervise``). Everything here is
 read from those files, so a run started by an earlier viewer reads like one started by this one.
 """
 from __future__ import annotations

@@ -93,7 +93,8 @@ class RunPage(QWidget):
         if status == FAILED and self._shown_status.get(r.name) not in (None, FAILED):
             self.tabs.setCurrentWidget(self.log)  # it just died: its last lines say why
         self._shown_status[r.name] = status
-        text = f"<b>{r.name}</b>: {r.task} {r.model or ''} — <span style='color:{STATUS_COLORS[status]}'>{status}</span>"
+        color = STATUS_COLORS[status]
+        text = f"<b>{r.name}</b>: {r.task} {r.model or ''} — <span style='color:{color}'>{status}</span>"
         if status == FAILED:
             text += f"<br>{_escape(r.failure_reason())}"
         if r.summary():

@@ -1,11 +1,13 @@
 """``python -m app.gui.training.supervise RUN_DIR -- COMMAND...``: runs one training command and
-records how it ended (``supervisor.pid``, ``trainer.pid``, ``exit.json``), so that a run outlives the viewer that started it and a later viewer can tell
-how it finished.
+records how it ended (``supervisor.pid``, ``trainer.pid``, ``exit.json``), so that a run outlives
+the viewer that started it and a later viewer can tell how it finished.
 
 The viewer starts this detached (its output goes to ``RUN_DIR/log.txt``); it writes the trainer's pid
 to ``RUN_DIR/trainer.pid``, passes SIGINT and SIGTERM on to the trainer (which then saves a checkpoint
 and exits), and writes ``RUN_DIR/exit.json``: the exit code, or the signal that ended the trainer.
-No Qt, no torch: it starts in a fraction of a second.
+It runs in a session of its own (a Ctrl-C in the viewer's terminal does not reach the run); a Stop
+pressed before it had written its pid leaves ``RUN_DIR/stop.request``, and then it starts nothing
+(exit 130). No Qt, no torch: it starts in a fraction of a second.
 """
 from __future__ import annotations
 
