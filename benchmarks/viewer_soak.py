@@ -1,0 +1,213 @@
+"""Viewer soak: many random control changes, slice changes and file opens, in quick succession, in
+the real main window (offscreen) with the networks (vit-s, unet-s) running. Checks that nothing
+crashes, that the last display equals the last request, how long the event loop ever stalled, and
+the resident memory at the start and the end.
+
+    QT_QPA_PLATFORM=offscreen .venv/bin/python benchmarks/viewer_soak.py [--changes 1000] [--seed 0]
+        [--files A.h5 B.h5 ...] [--out FILE.json]
+
+Without ``--files`` it opens the three small generated samples (multi-coil, single-coil, ISMRMRD).
+Between actions it runs the event loop for a random 0-40 ms, as a user clicking fast would; every
+100 actions it prints the progress, the longest stall so far and the resident memory. The exit status
+is 1 when the final display is not the final request or shows no network. Engine errors shown to the
+user on the way (a mask that samples nothing, say) are listed, not failures.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+SEEDS = (None, 0, 1, 2, 3, 17, 1234)
+
+
+def random_change(rng: random.Random, state, kinds, num_slices: int, num_coils: int):
+    """A random edit of ``state`` as one control would make it (returns the new state)."""
+    what = rng.choice(["slice", "slice", "slice", "seed", "acceleration", "kind", "center", "coil"])
+    if what == "slice":
+        step = rng.choice([-1, 1, 1, rng.randrange(-num_slices, num_slices)])
+        return state.replace(slice_index=min(max(state.slice_index + step, 0), num_slices - 1))
+    if what == "seed":
+        return state.replace(seed=rng.choice(SEEDS))
+    if what == "acceleration":
+        return state.replace(acceleration=float(rng.choice([2, 3, 4, 6, 8, 12])))
+    if what == "kind":
+        from app.gui.state import acceleration_for
+
+        kind = rng.choice(kinds)
+        return state.replace(mask_kind=kind, acceleration=acceleration_for(kind, state.acceleration))
+    if what == "center":
+        return state.replace(center_fraction=rng.choice([None, 0.04, 0.08, 0.16]))
+    return state.replace(coil=rng.choice([None] + list(range(min(num_coils, 4)))) if num_coils > 1 else None)
+
+
+class Soak:
+    """The window, a heartbeat timer on the GUI thread, and the event-loop pumping."""
+
+    def __init__(self, device: str):
+        from PySide6.QtCore import QTimer
+
+        from app.gui import create_app
+        from app.gui.main_window import MainWindow
+        from app.gui.settings import ViewerSettings
+        from app.gui.state import ViewState
+
+        self.app = create_app()
+        self._tmp = tempfile.TemporaryDirectory()
+        self.window = MainWindow(settings=ViewerSettings(Path(self._tmp.name) / "viewer.ini"),
+                                 state=ViewState(device=device))
+        self.window.resize(1600, 1000)
+        self.window.show()
+        self.c = self.window.controller
+        self.errors: list[str] = []
+        self.c.failed.connect(self.errors.append)
+        self.c.open_failed.connect(lambda what, msg: self.errors.append(f"{what}: {msg}"))
+        self.max_gap, self.stalls, self._last = 0.0, [], time.perf_counter()
+        self.phase = "start"  # the last action, named beside each stall
+        self.heartbeat = QTimer()
+        self.heartbeat.setInterval(10)
+        self.heartbeat.timeout.connect(self._beat)
+
+    def _beat(self) -> None:
+        now = time.perf_counter()
+        gap, self._last = now - self._last, now
+        self.max_gap = max(self.max_gap, gap)
+        if gap > 0.1:
+            self.stalls.append((round(gap * 1000), self.phase))
+
+    def run_for(self, seconds: float) -> None:
+        from PySide6.QtCore import QEventLoop
+
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            self.app.processEvents(QEventLoop.AllEvents, max(1, int((end - time.perf_counter()) * 1000)))
+            time.sleep(0.001)
+
+    def pump(self, until, timeout: float = 900.0) -> None:
+        from PySide6.QtCore import QEventLoop
+
+        deadline = time.monotonic() + timeout
+        while not until():
+            self.app.processEvents(QEventLoop.AllEvents | QEventLoop.WaitForMoreEvents)
+            if time.monotonic() > deadline:
+                raise TimeoutError("the viewer did not finish in time")
+
+    def idle(self) -> bool:
+        c = self.c
+        return (c._opening is None and c.last_update is not None and c.last_update.request is c.latest
+                and c.last_update.complete and c.state == self.window.controls.state)
+
+
+def rss_mib() -> float:
+    import psutil
+
+    return psutil.Process().memory_info().rss / 2**20
+
+
+def sample_files(folder: Path) -> list[Path]:
+    from engine.samples import build_samples
+
+    return list(build_samples(folder, size="small").values())
+
+
+def final_display_matches(soak: Soak, wanted, path: Path) -> list[str]:
+    """What differs between the last request and what the window shows (empty: nothing)."""
+    c, grid = soak.c, soak.window.grid
+    u = c.last_update
+    problems = []
+    if c.scan.info.path.resolve() != path.resolve():
+        problems.append(f"open scan {c.scan.info.path}, asked for {path}")
+    if soak.window.controls.state != wanted:
+        problems.append(f"controls show {soak.window.controls.state}, asked for {wanted}")
+    r = u.request
+    if (r.slice_index, r.coil, r.mask) != (wanted.slice_index, wanted.coil, wanted.request(c.scan).mask):
+        problems.append(f"the result is of slice {r.slice_index}, coil {r.coil}, mask {r.mask}")
+    if grid.last_update is not u:
+        problems.append("the panes show another update than the last result")
+    image = u.coil.image if u.coil is not None else u.result.zero_filled
+    if grid.panes["zero-filled"].data is not image:
+        problems.append("the zero-filled pane shows another image")
+    for o in u.result.outputs:
+        if grid.panes[o.family].data is not o.image:
+            problems.append(f"the {o.family} pane shows another image")
+    return problems
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--changes", type=int, default=1000, help="random actions (default 1000)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--files", nargs="*", help="scans to open (default: the small generated samples)")
+    p.add_argument("--open-share", type=float, default=0.05, help="share of actions that open a file")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--out", help="also write the figures as JSON here")
+    args = p.parse_args(argv)
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from engine import MASK_KINDS
+
+    rng = random.Random(args.seed)
+    data = tempfile.TemporaryDirectory()
+    files = [Path(f) for f in args.files] if args.files else sample_files(Path(data.name))
+    soak = Soak(args.device)
+    window, c = soak.window, soak.c
+    current = files[0]
+    window.open_file(current)
+    soak.pump(lambda: c.scan is not None and soak.idle())
+    rss_start, t0 = rss_mib(), time.perf_counter()
+    print(f"opened {current.name}; resident memory {rss_start:.0f} MiB; {args.changes} actions", flush=True)
+    soak._last = time.perf_counter()
+    soak.heartbeat.start()
+    counts = {"opens": 0, "changes": 0}
+    for i in range(args.changes):
+        if rng.random() < args.open_share:
+            current = rng.choice(files)
+            soak.phase = f"{i}: open {current.name}"
+            window.open_file(current)
+            counts["opens"] += 1
+        elif c.scan is not None:
+            info = c.scan.info
+            kinds = list(MASK_KINDS) if window.controls.retrospective else [window.controls.state.mask_kind]
+            new = random_change(rng, window.controls.state, kinds, info.num_slices, info.num_coils)
+            soak.phase = f"{i}: " + ", ".join(f"{k}={getattr(new, k)}" for k in ("slice_index", "mask_kind",
+                                              "acceleration", "center_fraction", "seed", "coil")
+                                              if getattr(new, k) != getattr(window.controls.state, k))
+            window.controls.apply(new)
+            counts["changes"] += 1
+        soak.run_for(rng.uniform(0.0, 0.04))
+        if (i + 1) % 100 == 0:
+            print(f"{i + 1} actions: longest stall {soak.max_gap * 1000:.0f} ms, resident {rss_mib():.0f} MiB",
+                  flush=True)
+    # the final request: once the last open is done, one more change, then wait for it to be drawn
+    soak.pump(lambda: c._opening is None and c.scan is not None)
+    info = c.scan.info
+    window.controls.apply(window.controls.state.replace(slice_index=rng.randrange(info.num_slices)))
+    wanted = window.controls.state
+    soak.pump(soak.idle)
+    soak.heartbeat.stop()
+    problems = final_display_matches(soak, wanted, current)
+    rss_end = rss_mib()
+    report = {"actions": args.changes, **counts, "seconds": round(time.perf_counter() - t0, 1),
+              "max_event_loop_stall_ms": round(soak.max_gap * 1000, 1), "stalls_over_100ms": soak.stalls,
+              "rss_start_mib": round(rss_start, 1), "rss_end_mib": round(rss_end, 1),
+              "final_display_matches": not problems, "problems": problems, "errors_reported": soak.errors,
+              "networks_in_final_display": [o.family for o in c.last_update.result.outputs],
+              "load_average": os.getloadavg(), "files": [f.name for f in files]}
+    print(json.dumps(report, indent=2))
+    if args.out:
+        Path(args.out).write_text(json.dumps(report, indent=2))
+    window.close()  # saves nothing of the user's: the settings live in a temporary folder
+    soak._tmp.cleanup()
+    data.cleanup()
+    return 1 if problems or not c.last_update.result.outputs else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
