@@ -7,7 +7,9 @@ The viewer never imports the trainer (DESIGN.md: it starts it as a process), so 
   fixed set of values;
 - ``folders --train DIR [--val DIR] [--challenge auto]``: the usable fastMRI files of each folder
   (``trainer.data.index_folder``), the reason each other file was skipped, and the files in both
-  folders (the training run refuses such an overlap).
+  folders (the training run refuses such an overlap);
+- ``check TASK --config FILE``: the config's own check (``validate``: the trainer's sentence for a
+  config that cannot run, as ``config_error``), then ``folders`` for its data folders.
 
 Both exit 0 and print one JSON object; a folder that cannot be used is reported in it.
 """
@@ -82,6 +84,26 @@ def check_folders(train: str, val: str | None = None, challenge: str = "auto") -
     return out
 
 
+GENERATED_DATA = {"builtin", "synthetic", "heldout"}
+
+
+def check_config(task: str, path: str) -> dict[str, Any]:
+    """``{"config_error": sentence or None}`` and, for a usable config, its data folders' check."""
+    try:
+        data = config_mod.load_file(path)
+        data.pop("task", None)
+        cfg = config_mod.from_dict(CONFIGS[task], data, path)
+        cfg.validate()
+    except (ValueError, KeyError) as e:
+        return {"config_error": str(e)}
+    if task == "evaluate":
+        return {"config_error": None, **check_folders(cfg.data_dir)}
+    if task == "finetune" and cfg.train_dir not in GENERATED_DATA:
+        val = cfg.val_dir if cfg.val_dir not in GENERATED_DATA else None
+        return {"config_error": None, **check_folders(cfg.train_dir, val, cfg.challenge)}
+    return {"config_error": None}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m trainer.describe", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="what", required=True)
@@ -90,8 +112,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--train", required=True)
     p.add_argument("--val")
     p.add_argument("--challenge", default="auto")
+    p = sub.add_parser("check", help="a config's own check, then its data folders")
+    p.add_argument("task", choices=sorted(CONFIGS))
+    p.add_argument("--config", required=True)
     args = parser.parse_args(argv)
-    result = describe_configs() if args.what == "configs" else check_folders(args.train, args.val, args.challenge)
+    if args.what == "configs":
+        result = describe_configs()
+    elif args.what == "check":
+        result = check_config(args.task, args.config)
+    else:
+        result = check_folders(args.train, args.val, args.challenge)
     json.dump(result, sys.stdout, default=str)
     sys.stdout.write("\n")
     return 0

@@ -232,3 +232,33 @@ def test_a_run_that_ignores_stop_can_be_killed(qtbot, window, tmp_path, monkeypa
     qtbot.mouseClick(page.stop_button, Qt.LeftButton)
     wait_status(qtbot, record, "failed", timeout=30)
     assert "SIGKILL" in record.failure_reason() and page.stop_button.text() == "Stop"
+
+
+def test_a_config_the_trainer_refuses_is_named_before_anything_starts(qtbot, window, tmp_path, monkeypatch):
+    import json
+
+    from app.gui.training import query
+    from trainer.describe import describe_configs
+
+    (tmp_path / "schema.json").write_text(json.dumps(describe_configs(), default=str))
+    fake = tmp_path / "python"  # answers as `python -m trainer.describe configs|check` would
+    fake.write_text(f"#!/bin/sh\nif [ \"$3\" = configs ]; then cat {tmp_path / 'schema.json'}; else\n"
+                    "echo '{\"config_error\": \"give val_dir or val_split, not both\"}'; fi\n")
+    fake.chmod(0o755)
+    monkeypatch.setattr(query, "PYTHON", str(fake))
+    monkeypatch.setattr(query, "_schema", None)
+    dialog = window.training.open_dialog("finetune")
+    qtbot.waitUntil(lambda: dialog.form is not None, timeout=10000)
+    dialog.preset.setCurrentText("Demo (CPU, minutes)")
+    before = len(window.training.runs.runs)
+    qtbot.mouseClick(dialog.start_button, Qt.LeftButton)
+    qtbot.waitUntil(lambda: "Cannot start" in dialog.status.text(), timeout=10000)
+    assert "give val_dir or val_split, not both" in dialog.status.text()
+    assert dialog.isVisible() and dialog.start_button.isEnabled() and len(window.training.runs.runs) == before
+    assert not list(Path(tempfile_dir()).glob("vitrecon-check-*.yaml"))  # the config it checked is removed
+
+
+def tempfile_dir() -> str:
+    import tempfile
+
+    return tempfile.gettempdir()

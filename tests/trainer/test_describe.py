@@ -35,3 +35,18 @@ def test_folders_usable_skipped_and_overlap(tmp_path):
     assert out["val"]["usable"] == 1 and out["overlap"] == ["file000.h5"]
     missing = check_folders(str(tmp_path / "nope"))
     assert missing["train"]["usable"] == 0 and "is not a folder" in missing["train"]["error"]
+
+
+def test_check_a_config_then_its_folders(tmp_path):
+    from trainer.describe import check_config
+
+    train = fastmri_folder(tmp_path / "train", 1)
+    (tmp_path / "bad.yaml").write_text(f"task: finetune\ntrain_dir: {train}\nval_dir: {train}\nval_split: 0.5\n")
+    assert check_config("finetune", str(tmp_path / "bad.yaml")) == {"config_error": "give val_dir or val_split, not both"}
+    (tmp_path / "unknown.yaml").write_text("max_lrr: 1\n")
+    assert "unknown field 'max_lrr'" in check_config("pretrain", str(tmp_path / "unknown.yaml"))["config_error"]
+    (tmp_path / "ok.yaml").write_text(f"train_dir: {train}\n")
+    out = check_config("finetune", str(tmp_path / "ok.yaml"))
+    assert out["config_error"] is None and out["train"]["usable"] == 1
+    (tmp_path / "synthetic.yaml").write_text("train_dir: synthetic\nval_dir: heldout\n")
+    assert check_config("finetune", str(tmp_path / "synthetic.yaml")) == {"config_error": None}

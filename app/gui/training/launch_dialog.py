@@ -2,6 +2,8 @@
 and save, data folders checked before the run starts (in a child process: see ``query``)."""
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import yaml
@@ -122,6 +124,7 @@ class LaunchDialog(QDialog):
     def done(self, result: int) -> None:
         """Closed or started: a folder check still running is ended."""
         self.query.cancel()
+        self._forget_check_file()
         try:
             QApplication.instance().focusChanged.disconnect(self._focus_changed)
         except (RuntimeError, TypeError):  # done twice
@@ -171,7 +174,8 @@ class LaunchDialog(QDialog):
 
     # --- starting -------------------------------------------------------------------------------
     def start(self) -> None:
-        """Read the fields, check the data folders (in a child process), then start the run."""
+        """Read the fields, have the trainer check the config and its data folders (in a child
+        process: ``python -m trainer.describe check``), then start the run."""
         try:
             self.values = self.form.values()
         except ValueError as e:
@@ -186,16 +190,17 @@ class LaunchDialog(QDialog):
             self.status.setText(f"<b>Cannot start</b>: {data!r} is not a folder of images (or builtin).")
             return
         train, val = self._data_folders()
-        if train is None:
-            self._launch()
-            return
-        if not Path(train).expanduser().is_dir():
+        if train is not None and not Path(train).expanduser().is_dir():
             self.status.setText(f"<b>Cannot start</b>: {train} is not a folder.")
             return
+        # the trainer's own check of the config (its sentence for one that cannot run), then the folders
+        fd, self._check_file = tempfile.mkstemp(prefix="vitrecon-check-", suffix=".yaml")
+        with os.fdopen(fd, "w") as f:
+            yaml.safe_dump({"task": self.task, **{k: v for k, v in self.values.items() if k != "out_dir" or v}}, f)
         self.start_button.setEnabled(False)
-        self.status.setText(f"Checking {train}" + (f" and {val}" if val else "") + "…")
-        args = ["folders", "--train", train, "--challenge", self.values.get("challenge") or "auto"]
-        self.query.ask(args + (["--val", val] if val else []))
+        self.status.setText("Checking the config" + (f" and {train}" if train else "") + (f" and {val}" if val else "")
+                            + "…")
+        self.query.ask(["check", self.task, "--config", self._check_file])
 
     def _data_folders(self) -> tuple[str | None, str | None]:
         """The folders to check before starting: fastMRI training/validation or evaluation folders."""
@@ -209,7 +214,11 @@ class LaunchDialog(QDialog):
         return (None, None) if train in GENERATED else (train, val)
 
     def _checked(self, answer: dict) -> None:
+        self._forget_check_file()
         self.start_button.setEnabled(True)
+        if answer.get("config_error"):
+            self.status.setText(f"<b>Cannot start</b>: {answer['config_error']}")
+            return
         lines, problem = [], None
         for key in ("train", "val"):
             part = answer.get(key)
@@ -231,7 +240,13 @@ class LaunchDialog(QDialog):
         self.status.setText("<br>".join(lines))
         self._launch("\n".join(f"data check: {line}" for line in lines))
 
+    def _forget_check_file(self) -> None:
+        if getattr(self, "_check_file", None):
+            Path(self._check_file).unlink(missing_ok=True)
+            self._check_file = None
+
     def _check_failed(self, message: str) -> None:
+        self._forget_check_file()
         self.start_button.setEnabled(True)
         self.status.setText(f"<b>Cannot start</b>: {message}")
 
