@@ -3,9 +3,9 @@
 A file is written to a temporary beside its target (``.NAME.HOST-PID.XXXXXXXX.tmp``), fsynced and
 renamed over the target only when complete, then the folder is fsynced. A process killed at any
 moment, even by SIGKILL, leaves the previous file (or none) under the final name and at worst a stray
-temporary; the next write of the same target removes the strays of processes of this host that no
-longer run. A write that fails (a full disk) removes its temporaries and raises ``WriteError``: one
-sentence naming the file, the previous file untouched.
+temporary; the first write of a later process into that folder removes the strays of processes of
+this host that no longer run. A write that fails (a full disk) removes its temporaries and raises
+``WriteError``: one sentence naming the file, the previous file untouched.
 """
 from __future__ import annotations
 
@@ -44,8 +44,8 @@ def _host() -> str:
     return re.sub(r"[^A-Za-z0-9]", "_", socket.gethostname())[:32] or "host"
 
 
-def _temp_pattern(target: Path) -> re.Pattern[str]:
-    return re.compile(rf"^\.{re.escape(target.name)}\.(?P<host>[A-Za-z0-9_]+)-(?P<pid>\d+)\.[^.]+\.tmp$")
+_TEMP = re.compile(r"^\..+\.(?P<host>[A-Za-z0-9_]+)-(?P<pid>\d+)\.[^.]+\.tmp$")
+_swept: set[Path] = set()  # folders this process has swept of stray temporaries
 
 
 def _temp_beside(path: Path) -> Path:
@@ -69,21 +69,30 @@ def _running(pid: int) -> bool:
     return True
 
 
-def stale_temporaries(target: Path | str) -> list[Path]:
-    """Temporaries of ``target`` left by processes of this host that no longer run (killed mid-write).
+def stale_temporaries(folder: Path | str) -> list[Path]:
+    """Temporaries in ``folder`` left by processes of this host that no longer run (killed mid-write).
     A temporary of another host (a shared folder) or of a running process is never among them."""
-    target = Path(target)
-    pattern, host = _temp_pattern(target), _host()
+    folder, host = Path(folder), _host()
     try:
-        names = os.listdir(target.parent)
+        names = os.listdir(folder)
     except OSError:
         return []
     found = []
     for name in names:
-        m = pattern.match(name)
+        m = _TEMP.match(name)
         if m and m["host"] == host and not _running(int(m["pid"])):
-            found.append(target.parent / name)
+            found.append(folder / name)
     return found
+
+
+def _sweep(folder: Path) -> None:
+    """Remove ``folder``'s stale temporaries, the first time this process writes there (listing a
+    folder of many outputs before each write would cost more than the writes)."""
+    if folder in _swept:
+        return
+    for stray in stale_temporaries(folder):
+        stray.unlink(missing_ok=True)
+    _swept.add(folder)
 
 
 def _fsync_folder(folder: Path) -> None:
@@ -109,8 +118,7 @@ def atomic_write_many(writers: Mapping[Path | str, Callable[[Path], Any]]) -> No
     try:
         for target, write in writers.items():
             target = Path(target)
-            for stray in stale_temporaries(target):
-                stray.unlink(missing_ok=True)
+            _sweep(target.parent)
             temps[target] = tmp = _temp_beside(target)
             write(tmp)
             with open(tmp, "rb+") as f:

@@ -274,21 +274,21 @@ def test_a_full_disk_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
 
 
 def test_stray_temporaries_of_dead_processes_are_removed(tmp_path):
-    """A temporary a SIGKILLed process left is removed by the next write of its target; one of a
-    running process, of another host, or of another target is not."""
+    """The temporaries SIGKILLed processes left in a folder are removed by the next process's first
+    write there; one of a running process, or of another host (a shared folder), is not."""
     target = tmp_path / "out.h5"
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                              text=True).stdout)
     host = atomic._host()
-    stray = tmp_path / f".out.h5.{host}-{int(dead.stdout)}.abc123.tmp"
+    stray = tmp_path / f".out.h5.{host}-{dead}.abc123.tmp"
+    other_file = tmp_path / f".other.h5.{host}-{dead}.jkl012.tmp"
     alive = tmp_path / f".out.h5.{host}-{os.getppid()}.def456.tmp"
-    other_host = tmp_path / f".out.h5.elsewhere-{int(dead.stdout)}.ghi789.tmp"
-    other_file = tmp_path / f".other.h5.{host}-{int(dead.stdout)}.jkl012.tmp"
-    for p in (stray, alive, other_host, other_file):
+    other_host = tmp_path / f".out.h5.elsewhere-{dead}.ghi789.tmp"
+    for p in (stray, other_file, alive, other_host):
         p.write_bytes(b"partial")
-    assert atomic.stale_temporaries(target) == [stray]
+    assert sorted(atomic.stale_temporaries(tmp_path)) == sorted([stray, other_file])
     atomic_write(target, lambda tmp: tmp.write_bytes(b"new"))
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        p.name for p in (target, alive, other_host, other_file))
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in (target, alive, other_host))
 
 
 def test_reference_like_copies_weights_for_unet():
