@@ -8,6 +8,7 @@ import h5py
 
 from ..errors import ScanError
 from ..scan import Scan
+from .handles import open_h5, release_h5
 from .limits import DAMAGE
 
 _EXPECTED = "expected a fastMRI .h5 file or an ISMRMRD raw-data .h5/.mrd file"
@@ -84,20 +85,20 @@ def open_scan(path: str | Path, *, repetition: int = 0, contrast: int = 0, set_i
     if not h5py.is_hdf5(path):
         raise ScanError(path, f"is not an HDF5 file ({_EXPECTED}); it looks like {_sniff(path)}")
     try:
-        h5 = h5py.File(path, "r")  # read-only, always: inputs are never modified
+        h5 = open_h5(path)  # read-only, always: inputs are never modified; shared with scans of this file
     except OSError as e:
         raise ScanError(path, _open_failure(path, e)) from None
     try:
         return _dispatch(path, h5, repetition=repetition, contrast=contrast, set_index=set_index)
     except ScanError:
-        h5.close()
+        release_h5(h5)
         raise
     except DAMAGE as e:  # h5py's errors on a damaged structure or datatype (--debug shows the cause)
-        h5.close()
+        release_h5(h5)
         raise ScanError(path, "is a damaged HDF5 file: expected a readable k-space dataset or ISMRMRD "
                               f"group, but its structure could not be read ({_one_line(e)})") from e
     except BaseException:
-        h5.close()
+        release_h5(h5)
         raise
 
 

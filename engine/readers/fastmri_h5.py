@@ -20,6 +20,7 @@ from ..errors import ScanError
 from ..masks import acquired_mask
 from ..scan import RSS_FALLBACK, Scan, ScanInfo
 from .header import read_header
+from .handles import release_h5
 from .limits import DAMAGE, check_read_size, check_slice_count
 
 REFERENCE_NAMES = {"fastmri-singlecoil": ("reconstruction_esc", "reconstruction_rss"),
@@ -186,7 +187,4 @@ class FastMRIScan(Scan):
         return ks.center_crop(ref, self._ref_crop) if self._ref_crop is not None else ref
 
     def close(self) -> None:
-        try:
-            self._h5.close()
-        except Exception:
-            pass
+        release_h5(self._h5)

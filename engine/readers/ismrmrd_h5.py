@@ -32,6 +32,7 @@ from ..masks import acquired_mask
 from ..scan import RSS_FALLBACK, Scan, ScanInfo
 from .header import Header, read_header
 from .ismrmrd_table import EMBEDDED, Kinds, acquisition_table, classify, flag_set, read_or_fail, select
+from .handles import release_h5
 from .limits import check_read_size
 
 __all__ = ["ISMRMRDScan", "flag_set"]
@@ -348,8 +349,5 @@ class ISMRMRDScan(Scan):
 
     def close(self) -> None:
         self._slab_cache = None
-        try:
-            self._h5.close()
-        except Exception:
-            pass
+        release_h5(self._h5)
 
