@@ -44,12 +44,13 @@ def test_a_checkpoint_that_failed_to_load_is_not_remembered(qtbot, window, scan_
 
 
 def test_a_checkpoint_that_loaded_is_remembered(qtbot, window, scan_file, tmp_path, engine, monkeypatch):
-    from conftest import TINY_ARGS
     from engine.checkpoints import save_checkpoint
     from engine.models import create_model
 
     open_and_wait(qtbot, window, scan_file)
-    good = save_checkpoint(create_model("vit-s", **TINY_ARGS["vit-s"]), tmp_path / "mine", "vit-s")
+    # a tiny ViT (as tests/conftest.py's TINY_ARGS; 'conftest' cannot be imported by name: two exist)
+    tiny = dict(avg_size=32, patch_size=4, embed_dim=24, depth=2, num_heads=3)
+    good = save_checkpoint(create_model("vit-s", **tiny), tmp_path / "mine", "vit-s")
     answer_file_dialog(monkeypatch, good)
     choose_in_combo(window.controls.model_combos["vit"], "__checkpoint__")
     wait_complete(qtbot, window)
