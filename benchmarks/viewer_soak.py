@@ -7,7 +7,9 @@ the resident memory at the start and the end.
         [--files A.h5 B.h5 ...] [--out FILE.json]
 
 Without ``--files`` it opens the three small generated samples (multi-coil, single-coil, ISMRMRD).
-Between actions it runs the event loop for a random 0-40 ms, as a user clicking fast would; every
+Between actions it runs the event loop for a random 0-40 ms, as a user clicking fast would, and
+closes any error dialog the window shows (listed in the report: an engine error such as a mask that
+samples nothing is not a failure; its dialog would otherwise wait for a click for ever); every
 100 actions it prints the progress, the longest stall so far and the resident memory. The exit status
 is 1 when the final display is not the final request or shows no network. Engine errors shown to the
 user on the way (a mask that samples nothing, say) are listed, not failures.
@@ -75,6 +77,20 @@ class Soak:
         self.heartbeat = QTimer()
         self.heartbeat.setInterval(10)
         self.heartbeat.timeout.connect(self._beat)
+        self.dialogs: list[str] = []  # the error dialogs the window showed (closed as a user would)
+        self._closer = QTimer()
+        self._closer.setInterval(50)
+        self._closer.timeout.connect(self._close_dialog)
+        self._closer.start()
+
+    def _close_dialog(self) -> None:
+        from PySide6.QtWidgets import QApplication
+
+        dialog = QApplication.activeModalWidget()
+        if dialog is not None:
+            text = getattr(dialog, "text", lambda: dialog.windowTitle())()
+            self.dialogs.append(f"{dialog.windowTitle()}: {text}")
+            dialog.reject()
 
     def _beat(self) -> None:
         now = time.perf_counter()
@@ -122,6 +138,8 @@ def final_display_matches(soak: Soak, wanted, path: Path) -> list[str]:
     """What differs between the last request and what the window shows (empty: nothing)."""
     c, grid = soak.c, soak.window.grid
     u = c.last_update
+    if c.latest is None or u is None or u.request is not c.latest or not u.complete:
+        return [f"the final request was not drawn ({soak.errors[-1] if soak.errors else 'no result'})"]
     problems = []
     if c.scan.info.path.resolve() != path.resolve():
         problems.append(f"open scan {c.scan.info.path}, asked for {path}")
@@ -185,20 +203,25 @@ def main(argv=None) -> int:
         if (i + 1) % 100 == 0:
             print(f"{i + 1} actions: longest stall {soak.max_gap * 1000:.0f} ms, resident {rss_mib():.0f} MiB",
                   flush=True)
-    # the final request: once the last open is done, one more change, then wait for it to be drawn
+    # the final request: once the last open is done, a random slice with a mask that fits every
+    # sample (the last random one may sample nothing: an error, not a display), then wait for it
     soak.pump(lambda: c._opening is None and c.scan is not None)
     info = c.scan.info
-    window.controls.apply(window.controls.state.replace(slice_index=rng.randrange(info.num_slices)))
-    wanted = window.controls.state
-    soak.pump(soak.idle)
+    final = window.controls.state.replace(slice_index=rng.randrange(info.num_slices))
+    if window.controls.retrospective:
+        final = final.replace(mask_kind="random", acceleration=4.0, center_fraction=None)
+    window.controls.apply(final)
+    wanted, failures = window.controls.state, len(soak.errors)
+    soak.pump(lambda: soak.idle() or len(soak.errors) > failures, timeout=600)
     soak.heartbeat.stop()
     problems = final_display_matches(soak, wanted, current)
     rss_end = rss_mib()
     report = {"actions": args.changes, **counts, "seconds": round(time.perf_counter() - t0, 1),
               "max_event_loop_stall_ms": round(soak.max_gap * 1000, 1), "stalls_over_100ms": soak.stalls,
               "rss_start_mib": round(rss_start, 1), "rss_end_mib": round(rss_end, 1),
-              "final_display_matches": not problems, "problems": problems, "errors_reported": soak.errors,
-              "networks_in_final_display": [o.family for o in c.last_update.result.outputs],
+              "final_display_matches": not problems, "problems": problems, "errors_reported": {e: soak.errors.count(e) for e in dict.fromkeys(soak.errors)},
+              "dialogs_closed": soak.dialogs,
+              "networks_in_final_display": [o.family for o in c.last_update.result.outputs] if not problems else [],
               "load_average": os.getloadavg(), "files": [f.name for f in files]}
     print(json.dumps(report, indent=2))
     if args.out:
@@ -206,7 +229,7 @@ def main(argv=None) -> int:
     window.close()  # saves nothing of the user's: the settings live in a temporary folder
     soak._tmp.cleanup()
     data.cleanup()
-    return 1 if problems or not c.last_update.result.outputs else 0
+    return 1 if problems or not report["networks_in_final_display"] else 0
 
 
 if __name__ == "__main__":
