@@ -46,11 +46,17 @@ def _table(results: dict[str, Any], set_name: str) -> list[str]:
     return lines + per_file + ["", "</details>"]
 
 
+def _minutes(facts: dict[str, Any]) -> str:
+    """'vit-s 82 min, unet-s 100 min': each model's training time over its stages."""
+    return ", ".join(f"{m} {round(sum(f['train_seconds'] for f in v['train']) / 60)} min of training"
+                     for m, v in facts.items())
+
+
 def model_card(shipped: dict[str, Path], facts: dict[str, Any], results: dict[str, Any], sums: dict[str, str]) -> str:
     """The card's Markdown: what the weights are, data and licences, recipe, budget, tables, limits."""
     out = ["# vitrecon demo weights: ViT-S and U-Net-S", "",
            "**Demo weights for trying the viewer. Not for diagnosis, and not a substitute for weights trained "
-           "on fastMRI.** They were trained on a 2-core CPU for about two hours each, entirely on data "
+           f"on fastMRI.** They were trained on a 2-core CPU ({_minutes(facts)}), entirely on data "
            "vitrecon generates (below), and made by `make weights` (`python -m trainer recipe demo`).", "",
            "## Files", "", "| model | file | parameters | sha256 |", "|---|---|---|---|"]
     for model, path in shipped.items():
