@@ -146,7 +146,7 @@ def _seen_folders(card: dict[str, Any]) -> tuple[set[str], set[str]]:
     data = card.get("training_data") or {}
     selected = card.get("selection") != "last step"
     paths = (data.get("train_dir"), data.get("val_dir") if selected else None)
-    folders = {str(Path(p).expanduser().resolve()) for p in paths if p and p not in ("synthetic",)}
+    folders = {str(Path(p).expanduser().resolve()) for p in paths if p and p != "synthetic"}
     return folders, set(data.get("val_files") or []) if selected else set()
 
 

@@ -246,7 +246,7 @@ def _run(task_name: str, cfg, env: DistEnv, out: Path, state: dict[str, Any] | N
         out.mkdir(parents=True, exist_ok=True)
         ckpt.remove_temporaries(out)
         atomic_write(out / "config.yaml", lambda tmp: Path(tmp).write_text(config_mod.dump(cfg, task_name)))
-        if hasattr(task, "selection"):
+        if getattr(task, "volumes", None):  # a folder of files (generated data has no selection to record)
             sel = json.dumps({"train_slices": task.selection()})
             atomic_write(out / "train_selection.json", lambda tmp: Path(tmp).write_text(sel))
     progress.set_total(total_steps)

@@ -35,6 +35,7 @@ def test_synthetic_finetuning_validates_on_the_held_out_slabs(tmp_path, small_he
     assert data["train_dir"] == "synthetic" and data["held_out_template_slices"] == list(HELD_OUT_SLICES)
     assert sorted(data["val_files"]) == sorted(p.name for p in (out / "heldout").iterdir())
     assert best.card["selection"] == "validation" and final.card["selection"] == "last step"
+    assert not (out / "train_selection.json").exists()  # generated data: no file selection to record
     capsys.readouterr()
     # the last step's weights were not chosen on the held-out set: evaluate accepts it there ...
     report = tmp_path / "report.json"
