@@ -192,33 +192,9 @@ def run_bench(models=DEFAULT_MODELS, size: int | tuple[int, int] = 320, batches=
     rows: list[BenchRow] = []
     for batch in batches:
         x = bench_input(batch, size, dev)
-        runners = []
-        for name, lm in loaded.items():
-            runners.append(_Runner(name, "vitrecon", lambda lm=lm: engine.run_model(lm, x), lm.module))
-            if name in refs:
-                def ref(m=refs[name], lm=lm):
-                    with engine.forward_context(lm):  # the same precision as the vitrecon path
-                        return m(x[:, None])
-                runners.append(_Runner(name, "reference", ref, refs[name]))
-        log(f"batch {batch}: warm-up")
-        for _ in range(warmup):
-            for r in runners:
-                r.fn()
-        for i in range(iters):
-            log(f"batch {batch}: round {i + 1}/{iters} of {', '.join(f'{r.name} {r.path}' for r in runners)}")
-            for r in runners:
-                r.latencies.append(_time(r.fn, dev))
-        ours_median = {r.name: statistics.median(r.latencies) for r in runners if r.path == "vitrecon"}
-        for r in runners:
-            mem = measure_memory(r.fn, dev, weights=r.module)
-            extra: dict[str, Any] = {}
-            if r.path == "reference":
-                diff, scale = _fp32_difference(loaded[r.name].module, r.module, x)
-                extra = dict(max_abs_diff=diff, equal=diff <= EQUAL_TOL * scale,
-                             speedup=statistics.median(r.latencies) / ours_median[r.name])
-            rows.append(_row(r.name, r.path, batch, size, r.latencies, mem,
-                             forward_gflops(r.name, size, reference=r.path == "reference"),
-                             count_parameters(r.name), loaded[r.name].precision, **extra))
+        runners = _runners(engine, loaded, refs, x)
+        _time_rounds(runners, dev, batch, warmup, iters, log)
+        rows += _batch_rows(runners, loaded, x, batch, size, dev)
     return {
         "device": str(dev), "device_name": _device_name(dev), "torch": torch.__version__,
         "threads": torch.get_num_threads(), "cpu_capability": _cpu_capability(),
@@ -228,6 +204,50 @@ def run_bench(models=DEFAULT_MODELS, size: int | tuple[int, int] = 320, batches=
         "loadavg_before": load_before, "loadavg_after": _loadavg(),
         "rows": [asdict(r) for r in rows], "ratios": ratios(rows),
     }
+
+
+def _runners(engine: Engine, loaded: dict, refs: dict[str, torch.nn.Module], x: torch.Tensor) -> list[_Runner]:
+    """One runner per model through the Engine's forward path, and one per reference model beside it."""
+    runners = []
+    for name, lm in loaded.items():
+        runners.append(_Runner(name, "vitrecon", lambda lm=lm: engine.run_model(lm, x), lm.module))
+        if name in refs:
+            def ref(m=refs[name], lm=lm):
+                with engine.forward_context(lm):  # the same precision as the vitrecon path
+                    return m(x[:, None])
+            runners.append(_Runner(name, "reference", ref, refs[name]))
+    return runners
+
+
+def _time_rounds(runners: list[_Runner], dev: torch.device, batch: int, warmup: int, iters: int,
+                 log: Callable[[str], None]) -> None:
+    """Warm every runner up, then time each once per round, for ``iters`` rounds (into ``latencies``)."""
+    log(f"batch {batch}: warm-up")
+    for _ in range(warmup):
+        for r in runners:
+            r.fn()
+    for i in range(iters):
+        log(f"batch {batch}: round {i + 1}/{iters} of {', '.join(f'{r.name} {r.path}' for r in runners)}")
+        for r in runners:
+            r.latencies.append(_time(r.fn, dev))
+
+
+def _batch_rows(runners: list[_Runner], loaded: dict, x: torch.Tensor, batch: int, size: tuple[int, int],
+                dev: torch.device) -> list[BenchRow]:
+    """The rows of one batch size from timed ``runners``: memory measured now, reference paths compared."""
+    ours_median = {r.name: statistics.median(r.latencies) for r in runners if r.path == "vitrecon"}
+    rows = []
+    for r in runners:
+        mem = measure_memory(r.fn, dev, weights=r.module)
+        extra: dict[str, Any] = {}
+        if r.path == "reference":
+            diff, scale = _fp32_difference(loaded[r.name].module, r.module, x)
+            extra = dict(max_abs_diff=diff, equal=diff <= EQUAL_TOL * scale,
+                         speedup=statistics.median(r.latencies) / ours_median[r.name])
+        rows.append(_row(r.name, r.path, batch, size, r.latencies, mem,
+                         forward_gflops(r.name, size, reference=r.path == "reference"),
+                         count_parameters(r.name), loaded[r.name].precision, **extra))
+    return rows
 
 
 def _fp32_difference(ours: torch.nn.Module, ref: torch.nn.Module, x: torch.Tensor) -> tuple[float, float]:

@@ -71,6 +71,44 @@ def _kspace_dataset(path: Path, h5: h5py.File) -> h5py.Dataset:
     return ds
 
 
+def _reference_dataset(path: Path, h5: h5py.File, fmt: str, num_slices: int) -> tuple[str | None, h5py.Dataset | None]:
+    """The stored reference's name and dataset (fastMRI's preferred one for ``fmt``), checked; or Nones."""
+    ref_name = next((n for n in REFERENCE_NAMES[fmt] if n in h5), None)
+    ref = h5[ref_name] if ref_name else None
+    if ref is not None and (not isinstance(ref, h5py.Dataset) or ref.ndim != 3
+                            or ref.shape[0] != num_slices or 0 in ref.shape):
+        found = tuple(ref.shape) if isinstance(ref, h5py.Dataset) else "a group"
+        raise ScanError(path, f"expected '{ref_name}' of shape [{num_slices}, h, w], found {found}")
+    if ref is not None:
+        check_read_size(path, ref.shape[1:], f"'{ref_name}'")
+    return ref_name, ref
+
+
+def _recon_size(path: Path, header, ref: h5py.Dataset | None) -> tuple[int, int]:
+    """The header's recon matrix, else the reference's shape; a ScanError when neither is there."""
+    if header is not None:
+        return (header.encoding.recon[0], header.encoding.recon[1])
+    if ref is not None:
+        return tuple(int(s) for s in ref.shape[1:])
+    raise ScanError(path, "has neither an 'ismrmrd_header' nor a reference image, so the recon "
+                          "size is unknown; expected at least one of them beside 'kspace'")
+
+
+def _notes(acceleration, acquired: tuple[int, int], w: int, crop: tuple[int, int],
+           target: tuple[int, int], undersampled: bool) -> list[str]:
+    """What the viewer says about the file: acquired undersampled, padding columns, a narrow image."""
+    notes = []
+    if undersampled:
+        notes.append("acquired undersampled" + (f" at {acceleration}x" if acceleration is not None else "")
+                     + ": no reference")
+    if acquired != (0, w):
+        notes.append(f"columns outside {acquired[0]}..{acquired[1] - 1} are padding (not acquired)")
+    if crop != target and w < target[1]:
+        notes.append(f"the image is narrower ({w}) than the recon width ({target[1]}): "
+                     f"cropped to {crop[0]} x {crop[1]} as fastMRI does")
+    return notes
+
+
 class FastMRIScan(Scan):
     def __init__(self, path: Path, h5: h5py.File):
         self._h5 = h5
@@ -80,27 +118,9 @@ class FastMRIScan(Scan):
         else:
             fmt, num_slices, coils, h, w = "fastmri-multicoil", *ds.shape
         self._kspace = ds
-
-        header = None
-        if "ismrmrd_header" in h5:
-            header = read_header(path, h5["ismrmrd_header"], "ismrmrd_header")
-
-        ref_name = next((n for n in REFERENCE_NAMES[fmt] if n in h5), None)
-        self._ref = h5[ref_name] if ref_name else None
-        if self._ref is not None and (not isinstance(self._ref, h5py.Dataset) or self._ref.ndim != 3
-                                      or self._ref.shape[0] != num_slices or 0 in self._ref.shape):
-            found = tuple(self._ref.shape) if isinstance(self._ref, h5py.Dataset) else "a group"
-            raise ScanError(path, f"expected '{ref_name}' of shape [{num_slices}, h, w], found {found}")
-        if self._ref is not None:
-            check_read_size(path, self._ref.shape[1:], f"'{ref_name}'")
-
-        if header is not None:
-            recon = (header.encoding.recon[0], header.encoding.recon[1])
-        elif self._ref is not None:
-            recon = tuple(int(s) for s in self._ref.shape[1:])
-        else:
-            raise ScanError(path, "has neither an 'ismrmrd_header' nor a reference image, so the recon "
-                                  "size is unknown; expected at least one of them beside 'kspace'")
+        header = read_header(path, h5["ismrmrd_header"], "ismrmrd_header") if "ismrmrd_header" in h5 else None
+        ref_name, self._ref = _reference_dataset(path, h5, fmt, num_slices)
+        recon = _recon_size(path, header, self._ref)
         # As UnetDataTransform: crop to the target's shape when there is one, else the recon size;
         # W x W where the image is narrower than that (fastMRI brain FLAIR files).
         target = tuple(int(s) for s in self._ref.shape[1:]) if self._ref is not None else recon
@@ -111,18 +131,8 @@ class FastMRIScan(Scan):
                     if header is not None else (0, w))
         undersampled = "mask" in h5
         mask = self._read_mask(path, h5, w, acquired) if undersampled else None
-
-        notes, facts = [], {}
-        if undersampled:
-            facts = {"acceleration": _attr(h5, "acceleration"), "num_low_frequency": _attr(h5, "num_low_frequency")}
-            acc = facts["acceleration"]
-            notes.append("acquired undersampled" + (f" at {acc}x" if acc is not None else "")
-                         + ": no reference")
-        if acquired != (0, w):
-            notes.append(f"columns outside {acquired[0]}..{acquired[1] - 1} are padding (not acquired)")
-        if crop != target and w < target[1]:
-            notes.append(f"the image is narrower ({w}) than the recon width ({target[1]}): "
-                         f"cropped to {crop[0]} x {crop[1]} as fastMRI does")
+        facts = ({"acceleration": _attr(h5, "acceleration"), "num_low_frequency": _attr(h5, "num_low_frequency")}
+                 if undersampled else {})
         info = ScanInfo(
             path=path, format=fmt, num_slices=int(num_slices), num_coils=int(coils),
             kspace_shape=(int(h), int(w)), recon_size=(int(recon[0]), int(recon[1])),
@@ -136,7 +146,7 @@ class FastMRIScan(Scan):
             system=header.system if header else None,
             protocol=header.protocol if header else None,
             max_value=_float_or_none(_attr(h5, "max")), norm=_float_or_none(_attr(h5, "norm")),
-            notes=tuple(notes), header=facts,
+            notes=tuple(_notes(facts.get("acceleration"), acquired, w, crop, target, undersampled)), header=facts,
         )
         super().__init__(info, mask)
 
