@@ -14,6 +14,7 @@ Two levels:
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import h5py
@@ -83,17 +84,43 @@ def _table(lines: np.ndarray) -> np.ndarray:
     return acq
 
 
-def build_acquisitions(kspace: np.ndarray, header: HeaderSpec, *, noise: np.ndarray | None = None,
-                       calibration_lines: int = 0, sampled: np.ndarray | None = None,
-                       embedded_calibration: int = 0, averages: int = 1, three_d: bool = False,
-                       shuffle_seed: int | None = None) -> np.ndarray:
-    """The acquisition table ``write_ismrmrd`` writes (``ismrmrd.hdf5.acquisition_dtype`` ``[n]``);
-    arguments as there. Rows are in acquisition order (noise, calibration, imaging), then shuffled
-    when ``shuffle_seed`` is given; ``scan_counter`` keeps the acquisition order."""
+@dataclass
+class _Lines:
+    """What the calibration and imaging rows of ``build_acquisitions`` share: the k-space, where its
+    columns and partitions go, and the draws of the averages' noise."""
+    kspace: np.ndarray  # complex [slices or partitions, coils, H, W]
+    header: HeaderSpec
+    three_d: bool
+    step1: np.ndarray  # kspace_encode_step_1 of each column
+    step2_limits: tuple[int, int, int]  # (lo, hi, center) of kspace_encode_step_2
+    noise_scale: float  # of the repeats of a line (averages)
+    rng: np.random.Generator
+
+    def step2(self, s: int) -> int:
+        """kspace_encode_step_2 of partition ``s``."""
+        return s - self.header.encoded[2] // 2 + self.step2_limits[2]
+
+    def acquired(self, s: int) -> bool:
+        """Whether slice or partition ``s`` is acquired (a 3D partition outside the kz limits is not)."""
+        lo2, hi2, _ = self.step2_limits
+        return not self.three_d or lo2 <= self.step2(s) <= hi2
+
+    def repeat_noise(self, shape: tuple[int, ...], reps: int) -> np.ndarray:
+        """``[reps, *shape]``: independent noise per repeat of zero mean over the repeats (zeros for one)."""
+        extra = np.zeros((reps, *shape), dtype=np.complex64)
+        if reps > 1:
+            extra = (self.rng.standard_normal(extra.shape) + 1j * self.rng.standard_normal(extra.shape)) \
+                * self.noise_scale
+            extra -= extra.mean(axis=0, keepdims=True)
+        return extra
+
+
+def _check_kspace(kspace: np.ndarray, header: HeaderSpec, three_d: bool, averages: int) -> np.ndarray:
+    """``kspace`` as an array, after checking it against the header and ``averages`` (ValueError)."""
     kspace = np.asarray(kspace)
     if kspace.ndim != 4 or not np.iscomplexobj(kspace):
         raise ValueError(f"kspace must be complex [slices, coils, H, W], got {kspace.dtype} {kspace.shape}")
-    nslices, coils, ex, ey = kspace.shape
+    nslices, _, ex, ey = kspace.shape
     enc = header.encoded
     if (ex, ey) != (enc[0], enc[1]):
         raise ValueError(f"kspace H x W {ex} x {ey} must equal the header's encoded x, y {enc[0]} x {enc[1]}")
@@ -101,10 +128,76 @@ def build_acquisitions(kspace: np.ndarray, header: HeaderSpec, *, noise: np.ndar
         raise ValueError(f"3D k-space has {nslices} partitions but the header's encoded z is {enc[2]}")
     if averages < 1:
         raise ValueError(f"averages must be at least 1, got {averages}")
+    return kspace
+
+
+def _noise_tables(noise: np.ndarray, coils: int) -> list[np.ndarray]:
+    """The noise scan as acquisitions of at most ``MAX_SAMPLES`` samples each (flag 19)."""
+    noise = np.asarray(noise, dtype=np.complex64)
+    if noise.ndim != 2 or noise.shape[0] != coils:
+        raise ValueError(f"noise must be complex [coils={coils}, n], got {noise.shape}")
+    tables = []
+    for i in range(0, noise.shape[1], MAX_SAMPLES):
+        t = _table(noise[:, i : i + MAX_SAMPLES][None])
+        t["head"]["flags"] = bit(C.ACQ_IS_NOISE_MEASUREMENT)
+        tables.append(t)
+    return tables
+
+
+def _block_flags(n: int, flag_bits: np.ndarray | int, first_block: bool, last_block: bool,
+                 three_d: bool) -> np.ndarray:
+    """The flags of one block of ``n`` lines (one slice or partition, one average)."""
+    flags = np.zeros(n, dtype=np.uint64) | np.asarray(flag_bits, dtype=np.uint64)
+    flags[0] |= bit(C.ACQ_FIRST_IN_ENCODE_STEP1) | bit(C.ACQ_FIRST_IN_AVERAGE)
+    flags[-1] |= bit(C.ACQ_LAST_IN_ENCODE_STEP1) | bit(C.ACQ_LAST_IN_AVERAGE)
+    if first_block:
+        flags[0] |= bit(C.ACQ_FIRST_IN_SLICE) | (bit(C.ACQ_FIRST_IN_ENCODE_STEP2) if three_d else 0)
+    if last_block:
+        flags[-1] |= bit(C.ACQ_LAST_IN_SLICE) | (bit(C.ACQ_LAST_IN_ENCODE_STEP2) if three_d else 0)
+    return flags
+
+
+def _lines_of(lines: _Lines, select: np.ndarray, flag_bits: np.ndarray | int, reps: int) -> np.ndarray:
+    """Rows for the selected columns of every slice/partition, ``reps`` times (averages)."""
+    chosen = np.flatnonzero(select)
+    if chosen.size == 0:
+        return np.zeros(0, dtype=acquisition_dtype)
+    nslices, three_d, enc = lines.kspace.shape[0], lines.three_d, lines.header.encoded
+    lo2, hi2, c2 = lines.step2_limits
+    last_partition = min(nslices - 1, hi2 - c2 + enc[2] // 2)
+    tables = []
+    for s in (s for s in range(nslices) if lines.acquired(s)):
+        data = np.moveaxis(lines.kspace[s][:, :, chosen], -1, 0)  # [n, coils, ex]
+        extra = lines.repeat_noise(data.shape, reps)
+        for a in range(reps):
+            t = _table(data + extra[a].astype(np.complex64))
+            h = t["head"]
+            idx = h["idx"]
+            idx["kspace_encode_step_1"] = lines.step1[chosen]
+            idx["average"] = a
+            if three_d:
+                idx["kspace_encode_step_2"] = lines.step2(s)
+            else:
+                idx["slice"] = s
+                h["position"][:, 2] = (s - (nslices - 1) / 2) * lines.header.encoded_fov[2]
+            first_block = a == 0 and (not three_d or not tables)
+            last_block = a == reps - 1 and (not three_d or s == last_partition)
+            h["flags"] = _block_flags(chosen.size, flag_bits, first_block, last_block, three_d)
+            tables.append(t)
+    return np.concatenate(tables)
+
+
+def build_acquisitions(kspace: np.ndarray, header: HeaderSpec, *, noise: np.ndarray | None = None,
+                       calibration_lines: int = 0, sampled: np.ndarray | None = None,
+                       embedded_calibration: int = 0, averages: int = 1, three_d: bool = False,
+                       shuffle_seed: int | None = None) -> np.ndarray:
+    """The acquisition table ``write_ismrmrd`` writes (``ismrmrd.hdf5.acquisition_dtype`` ``[n]``);
+    arguments as there. Rows are in acquisition order (noise, calibration, imaging), then shuffled
+    when ``shuffle_seed`` is given; ``scan_counter`` keeps the acquisition order."""
+    kspace = _check_kspace(kspace, header, three_d, averages)
+    coils, ey, enc = kspace.shape[1], kspace.shape[3], header.encoded
     lo1, hi1, c1 = header.step1 or (0, ey - 1, ey // 2)
-    lo2, hi2, c2 = header.step2 or (0, max(enc[2] - 1, 0), enc[2] // 2)
-    cols = np.arange(ey)
-    step1 = cols - ey // 2 + c1
+    step1 = np.arange(ey) - ey // 2 + c1
     in_limits = (step1 >= lo1) & (step1 <= hi1)
     center_col = ey // 2  # where step1 == limits' center lands
     reference = _central(ey, center_col, embedded_calibration) & in_limits
@@ -112,67 +205,18 @@ def build_acquisitions(kspace: np.ndarray, header: HeaderSpec, *, noise: np.ndar
     imaging = grid | reference
     calibration = _central(ey, center_col, calibration_lines) & in_limits
     rng = np.random.default_rng(0 if shuffle_seed is None else shuffle_seed)
-
-    parts = []
-    if noise is not None:
-        noise = np.asarray(noise, dtype=np.complex64)
-        if noise.ndim != 2 or noise.shape[0] != coils:
-            raise ValueError(f"noise must be complex [coils={coils}, n], got {noise.shape}")
-        chunks = [noise[:, i : i + MAX_SAMPLES] for i in range(0, noise.shape[1], MAX_SAMPLES)]
-        for chunk in chunks:
-            t = _table(chunk[None])
-            t["head"]["flags"] = bit(C.ACQ_IS_NOISE_MEASUREMENT)
-            parts.append(t)
-
+    parts = _noise_tables(noise, coils) if noise is not None else []
     # Repeats of a line (averages) get independent noise of zero mean over the repeats.
     noise_scale = 0.01 * float(np.sqrt(np.mean(np.abs(kspace) ** 2))) if averages > 1 else 0.0
-
-    def lines_of(select: np.ndarray, flag_bits: np.ndarray | int, reps: int) -> np.ndarray:
-        """Rows for the selected columns of every slice/partition, ``reps`` times (averages)."""
-        chosen = np.flatnonzero(select)
-        if chosen.size == 0:
-            return np.zeros(0, dtype=acquisition_dtype)
-        tables = []
-        last_partition = min(nslices - 1, hi2 - c2 + enc[2] // 2)
-        for s in range(nslices):
-            if three_d and not lo2 <= s - enc[2] // 2 + c2 <= hi2:
-                continue  # a partition outside the kz limits (partial Fourier along kz) is not acquired
-            data = np.moveaxis(kspace[s][:, :, chosen], -1, 0)  # [n, coils, ex]
-            extra = np.zeros((reps, *data.shape), dtype=np.complex64)
-            if reps > 1:
-                extra = (rng.standard_normal(extra.shape) + 1j * rng.standard_normal(extra.shape)) * noise_scale
-                extra -= extra.mean(axis=0, keepdims=True)
-            for a in range(reps):
-                t = _table(data + extra[a].astype(np.complex64))
-                h = t["head"]
-                idx = h["idx"]
-                idx["kspace_encode_step_1"] = step1[chosen]
-                idx["average"] = a
-                if three_d:
-                    idx["kspace_encode_step_2"] = s - enc[2] // 2 + c2
-                else:
-                    idx["slice"] = s
-                    h["position"][:, 2] = (s - (nslices - 1) / 2) * header.encoded_fov[2]
-                flags = np.zeros(chosen.size, dtype=np.uint64) | np.asarray(flag_bits, dtype=np.uint64)
-                flags[0] |= bit(C.ACQ_FIRST_IN_ENCODE_STEP1) | bit(C.ACQ_FIRST_IN_AVERAGE)
-                flags[-1] |= bit(C.ACQ_LAST_IN_ENCODE_STEP1) | bit(C.ACQ_LAST_IN_AVERAGE)
-                first_block = a == 0 and (not three_d or not tables)
-                last_block = a == reps - 1 and (not three_d or s == last_partition)
-                if first_block:
-                    flags[0] |= bit(C.ACQ_FIRST_IN_SLICE) | (bit(C.ACQ_FIRST_IN_ENCODE_STEP2) if three_d else 0)
-                if last_block:
-                    flags[-1] |= bit(C.ACQ_LAST_IN_SLICE) | (bit(C.ACQ_LAST_IN_ENCODE_STEP2) if three_d else 0)
-                h["flags"] = flags
-                tables.append(t)
-        return np.concatenate(tables)
-
+    lines = _Lines(kspace, header, three_d, step1, header.step2 or (0, max(enc[2] - 1, 0), enc[2] // 2),
+                   noise_scale, rng)
     if calibration.any():
-        parts.append(lines_of(calibration, bit(C.ACQ_IS_PARALLEL_CALIBRATION), 1))
+        parts.append(_lines_of(lines, calibration, bit(C.ACQ_IS_PARALLEL_CALIBRATION), 1))
     # An embedded reference block as scanners flag it: lines on the undersampling grid are
     # calibration-and-imaging, the lines between them calibration-only.
     cal, cal_and_imaging = bit(C.ACQ_IS_PARALLEL_CALIBRATION), bit(C.ACQ_IS_PARALLEL_CALIBRATION_AND_IMAGING)
     flag_bits = np.where(reference & grid, cal | cal_and_imaging, np.where(reference, cal, np.uint64(0)))[imaging]
-    parts.append(lines_of(imaging, flag_bits, averages))
+    parts.append(_lines_of(lines, imaging, flag_bits, averages))
     acq = np.concatenate(parts) if parts else np.zeros(0, dtype=acquisition_dtype)
     if acq.size:
         acq["head"]["flags"][-1] |= bit(C.ACQ_LAST_IN_MEASUREMENT)
