@@ -101,6 +101,57 @@ def _disc_offsets(r2_max: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return dy[keep], dx[keep], d2[keep]
 
 
+def _neighbours(points: np.ndarray, k: int, disc: tuple[np.ndarray, np.ndarray, np.ndarray], r2: np.ndarray,
+                shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """(index into points, flat neighbour) for offset ``k`` of ``disc`` (``_disc_offsets``), where the
+    offset is inside the point's exclusion disc and on the grid."""
+    h, w = shape
+    oy, ox, od2 = disc
+    y, x = points // w + oy[k], points % w + ox[k]
+    ok = np.flatnonzero((od2[k] < r2[points]) & (y >= 0) & (y < h) & (x >= 0) & (x < w))
+    return ok, y[ok] * w + x[ok]
+
+
+def _batch_conflicts(cand: np.ndarray, rank: np.ndarray, disc, r2: np.ndarray,
+                     shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Conflicts inside one batch of candidates, as (i, j) index pairs into ``cand``: an earlier
+    candidate i whose disc holds a later candidate j. ``rank``: -1 everywhere (left so)."""
+    rank[cand] = np.arange(cand.size)
+    src, dst = [], []
+    for k in range(disc[2].size):
+        i, nb = _neighbours(cand, k, disc, r2, shape)
+        j = rank[nb]
+        later = j > i
+        src.append(i[later])
+        dst.append(j[later])
+    rank[cand] = -1
+    empty = np.zeros(0, dtype=np.int64)  # no offsets at all when every exclusion disc is below one pixel
+    return np.concatenate([empty, *src]), np.concatenate([empty, *dst])
+
+
+def _settle(n: int, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """bool ``[n]``: which of ``n`` candidates are accepted, given the conflicts (src, dst).
+
+    Settled in visiting order: j is rejected once an accepted i forbids it, accepted once every
+    earlier candidate that could forbid it has been rejected. The earliest undecided candidate is
+    always settled, so this ends; typically after a handful of rounds."""
+    state = np.zeros(n, dtype=np.int8)  # 0 undecided, 1 accepted, 2 rejected
+    while True:
+        undecided = state == 0
+        if not undecided.any():
+            break
+        s = state[src]
+        hit = np.zeros(n, dtype=bool)
+        hit[dst[s == 1]] = True
+        waiting = np.zeros(n, dtype=bool)
+        waiting[dst[s == 0]] = True
+        state[undecided & hit] = 2
+        state[undecided & ~hit & ~waiting] = 1
+        keep = state[dst] == 0
+        src, dst = src[keep], dst[keep]
+    return state == 1
+
+
 def poisson_disc(shape: tuple[int, int], r2: np.ndarray, order: np.ndarray, chunks: int = 8) -> np.ndarray:
     """Variable-radius Poisson-disc sampling of a grid by random sequential adsorption: visit the
     points in ``order``; accept one unless an accepted point ``p`` lies closer than ``sqrt(r2[p])``.
@@ -112,56 +163,19 @@ def poisson_disc(shape: tuple[int, int], r2: np.ndarray, order: np.ndarray, chun
     """
     h, w = shape
     r2 = np.asarray(r2, dtype=np.float64).ravel()
-    oy, ox, od2 = _disc_offsets(float(r2.max()))
+    disc = _disc_offsets(float(r2.max()))
     forbidden = np.zeros(h * w, dtype=bool)
     accepted = np.zeros(h * w, dtype=bool)
     rank = np.full(h * w, -1, dtype=np.int64)
-
-    def neighbours(points: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """(index into points, flat neighbour) for offset k, where the offset is inside the point's
-        exclusion disc and on the grid."""
-        y, x = points // w + oy[k], points % w + ox[k]
-        ok = np.flatnonzero((od2[k] < r2[points]) & (y >= 0) & (y < h) & (x >= 0) & (x < w))
-        return ok, y[ok] * w + x[ok]
-
     for part in np.array_split(np.asarray(order, dtype=np.int64), max(1, chunks)):
         cand = part[~forbidden[part]]
         if cand.size == 0:
             continue
-        # Conflicts inside the batch: an earlier candidate i whose disc holds a later candidate j.
-        rank[cand] = np.arange(cand.size)
-        src, dst = [], []
-        for k in range(od2.size):
-            i, nb = neighbours(cand, k)
-            j = rank[nb]
-            later = j > i
-            src.append(i[later])
-            dst.append(j[later])
-        rank[cand] = -1
-        empty = np.zeros(0, dtype=np.int64)  # no offsets at all when every exclusion disc is below one pixel
-        src_a, dst_a = np.concatenate([empty, *src]), np.concatenate([empty, *dst])
-        # Settle in visiting order: j is rejected once an accepted i forbids it, accepted once every
-        # earlier candidate that could forbid it has been rejected. The earliest undecided candidate
-        # is always settled, so this ends; typically after a handful of rounds.
-        state = np.zeros(cand.size, dtype=np.int8)  # 0 undecided, 1 accepted, 2 rejected
-        while True:
-            undecided = state == 0
-            if not undecided.any():
-                break
-            s = state[src_a]
-            hit = np.zeros(cand.size, dtype=bool)
-            hit[dst_a[s == 1]] = True
-            waiting = np.zeros(cand.size, dtype=bool)
-            waiting[dst_a[s == 0]] = True
-            state[undecided & hit] = 2
-            state[undecided & ~hit & ~waiting] = 1
-            keep = state[dst_a] == 0
-            src_a, dst_a = src_a[keep], dst_a[keep]
-        acc = cand[state == 1]
+        acc = cand[_settle(cand.size, *_batch_conflicts(cand, rank, disc, r2, shape))]
         accepted[acc] = True
         forbidden[acc] = True
-        for k in range(od2.size):
-            _, nb = neighbours(acc, k)
+        for k in range(disc[2].size):
+            _, nb = _neighbours(acc, k, disc, r2, shape)
             forbidden[nb] = True
     return accepted.reshape(h, w)
 
