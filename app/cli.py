@@ -14,6 +14,8 @@ import os
 import sys
 import traceback
 
+from resources import vitrecon_version
+
 COMMANDS = ("view", "info", "recon", "evaluate", "sample", "models", "bench", "train")
 
 
@@ -35,7 +37,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         prog="vitrecon",
         description="Accelerated-MRI reconstruction with Vision Transformers: viewer, engine and trainer.")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
-    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {vitrecon_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         module = importlib.import_module(f"app.commands.{name}")
@@ -44,15 +46,6 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         else:
             sub.add_parser(name, help=module.HELP)
     return parser
-
-
-def _version() -> str:
-    try:
-        from importlib.metadata import version
-
-        return version("vitrecon")
-    except Exception:
-        return "unknown"
 
 
 def _split_debug(argv: list[str]) -> tuple[list[str], bool]:

@@ -24,6 +24,8 @@ import torch.nn as nn
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
+from resources import vitrecon_version
+
 from .atomic import atomic_write, atomic_write_many
 from .errors import CheckpointError
 from .models import ModelEntry, ReconNet, get_entry, list_models
@@ -42,16 +44,6 @@ class LoadedCheckpoint:
     name: str  # registry name
     card: dict[str, Any]
     path: Path
-
-
-def vitrecon_version() -> str:
-    """The installed vitrecon distribution's version ("unknown" when run from a bare checkout)."""
-    try:
-        from importlib.metadata import version
-
-        return version("vitrecon")
-    except Exception:
-        return "unknown"
 
 
 def clean_state_dict(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -330,4 +322,4 @@ def _is_safetensors(path: Path) -> bool:
 
 __all__ = ["LoadedCheckpoint", "atomic_write", "atomic_write_many", "card_path", "clean_state_dict",
            "infer_model_name", "load_checkpoint", "load_state_into", "make_card", "model_args", "read_card",
-           "save_checkpoint", "vitrecon_version"]
+           "save_checkpoint"]

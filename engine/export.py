@@ -10,8 +10,9 @@ from typing import Callable, Mapping
 import h5py
 import numpy as np
 
+from resources import vitrecon_version
+
 from .atomic import atomic_write
-from .checkpoints import vitrecon_version
 from .devices import resolve_device
 from .engine import Engine
 from .errors import VitreconError
