@@ -33,7 +33,8 @@ from .engine import DEFAULT_MASK, Engine
 from .errors import CheckpointError, RequestError, ScanError, UnsupportedScanError, VitreconError
 from .evaluation import evaluate_folders
 from .export import check_input, check_writable, output_path, reconstruct_file, write_reconstruction
-from .masks import MASK_KINDS, Mask, MaskSpec, default_center_fraction, make_mask, seed_from_filename
+from .masks import (MASK_KINDS, MAX_ACCELERATION, Mask, MaskKind, MaskSpec, default_center_fraction, get_mask_kind,
+                    make_mask, seed_from_filename)
 from .metrics import Metrics, error_maps, slice_metrics, volume_metrics
 from .models import ModelEntry, count_parameters, get_entry, list_models
 from .paths import user_cache_dir, user_config_dir, user_weights_dir
@@ -63,7 +64,8 @@ __all__ = [
     # reconstruct
     "DEFAULT_MASK", "Engine", "ModelRef", "NetworkOutput", "ReconRequest", "ReconResult",
     "available_devices", "cpu_has_fast_bf16", "launch_device", "launch_env", "resolve_device",
-    "MASK_KINDS", "Mask", "MaskSpec", "default_center_fraction", "make_mask", "seed_from_filename",
+    "MASK_KINDS", "MAX_ACCELERATION", "Mask", "MaskKind", "MaskSpec", "default_center_fraction", "get_mask_kind",
+    "make_mask", "seed_from_filename",
     "Metrics", "error_maps", "slice_metrics", "volume_metrics", "open_scan", "Scan", "ScanInfo",
     # errors
     "CheckpointError", "RequestError", "ScanError", "UnsupportedScanError", "VitreconError",

@@ -171,7 +171,7 @@ class Engine:
     def mask_for(self, scan: Scan, spec: MaskSpec | None) -> Mask:
         """The mask a request means for this scan (see ``ReconRequest``)."""
         info = scan.info
-        if scan.acquired_mask is not None or not info.fully_sampled:
+        if scan.acquired_undersampled:
             if spec is not None:
                 raise RequestError(
                     f"{info.path}: was acquired undersampled, so a retrospective {spec.kind} mask cannot be "

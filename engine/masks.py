@@ -1,8 +1,10 @@
 """Undersampling masks: ``MaskSpec`` is the one mask description the whole project shares.
 
-fastMRI's five kinds are drawn by ``fastmri.data.subsample`` itself, so a mask here is
+The kinds and their draw functions are registered in ``engine.mask_kinds``: fastMRI's five kinds
+(``engine.fastmri_masks``) are drawn by ``fastmri.data.subsample`` itself, so a mask here is
 bit-identical to ``mask_func(shape, seed=S)`` for the same shape, seed, center fraction and
-acceleration. The variable-density kinds (gaussian 1D, gaussian 2D, Poisson-disc 2D) are ours.
+acceleration; the variable-density kinds (``engine.variable_density``: gaussian 1D, gaussian 2D,
+Poisson-disc 2D) are ours.
 
 Masks select columns (phase-encoding lines, W) or, for the 2D kinds, points of ``[H, W]``. Columns
 outside the acquired region (the header's encoding limits; fastMRI's "padding") are never sampled.
@@ -18,49 +20,10 @@ from typing import Sequence
 
 import numpy as np
 import torch
-from fastmri.data import subsample
 
-from .variable_density import Seed, gaussian_1d, gaussian_2d, poisson_2d
-
-
-@dataclass(frozen=True)
-class MaskKind:
-    name: str
-    label: str
-    two_d: bool  # samples points of [H, W] rather than columns
-    fractional: bool  # accepts a non-integer acceleration
-    fraction_rule: bool  # needs center_fraction * acceleration < 1
-    description: str
-
-
-MASK_KINDS: dict[str, MaskKind] = {
-    k.name: k
-    for k in (
-        MaskKind("random", "Random (fastMRI)", False, True, False,
-                 "Center lines plus columns drawn uniformly at random (fastMRI RandomMaskFunc)."),
-        MaskKind("equispaced", "Equispaced (fastMRI)", False, False, False,
-                 "Center lines plus every R-th column (fastMRI EquiSpacedMaskFunc)."),
-        MaskKind("equispaced_fraction", "Equispaced, exact R (fastMRI)", False, True, True,
-                 "Equispaced columns spaced so the total matches R (fastMRI EquispacedMaskFractionFunc)."),
-        MaskKind("magic", "Offset / magic (fastMRI)", False, False, False,
-                 "Equispaced with a conjugate-symmetric offset (fastMRI MagicMaskFunc)."),
-        MaskKind("magic_fraction", "Offset / magic, exact R (fastMRI)", False, True, True,
-                 "Magic mask adjusted so the total matches R (fastMRI MagicMaskFractionFunc)."),
-        MaskKind("gaussian_1d", "Variable-density gaussian 1D", False, True, False,
-                 "Center lines plus columns drawn without replacement from a gaussian density."),
-        MaskKind("gaussian_2d", "Variable-density gaussian 2D", True, True, False,
-                 "Calibration block plus k-space points drawn from a 2D gaussian density (retrospective)."),
-        MaskKind("poisson_2d", "Variable-density Poisson disc 2D", True, True, False,
-                 "Calibration block plus a Poisson-disc point set denser at the center (retrospective)."),
-    )
-}
-
-FASTMRI_KINDS = ("random", "equispaced", "equispaced_fraction", "magic", "magic_fraction")
-
-
-def default_center_fraction(acceleration: float) -> float:
-    """The paper's rule: 0.08 at 4x, 0.04 at 8x, i.e. 0.32 / R."""
-    return 0.32 / acceleration
+from . import fastmri_masks, variable_density  # noqa: F401  (importing them registers their kinds)
+from .mask_kinds import (MASK_KINDS, MAX_ACCELERATION, MaskKind, Seed, default_center_fraction,  # noqa: F401
+                         get_mask_kind, register_mask_kind)
 
 
 def seed_from_filename(name: str) -> tuple[int, ...]:
@@ -79,13 +42,11 @@ class MaskSpec:
     seed: int | None = None
 
     def __post_init__(self) -> None:
-        if self.kind not in MASK_KINDS:
-            raise ValueError(f"unknown mask kind {self.kind!r}; expected one of {', '.join(MASK_KINDS)}")
-        kind = MASK_KINDS[self.kind]
+        kind = get_mask_kind(self.kind)
         r = float(self.acceleration)
         if not math.isfinite(r) or r < 1:
             raise ValueError(f"acceleration must be at least 1, got {self.acceleration}")
-        if not kind.fractional and r != round(r):
+        if kind.normalize_acceleration(r) != r:
             raise ValueError(f"the {self.kind} mask needs a whole-number acceleration, got {self.acceleration}")
         cf = self.effective_center_fraction
         if not (0 < cf < 1):
@@ -102,9 +63,7 @@ class MaskSpec:
 
     @property
     def effective_center_fraction(self) -> float:
-        if self.center_fraction is None:
-            return default_center_fraction(float(self.acceleration))
-        return float(self.center_fraction)
+        return self.mask_kind.center_fraction(self.acceleration, self.center_fraction)
 
     @property
     def mask_kind(self) -> MaskKind:
@@ -167,45 +126,6 @@ class Mask:
                 f"{self.num_low_frequencies} low-frequency lines")
 
 
-# --- fastMRI's kinds ----------------------------------------------------------------------------
-def _fastmri_func(spec: MaskSpec) -> subsample.MaskFunc:
-    r = float(spec.acceleration)
-    accel = int(round(r)) if r == round(r) else r
-    return subsample.create_mask_for_mask_type(spec.kind, [spec.effective_center_fraction], [accel])
-
-
-def _check_fastmri_shape(spec: MaskSpec, num_cols: int) -> None:
-    """Limits that depend on the number of columns, where fastmri itself would crash (division
-    by zero, or numpy's "high <= 0") or silently return something else than asked."""
-    r, cf = float(spec.acceleration), spec.effective_center_fraction
-    nlf = round(num_cols * cf)  # fastmri's own rounding
-    where = f"for {num_cols} columns"
-    if spec.kind == "random" and nlf >= num_cols:
-        raise ValueError(f"center fraction {cf:g} {where} keeps all {num_cols} columns as low frequencies; "
-                         "it must leave columns to draw from")
-    if spec.kind == "equispaced_fraction" and nlf * r >= num_cols:
-        raise ValueError(f"low-frequency lines x acceleration must be below the number of columns "
-                         f"{where}, got {nlf} x {r:g} = {nlf * r:g}")
-    if spec.kind == "magic_fraction":
-        target = round(num_cols / r)
-        if target - max(min(nlf, target), 1) <= 0:
-            raise ValueError(f"the magic_fraction mask {where} at {r:g}x samples {target} column(s), "
-                             f"which the {max(min(nlf, target), 1)} low-frequency lines already fill; "
-                             "it needs more columns or a lower acceleration")
-
-
-def fastmri_mask(spec: MaskSpec, num_cols: int, seed: Seed) -> tuple[np.ndarray, int]:
-    """Exactly what fastmri's mask function returns for ``mask_func((1, H, num_cols, 2), seed=seed)``:
-    float32 ``[num_cols]`` and the low-frequency count."""
-    _check_fastmri_shape(spec, num_cols)
-    func = _fastmri_func(spec)
-    try:
-        mask, nlf = func((1, 1, num_cols, 2), seed=seed)
-    except (ValueError, ZeroDivisionError) as e:  # a limit not foreseen above: still one sentence
-        raise ValueError(f"fastmri cannot draw a {spec.describe()} mask for {num_cols} columns ({e})") from None
-    return mask.reshape(-1).numpy(), int(nlf)
-
-
 # --- entry points ---------------------------------------------------------------------------------
 def make_mask(spec: MaskSpec, shape: Sequence[int], acquired: tuple[int, int] | None = None,
               seed: Seed = None) -> Mask:
@@ -235,11 +155,7 @@ def _cached_mask(spec: MaskSpec, h: int, w: int, lo: int, hi: int, seed: Seed) -
 
 
 def _draw_mask(spec: MaskSpec, h: int, w: int, lo: int, hi: int, seed: Seed) -> Mask:
-    if spec.kind in FASTMRI_KINDS:
-        arr, nlf = fastmri_mask(spec, w, seed)
-    else:
-        draw = {"gaussian_1d": gaussian_1d, "gaussian_2d": gaussian_2d, "poisson_2d": poisson_2d}[spec.kind]
-        arr, nlf = draw(float(spec.acceleration), spec.effective_center_fraction, (h, w), (lo, hi), seed)
+    arr, nlf = spec.mask_kind.draw(float(spec.acceleration), spec.effective_center_fraction, (h, w), (lo, hi), seed)
     arr = np.array(arr, dtype=bool)
     arr[..., :lo] = False  # padding columns hold no data: never sampled
     arr[..., hi:] = False

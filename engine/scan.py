@@ -123,6 +123,12 @@ class Scan:
     def num_slices(self) -> int:
         return self.info.num_slices
 
+    @property
+    def acquired_undersampled(self) -> bool:
+        """Whether the scanner acquired the data undersampled: such a scan is reconstructed from the
+        lines it holds (``acquired_mask``), and a retrospective mask cannot be applied to it."""
+        return self.acquired_mask is not None or not self.info.fully_sampled
+
     def _check_index(self, index: int) -> int:
         n = self.info.num_slices
         if not 0 <= index < n:
@@ -158,7 +164,7 @@ class Scan:
         """float32 ``[h, w]``: one coil's image from its fully sampled k-space (magnitude, cropped as
         the reference), or None when the scan was acquired undersampled."""
         index = self._check_index(index)
-        if not self.info.fully_sampled:
+        if self.acquired_undersampled:
             return None
         with self._lock:
             k = self.kspace(index)[coil : coil + 1]

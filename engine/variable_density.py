@@ -1,4 +1,5 @@
-"""Our variable-density mask kinds (gaussian 1D, gaussian 2D, Poisson-disc 2D), drawn with numpy.
+"""Our variable-density mask kinds (gaussian 1D, gaussian 2D, Poisson-disc 2D), drawn with numpy;
+each registers in ``engine.mask_kinds`` where it is defined.
 
 Each takes the acceleration R, the center fraction, the k-space shape ``(H, W)``, the acquired
 columns ``[lo, hi)`` and a seed (int, tuple of ints such as a file-name seed, or None), and returns
@@ -11,7 +12,7 @@ import math
 
 import numpy as np
 
-Seed = int | tuple[int, ...] | None
+from .mask_kinds import Seed, register_mask_kind
 
 
 def _rng(seed: Seed) -> np.random.RandomState:
@@ -47,6 +48,8 @@ def _draw_by_density(rng: np.random.RandomState, mask: np.ndarray, region: np.nd
         mask.ravel()[rng.choice(free, size=n_more, replace=False, p=p / p.sum())] = True
 
 
+@register_mask_kind("gaussian_1d", "Variable-density gaussian 1D",
+                    "Center lines plus columns drawn without replacement from a gaussian density.")
 def gaussian_1d(acceleration: float, center_fraction: float, shape: tuple[int, int],
                 region: tuple[int, int], seed: Seed) -> tuple[np.ndarray, int]:
     """bool ``[W]`` column mask: a fully sampled center block of ``center_fraction`` of the acquired
@@ -76,6 +79,9 @@ def _calibration_block(shape: tuple[int, int], region: tuple[int, int], cf: floa
     return sy, slice(max(sx.start, lo), min(sx.stop, hi))
 
 
+@register_mask_kind("gaussian_2d", "Variable-density gaussian 2D",
+                    "Calibration block plus k-space points drawn from a 2D gaussian density (retrospective).",
+                    two_d=True)
 def gaussian_2d(acceleration: float, center_fraction: float, shape: tuple[int, int],
                 region: tuple[int, int], seed: Seed) -> tuple[np.ndarray, int]:
     """bool ``[H, W]``: a fully sampled calibration block plus points drawn without replacement from
@@ -180,6 +186,9 @@ def poisson_disc(shape: tuple[int, int], r2: np.ndarray, order: np.ndarray, chun
     return accepted.reshape(h, w)
 
 
+@register_mask_kind("poisson_2d", "Variable-density Poisson disc 2D",
+                    "Calibration block plus a Poisson-disc point set denser at the center (retrospective).",
+                    two_d=True)
 def poisson_2d(acceleration: float, center_fraction: float, shape: tuple[int, int],
                region: tuple[int, int], seed: Seed) -> tuple[np.ndarray, int]:
     """bool ``[H, W]``: a calibration block plus a variable-density Poisson-disc point set whose
