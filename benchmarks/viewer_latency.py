@@ -130,7 +130,7 @@ def main(argv=None) -> int:
             break
         ahead = window.controls.state.request(c.scan, slice_index=nxt)
         # a reader looks at a slice for a while; meanwhile the viewer computes the next one
-        pump(lambda: (u := c.worker.cached_update(c.token, ahead)) is not None and u.complete, 300)
+        pump(lambda: (u := c.session.cached_update(ahead)) is not None and u.complete, 300)
         results["slice_all"].append(change(slice_index=nxt)[1])
     for g in (10, 2, 20, 5):
         t0 = time.perf_counter()

@@ -6,10 +6,13 @@ imported anywhere below it. The surface, by what the app does with it:
 
 - reconstruct: ``open_scan``, ``Scan``, ``ScanInfo``, ``MaskSpec``, ``Mask``, ``ReconRequest``,
   ``Engine`` (``reconstruct``, ``reconstruct_volume``), ``ReconResult``, ``NetworkOutput``, ``ModelRef``,
-  ``Metrics``; devices: ``available_devices``, ``resolve_device``, ``launch_env`` and ``launch_device``
-  (one device per process under torchrun);
+  ``Metrics``; ``ReconSession`` (the viewer's staged, cached reconstruction of the latest request,
+  with ``Update``, ``CoilView``, ``Listener``, ``Inbox``, ``error_message``); devices:
+  ``available_devices``, ``resolve_device``, ``launch_env`` and ``launch_device`` (one device per
+  process under torchrun);
 - errors: ``VitreconError`` and its kinds, each one sentence a user can read;
-- model catalogue and weights: ``list_models``, ``get_entry`` (family, description, arguments),
+- model catalogue and weights: ``list_families`` (each family is a column of the viewer's grid),
+  ``family_of``, ``list_models``, ``get_entry`` (family, description, arguments),
   ``count_parameters``; ``weights_status`` and ``describe_weights`` (demo, installed or untrained),
   ``card_facts``, ``card_path`` (the JSON model card beside a weights file);
 - volume export (fastMRI's leaderboard format): ``reconstruct_file``, ``write_reconstruction``,
@@ -36,12 +39,14 @@ from .export import check_input, check_writable, output_path, reconstruct_file, 
 from .masks import (MASK_KINDS, MAX_ACCELERATION, Mask, MaskKind, MaskSpec, default_center_fraction, get_mask_kind,
                     make_mask, seed_from_filename)
 from .metrics import Metrics, error_maps, slice_metrics, volume_metrics
-from .models import ModelEntry, count_parameters, get_entry, list_models
+from .models import FamilyEntry, ModelEntry, count_parameters, family_of, get_entry, list_families, list_models
 from .paths import user_cache_dir, user_config_dir, user_weights_dir
 from .readers import open_scan
 from .results import ModelRef, NetworkOutput, ReconRequest, ReconResult
 from .samples import build_samples, sample_path
 from .scan import Scan, ScanInfo
+from .session import Inbox, Listener, ReconSession
+from .stages import CoilView, Update, error_message
 from .weights import WEIGHTS_KINDS, WeightsStatus, card_facts, describe_weights, weights_kind, weights_status
 
 # name -> (module, attribute): imported on first use
@@ -67,10 +72,12 @@ __all__ = [
     "MASK_KINDS", "MAX_ACCELERATION", "Mask", "MaskKind", "MaskSpec", "default_center_fraction", "get_mask_kind",
     "make_mask", "seed_from_filename",
     "Metrics", "error_maps", "slice_metrics", "volume_metrics", "open_scan", "Scan", "ScanInfo",
+    # a session: staged results, caches, the latest request wins, prefetch
+    "CoilView", "Inbox", "Listener", "ReconSession", "Update", "error_message",
     # errors
     "CheckpointError", "RequestError", "ScanError", "UnsupportedScanError", "VitreconError",
     # model catalogue and weights
-    "ModelEntry", "count_parameters", "get_entry", "list_models",
+    "FamilyEntry", "ModelEntry", "count_parameters", "family_of", "get_entry", "list_families", "list_models",
     "WEIGHTS_KINDS", "WeightsStatus", "card_facts", "card_path", "describe_weights", "weights_kind",
     "weights_status",
     # volume export

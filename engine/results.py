@@ -2,6 +2,7 @@
 and ``ReconResult`` (frozen dataclasses; a request carries an id so the viewer can drop stale results)."""
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +43,15 @@ class ReconRequest:
     device: str = "auto"
     coil: int | None = None
     request_id: int = field(default_factory=lambda: next(_ids))
+
+    def at_slice(self, index: int) -> "ReconRequest":
+        """The same view of another slice, as a new request."""
+        return dataclasses.replace(self, slice_index=index, request_id=next(_ids))
+
+    def same_view(self, other: "ReconRequest") -> bool:
+        """Whether ``other`` differs at most in its slice (moving between them is scrolling)."""
+        return (self.scan is other.scan and self.mask == other.mask and self.models == other.models
+                and self.device == other.device and self.coil == other.coil)
 
 
 @dataclass(frozen=True, eq=False)

@@ -14,13 +14,13 @@ from PySide6.QtGui import QColor, QFont, QImage, QPainter
 from PySide6.QtWidgets import QWidget
 from superqt.utils import create_worker
 
-from engine import Engine, MaskSpec, ModelRef, atomic_write, reconstruct_file, write_reconstruction
+from engine import (Engine, MaskSpec, ModelRef, Update, atomic_write, error_message, reconstruct_file,
+                    write_reconstruction)
 
 from . import theme
 from .labels import WEIGHTS_TAGS, model_label
 from .metadata import METRIC_COLUMNS, metrics_rows
 from .state import slice_number
-from .worker import Update, error_message
 
 ZERO_FILLED = "zero-filled"
 

@@ -7,12 +7,11 @@ from pathlib import Path
 
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QProgressDialog
 
-from engine import Scan, card_path, get_entry
+from engine import Scan, card_path, error_message, get_entry
 
 from .export import VolumeExport, VolumeJob, export_slice, grid_image, save_png, slice_stem, write_metrics_csv
 from .export_dialog import ExportChoice, ExportDialog
 from .state import PICKLE_SUFFIXES, SLOT_TITLES, supports_retrospective_mask
-from .worker import error_message
 
 RAW_FILTER = "Raw MRI data (*.h5 *.hdf5 *.mrd *.ismrmrd);;All files (*)"
 CHECKPOINT_FILTER = "Checkpoints (*.safetensors *.pt *.pth *.ckpt);;All files (*)"

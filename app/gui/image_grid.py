@@ -8,15 +8,17 @@ import math
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Signal
 
+from engine import Update
+
 from . import theme
 from .grid_levels import GridLevels
 from .labels import PaneText, pane_texts
 from .orientation import Orientation
 from .panes import ImagePane
-from .worker import Update
+from .state import SLOT_FAMILIES
 
 LAYOUTS = ("2xN", "1xN")  # images over error maps; images only
-MAGNITUDE_KEYS = ("reference", "zero-filled", "vit", "unet")
+MAGNITUDE_KEYS = ("reference", "zero-filled", *SLOT_FAMILIES)  # a column per network family
 EMPTY_MESSAGE = ("Open a fastMRI or ISMRMRD raw-data file (Ctrl+O), drop one on the window,<br>"
                  "or open the bundled sample (Ctrl+Shift+O).")
 
@@ -56,7 +58,7 @@ class ImageGrid(GridLevels, pg.GraphicsLayoutWidget):
         self.error_legend = pg.LabelItem("", justify="center", size="9pt", color=theme.MUTED)
         self.layout_mode = "2xN"
         self.enlarged: str | None = None
-        self.columns: list[str] = ["reference", "zero-filled", "vit", "unet"]
+        self.columns: list[str] = list(MAGNITUDE_KEYS)
         self.has_reference = True
         self.error_mode = "abs"
         self.gain = 1  # the largest error shown spans the colour map

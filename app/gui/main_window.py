@@ -7,7 +7,7 @@ from PySide6.QtWidgets import (QDockWidget, QLabel, QMainWindow, QMessageBox, QP
                                QToolBar, QVBoxLayout, QWidget)
 from superqt.utils import QSignalThrottler
 
-from engine import MASK_KINDS, Engine, Scan
+from engine import MASK_KINDS, Engine, Scan, Update
 
 from . import theme
 from .controller import ReconController
@@ -24,7 +24,6 @@ from .shortcuts import HelpDialog, make_actions
 from .state import ViewState, acceleration_for, supports_retrospective_mask
 from .training.menu import TrainingUi
 from .view_settings import restore_state, save_state
-from .worker import Update
 
 DEFAULT_SIZE = QSize(1600, 1000)
 

@@ -7,11 +7,10 @@ from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (QAbstractItemView, QFormLayout, QHeaderView, QLabel, QTableWidget,
                                QTableWidgetItem, QWidget)
 
-from engine import ScanInfo
+from engine import ScanInfo, Update
 
 from .labels import WEIGHTS_TAGS, model_label, precision_details, weights_name
 from .state import SLOT_TITLES
-from .worker import Update
 
 FORMAT_NAMES = {"fastmri-multicoil": "fastMRI multi-coil", "fastmri-singlecoil": "fastMRI single-coil",
                 "ismrmrd": "ISMRMRD raw data"}

@@ -6,11 +6,12 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine import MASK_KINDS, MaskSpec, ModelRef, ReconRequest, Scan, default_center_fraction
+from engine import MASK_KINDS, MaskSpec, ModelRef, ReconRequest, Scan, default_center_fraction, list_families
 
-SLOT_FAMILIES = ("vit", "unet")
-SLOT_TITLES = {"vit": "ViT", "unet": "U-Net"}
-DEFAULT_MODELS = {"vit": "vit-s", "unet": "unet-s"}
+# The network slots, one per registered model family (engine.models registers them), in order.
+SLOT_FAMILIES = tuple(f.name for f in list_families())
+SLOT_TITLES = {f.name: f.title for f in list_families()}
+DEFAULT_MODELS = {f.name: f.default for f in list_families()}
 PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".pkl", ".bin")
 
 

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 from .recon_net import ReconNet
-from .registry import ModelEntry, count_parameters, create_model, get_entry, list_models, register_model
+from .registry import (FamilyEntry, ModelEntry, count_parameters, create_model, family_of, get_entry,
+                       list_families, list_models, register_family, register_model)
 from .unet import Unet
 from .vit import VisionTransformer
 
@@ -15,6 +16,9 @@ def _unet(chans: int = 32, num_pool_layers: int = 4, drop_prob: float = 0.0) -> 
     return ReconNet(Unet(in_chans=1, out_chans=1, chans=chans, num_pool_layers=num_pool_layers,
                          drop_prob=drop_prob))
 
+
+register_family("vit", "ViT", default="vit-s")
+register_family("unet", "U-Net", default="unet-s")
 
 # name, depth, heads, total width D, patch
 _VITS = [
@@ -35,5 +39,5 @@ for _name, _chans, _desc in [("unet-s", 32, "U-Net 7.8M (fastMRI Unet, 32 channe
                              ("unet-l", 128, "U-Net 124M (128 channels, 4 pools)")]:
     register_model(_name, "unet", _desc, _unet, chans=_chans, num_pool_layers=4, drop_prob=0.0)
 
-__all__ = ["ReconNet", "VisionTransformer", "Unet", "ModelEntry", "count_parameters", "create_model",
-           "get_entry", "list_models", "register_model"]
+__all__ = ["ReconNet", "VisionTransformer", "Unet", "FamilyEntry", "ModelEntry", "count_parameters", "create_model",
+           "family_of", "get_entry", "list_families", "list_models", "register_family", "register_model"]

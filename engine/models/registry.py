@@ -11,7 +11,7 @@ import torch.nn as nn
 @dataclass(frozen=True)
 class ModelEntry:
     name: str
-    family: str  # "vit" or "unet"
+    family: str  # a registered family: "vit", "unet"
     description: str
     builder: Callable[..., nn.Module]
     defaults: dict[str, Any] = field(default_factory=dict)
@@ -23,13 +23,45 @@ class ModelEntry:
         return {**self.defaults, **overrides}
 
 
+@dataclass(frozen=True)
+class FamilyEntry:
+    """A kind of network: the viewer gives each family a column of the grid and a slot of the
+    controls, titled ``title`` and running ``default`` unless the user picks another member."""
+
+    name: str
+    title: str
+    default: str  # the registered model a new slot of this family runs
+
+
 _REGISTRY: dict[str, ModelEntry] = {}
+_FAMILIES: dict[str, FamilyEntry] = {}
+
+
+def register_family(name: str, title: str, default: str) -> FamilyEntry:
+    """Register a family before its models (in the order the viewer shows the families)."""
+    if name in _FAMILIES:
+        raise ValueError(f"model family {name!r} is already registered")
+    entry = _FAMILIES[name] = FamilyEntry(name, title, default)
+    return entry
+
+
+def list_families() -> list[FamilyEntry]:
+    """The registered families, in registration order, each with at least its default model."""
+    return [f for f in _FAMILIES.values() if f.default in _REGISTRY]
+
+
+def family_of(model: str) -> str | None:
+    """The family of a registered model name; None for a name that is not registered."""
+    entry = _REGISTRY.get(model)
+    return entry.family if entry else None
 
 
 def register_model(name: str, family: str, description: str, builder: Callable[..., nn.Module],
                    **defaults: Any) -> ModelEntry:
     if name in _REGISTRY:
         raise ValueError(f"model {name!r} is already registered")
+    if family not in _FAMILIES:
+        raise ValueError(f"model {name!r}: family {family!r} is not registered (register_family first)")
     entry = ModelEntry(name, family, description, builder, defaults)
     _REGISTRY[name] = entry
     return entry

@@ -108,7 +108,7 @@ def test_finetune_from_the_dialog_to_a_checkpoint_in_the_vit_slot(qtbot, window,
     wait_status(qtbot, record, "finished", "failed")
     assert record.status == "finished", record.log_tail()
     page = window.training.panel.page
-    qtbot.waitUntil(lambda: page.record is record and page.load_vit_button.isEnabled(), timeout=5000)
+    qtbot.waitUntil(lambda: page.record is record and page.load_buttons["vit"].isEnabled(), timeout=5000)
     assert window.training.dock.isVisible()
     steps, loss = page.plots.loss_raw.getData()
     assert list(steps) == list(range(1, 13)) and len(loss) == 12
@@ -118,7 +118,7 @@ def test_finetune_from_the_dialog_to_a_checkpoint_in_the_vit_slot(qtbot, window,
     assert window.training.panel.items[record.name].text(3) == "12 / 12"
     assert "the trainer resolved" in page.config.toPlainText() and "max_steps: 12" in page.config.toPlainText()
     page.checkpoint_combo.setCurrentIndex(page.checkpoint_combo.findText("best"))
-    qtbot.mouseClick(page.load_vit_button, Qt.LeftButton)
+    qtbot.mouseClick(page.load_buttons["vit"], Qt.LeftButton)
     best = str(record.out_dir / "best.safetensors")
     assert window.controls.state.slot("vit").checkpoint == best
     wait_complete(qtbot, window)

@@ -148,7 +148,9 @@ def test_100_rapid_changes_coalesce_and_the_last_request_wins(qtbot, window, sca
     c = window.controls
     kinds = list(MASK_KINDS)
     submitted = []
-    window.controller.worker.updated.connect(lambda u: submitted.append(u.request.request_id))
+    stages = window.controller.session.stages
+    run = stages.run
+    stages.run = lambda job, emit, stale: (submitted.append(job.request.request_id), run(job, emit, stale))
     for i in range(100):
         state = c.state.replace(seed=1000 + i, slice_index=i % 3, acceleration=float(2 + i % 7),
                                 mask_kind=kinds[i % 3])

@@ -265,9 +265,9 @@ def test_prefetch_makes_the_next_slice_instant(qtbot, window, tmp_path):
     open_and_wait(qtbot, window, path)
     window.controls.step_slice(-1)  # to slice 1, scrolling down
     wait_complete(qtbot, window)
-    worker = window.controller.worker
+    session = window.controller.session
     ahead = window.controls.state.request(window.controller.scan, slice_index=0)
-    qtbot.waitUntil(lambda: (u := worker.cached_update(window.controller.token, ahead)) is not None
+    qtbot.waitUntil(lambda: (u := session.cached_update(ahead)) is not None
                     and u.complete, timeout=30000)
     updates = []
     window.controller.updated.connect(updates.append)
@@ -411,8 +411,7 @@ def test_a_checkpoint_file_runs_in_its_slot_and_names_itself(qtbot, window, scan
 
 
 def test_a_redraw_with_the_same_words_lays_out_no_text_and_keeps_the_badges(qtbot, window, scan_file, monkeypatch):
-    from app.gui.worker import Update
-    from engine import Engine
+    from engine import Engine, Update
 
     open_and_wait(qtbot, window, scan_file)
     g, done = window.grid, window.controller.last_update

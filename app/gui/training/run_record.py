@@ -15,6 +15,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from engine import family_of
+
 RUNNING, FINISHED, STOPPED, FAILED = "running", "finished", "stopped", "failed"
 STARTUP_S = 30  # a run without a supervisor pid after this long never started
 
@@ -39,10 +41,8 @@ def read_json(path: Path) -> dict | None:
 
 
 def model_family(model: str | None) -> str | None:
-    """The viewer slot a model runs in ("vit" or "unet"), from its registered name."""
-    if not model:
-        return None
-    return "unet" if model.startswith("unet") else "vit" if model.startswith("vit") else None
+    """The viewer slot (model family) a registered model runs in; None for an unknown name."""
+    return family_of(model) if model else None
 
 
 @dataclass

@@ -9,6 +9,7 @@ from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QMessageBox, QPla
                                QPushButton, QSplitter, QTabWidget, QTreeWidget, QTreeWidgetItem, QVBoxLayout,
                                QWidget)
 
+from ..state import SLOT_FAMILIES, SLOT_TITLES
 from .run_plots import RunPlots
 from .run_record import FAILED, RUNNING, RunRecord, model_family
 from .runs import RunsModel
@@ -49,12 +50,11 @@ class RunPage(QWidget):
         self.open_button = QPushButton("Open folder")
         self.checkpoint_combo = QComboBox()
         self.checkpoint_combo.setToolTip("The run's weights: best (by validation SSIM) or final")
-        self.load_vit_button = QPushButton("Load into ViT slot")
-        self.load_unet_button = QPushButton("Load into U-Net slot")
+        self.load_buttons = {family: QPushButton(f"Load into {SLOT_TITLES[family]} slot") for family in SLOT_FAMILIES}
         self.evaluate_button = QPushButton("Evaluate…")
         self.evaluate_button.setToolTip("Score this checkpoint on a held-out folder (the Evaluate dialog)")
         for w in (self.stop_button, self.resume_button, self.open_button, self.checkpoint_combo,
-                  self.load_vit_button, self.load_unet_button, self.evaluate_button):
+                  *self.load_buttons.values(), self.evaluate_button):
             actions.addWidget(w)
         actions.addStretch(1)
         lay.addLayout(actions)
@@ -69,8 +69,8 @@ class RunPage(QWidget):
         self.stop_button.clicked.connect(self._stop)
         self.resume_button.clicked.connect(self._resume)
         self.open_button.clicked.connect(self._open_folder)
-        self.load_vit_button.clicked.connect(lambda: self._load("vit"))
-        self.load_unet_button.clicked.connect(lambda: self._load("unet"))
+        for family, button in self.load_buttons.items():
+            button.clicked.connect(lambda _=False, f=family: self._load(f))
         self.evaluate_button.clicked.connect(self._evaluate)
         self.show_record(None)
 
@@ -83,8 +83,8 @@ class RunPage(QWidget):
 
     def refresh(self) -> None:
         r = self.record
-        for w in (self.stop_button, self.resume_button, self.open_button, self.load_vit_button,
-                  self.load_unet_button, self.checkpoint_combo, self.evaluate_button):
+        for w in (self.stop_button, self.resume_button, self.open_button, *self.load_buttons.values(),
+                  self.checkpoint_combo, self.evaluate_button):
             w.setEnabled(False)
         if r is None:
             self.header.setText("Select a run")
@@ -128,8 +128,8 @@ class RunPage(QWidget):
             self.checkpoint_combo.setCurrentIndex(max(0, self.checkpoint_combo.findText(current)))
         family = model_family(r.model)
         self.checkpoint_combo.setEnabled(bool(found))
-        self.load_vit_button.setEnabled(bool(found) and family in ("vit", None))
-        self.load_unet_button.setEnabled(bool(found) and family in ("unet", None))
+        for slot, button in self.load_buttons.items():
+            button.setEnabled(bool(found) and family in (slot, None))
         self.evaluate_button.setEnabled(bool(found))
 
     def _config_text(self, r: RunRecord) -> str:

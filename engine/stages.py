@@ -1,0 +1,241 @@
+"""Staged reconstruction of one slice, with caches (no Qt); ``engine.session`` drives it.
+
+A request is computed in stages: first the zero-filled image, reference, k-space and metrics
+(``Engine.reconstruct_base``, fast), then each network on that zero-filled image
+(``Engine.reconstruct_networks``); each stage is handed on as an ``Update`` as soon as it is done.
+Finished stages go into small LRU caches, so a newer request that needs them (the same slice with
+another U-Net, a coil view, a slice scrolled back to) reuses them instead of computing them again.
+"""
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+import traceback
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any, Callable, Hashable
+
+import numpy as np
+
+from .engine import Engine
+from .errors import VitreconError
+from .metrics import Metrics, error_maps, slice_metrics
+from .results import ModelRef, NetworkOutput, ReconRequest, ReconResult
+
+
+class LRU:
+    """A small thread-safe least-recently-used cache."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self._items: OrderedDict[Hashable, Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable) -> Any:
+        with self._lock:
+            value = self._items.get(key)
+            if value is not None:
+                self._items.move_to_end(key)
+            return value
+
+    def put(self, key: Hashable, value: Any) -> None:
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._items)
+
+
+@dataclass(frozen=True, eq=False)
+class CoilView:
+    """One coil in place of the coil combination: its zero-filled ``image``, its ``reference`` from
+    its fully sampled k-space (None for a scan acquired undersampled), their error maps and metrics
+    (data range: that reference's maximum in this slice). The networks always see the RSS."""
+
+    coil: int
+    image: np.ndarray
+    reference: np.ndarray | None
+    metrics: Metrics | None = None
+    error_abs: np.ndarray | None = None
+    error_signed: np.ndarray | None = None
+
+
+def coil_view(request: ReconRequest, base: ReconResult) -> CoilView | None:
+    """``request.coil``'s view of ``base`` (which holds that coil's zero-filled image); None for RSS."""
+    if request.coil is None or base.coil_image is None:
+        return None
+    image = base.coil_image
+    reference = request.scan.coil_reference(request.slice_index, request.coil)
+    if reference is None:
+        return CoilView(request.coil, image, None)
+    e_abs, e_signed = error_maps(reference, image)
+    return CoilView(request.coil, image, reference, slice_metrics(reference, image, float(reference.max())),
+                    e_abs, e_signed)
+
+
+@dataclass(frozen=True, eq=False)
+class Update:
+    """What to draw for ``request``: ``result`` holds the stages done so far (its ``outputs`` in the
+    order of ``request.models``), ``pending`` the labels of networks still running, ``errors`` the
+    networks that failed (label -> the engine's sentence), ``cached`` the stages taken from the caches
+    (``zero-filled``, network labels): ``result.timings`` holds only the stages computed for it;
+    ``coil`` the coil shown in place of the RSS (``request.coil``)."""
+
+    request: ReconRequest
+    result: ReconResult
+    pending: tuple[str, ...] = ()
+    errors: dict[str, str] = field(default_factory=dict)
+    cached: tuple[str, ...] = ()
+    coil: CoilView | None = None
+
+    @property
+    def complete(self) -> bool:
+        return not self.pending
+
+
+def error_message(e: BaseException) -> str:
+    """The engine's sentence for its own errors; a short description of anything else."""
+    if isinstance(e, VitreconError):
+        return str(e)
+    if isinstance(e, (ValueError, KeyError, FileNotFoundError, PermissionError)):
+        return str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
+    return f"unexpected error: {type(e).__name__}: {e}"
+
+
+def _assemble(request: ReconRequest, base: ReconResult, outputs: dict[ModelRef, NetworkOutput],
+              timings: dict[str, float]) -> ReconResult:
+    """``base`` plus the network outputs done so far, in the order of ``request.models``: the same
+    arrays one ``Engine.reconstruct(request)`` returns, with ``timings`` (the stages computed)."""
+    result = Engine.with_outputs(base, (outputs[r] for r in request.models if r in outputs), timings)
+    return dataclasses.replace(result, request_id=request.request_id)
+
+
+@dataclass
+class Job:
+    kind: str  # "call", "recon" or "prefetch"
+    token: int = 0
+    request: ReconRequest | None = None
+    networks: bool = True
+    call: Callable[[], None] | None = None
+
+
+class Stages:
+    """The worker side: computes a request stage by stage into the caches."""
+
+    def __init__(self, engine: Engine, base_cache_size: int, network_cache_size: int):
+        self.engine = engine
+        self.base_cache = LRU(base_cache_size)
+        self.network_cache = LRU(network_cache_size)
+        self.coil_cache = LRU(base_cache_size)  # CoilView by base key
+
+    @staticmethod
+    def base_key(token: int, req: ReconRequest) -> tuple:
+        return (token, req.slice_index, req.mask, req.device, req.coil)
+
+    @staticmethod
+    def network_key(token: int, req: ReconRequest, ref: ModelRef) -> tuple:
+        # The network sees the RSS zero-filled image whatever coil is on display.
+        return (token, req.slice_index, req.mask, req.device, ref)
+
+    def clear(self) -> None:
+        for cache in (self.base_cache, self.network_cache, self.coil_cache):
+            cache.clear()
+
+    def cached(self, token: int, request: ReconRequest) -> Update | None:
+        """The update the caches alone can give for ``request`` (None without its first stage)."""
+        base = self.base_cache.get(self.base_key(token, request))
+        coil = self.coil_cache.get(self.base_key(token, request))
+        if base is None or (request.coil is not None and coil is None):
+            return None
+        outputs = self._cached_outputs(token, request)
+        pending = tuple(r.label for r in request.models if r not in outputs)
+        cached = ("zero-filled", *(r.label for r in outputs))
+        return Update(request, _assemble(request, base, outputs, {}), pending, cached=cached, coil=coil)
+
+    def _cached_outputs(self, token: int, request: ReconRequest) -> dict[ModelRef, NetworkOutput]:
+        outputs = {}
+        for ref in request.models:
+            out = self.network_cache.get(self.network_key(token, request, ref))
+            if out is not None:
+                outputs[ref] = out
+        return outputs
+
+    def run(self, job: Job, emit: Callable[[Update], None] | None, stale: Callable[[], bool]) -> None:
+        """Stage 1 (from the cache or computed), then each network not cached, one at a time, each
+        handed to ``emit`` (None: a prefetch, nothing is shown) as soon as it is done; a failing
+        network is reported with its sentence and the others still run. Returns early when
+        ``stale()``: the stages done so far stay cached for the newer request."""
+        token, request = job.token, job.request
+        t0 = time.perf_counter()
+        timings: dict[str, float] = {}
+        cached: list[str] = []
+        base = self._base(token, request, emit, stale, timings, cached)
+        if base is None:
+            return
+        coil = self._coil(token, request, base)
+        outputs = self._cached_outputs(token, request)
+        cached += [r.label for r in outputs]
+        errors: dict[str, str] = {}
+
+        def show() -> None:
+            if emit is not None:
+                pending = tuple(r.label for r in request.models if r not in outputs and r.label not in errors)
+                timings["total"] = time.perf_counter() - t0
+                emit(Update(request, _assemble(request, base, outputs, dict(timings)), pending, dict(errors),
+                            cached=tuple(cached), coil=coil))
+
+        show()
+        for ref in [r for r in request.models if r not in outputs] if job.networks else []:
+            if stale():
+                return
+            try:
+                out = next(self.engine.reconstruct_networks(dataclasses.replace(request, models=(ref,)), base))
+            except VitreconError as e:
+                errors[ref.label] = str(e)
+            else:
+                self.network_cache.put(self.network_key(token, request, ref), out)
+                outputs[ref] = out
+                if out.load_seconds > 0.05:
+                    timings[f"load {ref.label}"] = out.load_seconds
+                timings[ref.label] = out.seconds
+            show()
+
+    def _coil(self, token: int, request: ReconRequest, base: ReconResult) -> CoilView | None:
+        if request.coil is None:
+            return None
+        coil = self.coil_cache.get(self.base_key(token, request))
+        if coil is None:
+            coil = coil_view(request, base)
+            self.coil_cache.put(self.base_key(token, request), coil)
+        return coil
+
+    def _base(self, token: int, request: ReconRequest, emit: Callable[[Update], None] | None,
+              stale: Callable[[], bool], timings: dict[str, float], cached: list[str]) -> ReconResult | None:
+        """The zero-filled stage, from the cache or computed (its times into ``timings``); None when a
+        newer request came meanwhile."""
+        key = self.base_key(token, request)
+        base = self.base_cache.get(key)
+        if base is not None:
+            cached.append("zero-filled")
+            return base
+        if emit is not None and not request.scan.volume_max_is_quick:
+            # the metrics' data range reconstructs every slice first (seconds for raw ISMRMRD
+            # data): the images are drawn before it, the metrics when it is known
+            quick = self.engine.reconstruct_base(request, metrics=False)
+            pending = (*(r.label for r in request.models), "metrics")
+            emit(Update(request, _assemble(request, quick, {}, {}), pending, coil=coil_view(request, quick)))
+            if stale():
+                return None
+        base = self.engine.reconstruct_base(request)
+        self.base_cache.put(key, base)
+        timings.update((k, v) for k, v in base.timings.items() if k != "total")
+        return base

@@ -1,0 +1,202 @@
+"""The engine's ReconSession without Qt: stages in order, the latest request wins, caches, prefetch,
+opening and superseded opens, failures, and close."""
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from engine import Engine, Listener, MaskSpec, ModelRef, ReconRequest, ReconSession, Update, open_scan
+from fastmri_files import write_train
+
+
+class Recorder(Listener):
+    def __init__(self):
+        self.updates: list[Update] = []
+        self.failures: list[str] = []
+        self.opened: list = []
+        self.open_failures: list[tuple[str, str]] = []
+        self.busy: list[bool] = []
+
+    def on_update(self, update):
+        self.updates.append(update)
+
+    def on_failed(self, message):
+        self.failures.append(message)
+
+    def on_opened(self, scan):
+        self.opened.append(scan)
+
+    def on_open_failed(self, what, message):
+        self.open_failures.append((what, message))
+
+    def on_busy(self, busy):
+        self.busy.append(busy)
+
+
+def pump(session: ReconSession, until, timeout: float = 60.0) -> None:
+    """Run the session's answers on this (the owner's) thread until ``until()``."""
+    end = time.monotonic() + timeout
+    while not until():
+        assert time.monotonic() < end, "the session did not answer in time"
+        session.inbox.run_pending(timeout=0.05)
+
+
+@pytest.fixture
+def session():
+    rec = Recorder()
+    s = ReconSession(Engine(device="cpu", precision="fp32"), rec)
+    s.recorder = rec
+    yield s
+    assert s.close(30)
+
+
+@pytest.fixture
+def opened(session, tmp_path):
+    path = write_train(tmp_path / "file_brain_session.h5", slices=4, coils=3)
+    session.open(lambda: open_scan(path), str(path))
+    pump(session, lambda: session.scan is not None)
+    return session
+
+
+def request(session, slice_index=0, models=(ModelRef("unet-s"),), seed=1, **kw) -> ReconRequest:
+    return ReconRequest(session.scan, slice_index, MaskSpec("random", 4, seed=seed), tuple(models), "cpu", **kw)
+
+
+def test_open_reports_the_scan_and_busy_goes_back_to_idle(opened):
+    rec = opened.recorder
+    assert rec.opened == [opened.scan] and opened.scan.num_slices == 4
+    assert rec.busy == [True, False] and not opened.busy
+
+
+def test_a_request_arrives_stage_by_stage_and_matches_one_engine_call(opened):
+    req = request(opened, models=(ModelRef("unet-s"), ModelRef("vit-s")))
+    opened.submit(req)
+    assert opened.busy
+    pump(opened, lambda: opened.last_update is not None and opened.last_update.complete)
+    ups = opened.recorder.updates
+    assert [u.pending for u in ups] == [("unet-s", "vit-s"), ("vit-s",), ()]
+    whole = opened.engine.reconstruct(req)
+    last = opened.last_update.result
+    np.testing.assert_allclose(last.zero_filled, whole.zero_filled, rtol=1e-5)
+    for mine, theirs in zip(last.outputs, whole.outputs):
+        np.testing.assert_allclose(mine.image, theirs.image, rtol=1e-4, atol=1e-5)
+    assert not opened.busy and opened.recorder.busy[-1] is False
+
+
+def test_a_request_seen_before_comes_from_the_caches_at_once(opened):
+    first = request(opened)
+    opened.submit(first)
+    pump(opened, lambda: opened.last_update is not None and opened.last_update.complete)
+    again = request(opened)  # the same view under a new id
+    runs = []
+    run = opened.stages.run
+    opened.stages.run = lambda *a: (runs.append(a), run(*a))
+    opened.submit(again)  # answered on this thread, before any pump
+    assert opened.last_update.request is again and opened.last_update.complete
+    assert opened.last_update.cached == ("zero-filled", "unet-s") and runs == []
+
+
+def test_the_latest_request_wins_and_superseded_updates_are_dropped(opened):
+    gate = threading.Event()
+    base = opened.engine.reconstruct_base
+
+    def slow_base(req, metrics=True):
+        gate.wait(10)
+        return base(req, metrics)
+    opened.engine.reconstruct_base = slow_base
+    reqs = [request(opened, seed=s) for s in range(10, 20)]
+    for r in reqs:
+        opened.submit(r)
+    gate.set()
+    pump(opened, lambda: opened.last_update is not None and opened.last_update.complete)
+    seen = {u.request.request_id for u in opened.recorder.updates}
+    assert opened.last_update.request is reqs[-1]
+    assert len(seen) <= 2 and reqs[-1].request_id in seen  # the one running, then the last one
+    ids = [u.request.request_id for u in opened.recorder.updates]
+    assert ids == sorted(ids)  # never an older request after a newer one
+
+
+def test_scrolling_prefetches_the_next_slice_in_that_direction(opened):
+    for index in (1, 2):
+        opened.submit(request(opened, slice_index=index))
+        pump(opened, lambda: opened.last_update is not None and opened.last_update.complete
+             and opened.last_update.request.slice_index == index)
+    ahead = request(opened, slice_index=3)
+    pump(opened, lambda: (u := opened.cached_update(ahead)) is not None and u.complete)
+    behind = request(opened, slice_index=0)
+    assert opened.cached_update(behind) is None  # nothing computed against the direction
+
+
+def test_prefetch_stays_off_when_disabled_or_the_view_changed(opened):
+    opened.prefetch_enabled = False
+    for index in (1, 2):
+        opened.submit(request(opened, slice_index=index))
+        pump(opened, lambda: opened.last_update is not None and opened.last_update.complete
+             and opened.last_update.request.slice_index == index)
+    time.sleep(0.5)
+    opened.inbox.run_pending()
+    assert opened.cached_update(request(opened, slice_index=3)) is None
+
+
+def test_a_failing_network_is_reported_and_the_others_still_run(opened, tmp_path):
+    broken = tmp_path / "broken.safetensors"
+    broken.write_bytes(b"not a checkpoint")
+    req = request(opened, models=(ModelRef("unet-s", str(broken)), ModelRef("vit-s")))
+    opened.submit(req)
+    pump(opened, lambda: opened.last_update is not None and opened.last_update.complete)
+    u = opened.last_update
+    [(label, message)] = u.errors.items()
+    assert label == "unet-s (broken.safetensors)" and "broken.safetensors" in message
+    assert [o.ref.name for o in u.result.outputs] == ["vit-s"]
+
+
+def test_a_failing_request_reaches_the_owner_as_one_sentence(opened):
+    bad = ReconRequest(opened.scan, 0, None, (), "cpu", coil=99)
+    opened.submit(bad)
+    pump(opened, lambda: opened.recorder.failures)
+    assert "coil 99 does not exist" in opened.recorder.failures[0]
+    assert opened.latest is None and not opened.busy
+
+
+def test_only_the_last_of_two_opens_is_reported_and_the_other_is_closed(session, tmp_path):
+    a = write_train(tmp_path / "file_brain_a.h5", slices=2, coils=2)
+    b = write_train(tmp_path / "file_brain_b.h5", slices=3, coils=2)
+    scans, closed = [], []
+
+    def opener(path):
+        def open_it():
+            scan = open_scan(path)
+            close = scan.close
+            scan.close = lambda: (closed.append(scan), close())
+            scans.append(scan)
+            return scan
+        return open_it
+    session.open(opener(a), str(a))
+    session.open(opener(b), str(b))
+    pump(session, lambda: session.scan is not None)
+    pump(session, lambda: closed == [scans[0]], timeout=10)
+    assert session.scan is scans[1] and session.recorder.opened == [scans[1]]
+
+
+def test_an_open_that_fails_names_what_was_being_opened(session, tmp_path):
+    missing = tmp_path / "nowhere.h5"
+    session.open(lambda: open_scan(missing), str(missing))
+    pump(session, lambda: session.recorder.open_failures)
+    what, message = session.recorder.open_failures[0]
+    assert what == str(missing) and "nowhere.h5" in message
+    assert session.scan is None and not session.busy
+
+
+def test_close_stops_the_worker_and_closes_the_scan(tmp_path):
+    s = ReconSession(Engine(device="cpu"))
+    path = write_train(tmp_path / "file_brain_close.h5", slices=2, coils=2)
+    s.open(lambda: open_scan(path), str(path))
+    pump(s, lambda: s.scan is not None)
+    scan, closed = s.scan, []
+    close = scan.close
+    scan.close = lambda: (closed.append(True), close())
+    assert s.close(10)
+    assert closed == [True] and s.scan is None and not s._thread.is_alive()
