@@ -42,10 +42,7 @@ def random_change(rng: random.Random, state, kinds, num_slices: int, num_coils: 
     if what == "acceleration":
         return state.replace(acceleration=float(rng.choice([2, 3, 4, 6, 8, 12])))
     if what == "kind":
-        from app.gui.state import acceleration_for
-
-        kind = rng.choice(kinds)
-        return state.replace(mask_kind=kind, acceleration=acceleration_for(kind, state.acceleration))
+        return state.with_mask_kind(rng.choice(kinds))
     if what == "center":
         return state.replace(center_fraction=rng.choice([None, 0.04, 0.08, 0.16]))
     return state.replace(coil=rng.choice([None] + list(range(min(num_coils, 4)))) if num_coils > 1 else None)

@@ -131,7 +131,7 @@ def check_inputs(args, engine, mask, out_dir: Path) -> dict[str, int]:
     slices = {}
     for f in args.files:
         with open_scan(f, **selection(args)) as scan:
-            if mask is not None and not scan.info.fully_sampled:
+            if mask is not None and scan.acquired_undersampled:
                 raise RequestError(f"{f}: was acquired undersampled, so a retrospective --mask cannot be "
                                    "applied; leave out --mask, --accel, --center-fraction and --seed to "
                                    "reconstruct it from the lines that were acquired")

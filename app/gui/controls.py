@@ -10,12 +10,11 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout
                                QLabel, QSlider, QSpinBox, QToolButton, QVBoxLayout, QWidget)
 from superqt.utils import signals_blocked
 
-from engine import MASK_KINDS, Mask, ScanInfo, available_devices, default_center_fraction, get_entry, list_models
+from engine import MASK_KINDS, MAX_ACCELERATION, Mask, ScanInfo, available_devices, get_entry, list_models
 
 from . import theme
-from .state import SLOT_FAMILIES, SLOT_TITLES, ModelSlot, ViewState, acceleration_for
+from .state import SLOT_FAMILIES, SLOT_TITLES, ModelSlot, ViewState
 
-MAX_ACCELERATION = 16.0
 CHECKPOINT_ITEM = "__checkpoint__"
 OFF_ITEM = "__off__"
 ACQUIRED_ITEM = "__acquired__"  # the mask kind shown, disabled, for a scan acquired undersampled
@@ -215,7 +214,7 @@ class ControlsPanel(QWidget):
             self.slice_spin.setValue(state.slice_index + 1)
             self._select(self.coil_combo, state.coil)
             self._select(self.kind_combo, state.mask_kind)
-            fractional = MASK_KINDS[state.mask_kind].fractional
+            fractional = state.kind.fractional
             self.accel_spin.setDecimals(2 if fractional else 0)
             self.accel_spin.setSingleStep(0.5 if fractional else 1.0)
             self.accel_spin.setValue(state.acceleration)
@@ -279,20 +278,20 @@ class ControlsPanel(QWidget):
     # --- handlers -------------------------------------------------------------------------------
     def _on_kind(self, index: int) -> None:
         kind = self.kind_combo.itemData(index)
-        self._edit(mask_kind=kind, acceleration=acceleration_for(kind, self.state.acceleration))
+        self.apply(self.state.with_mask_kind(kind))
 
     def _on_accel_spin(self, value: float) -> None:
         self._edit(acceleration=float(value))
 
     def _on_accel_slider(self, value: int) -> None:
-        self._edit(acceleration=acceleration_for(self.state.mask_kind, value / 10))
+        self._edit(acceleration=self.state.kind.normalize_acceleration(value / 10))
 
     def _on_cf(self, *_):
         auto = self.cf_auto.isChecked()
         self.cf_spin.setEnabled(not auto and self.retrospective)
         if auto:
             with signals_blocked(self.cf_spin):
-                self.cf_spin.setValue(default_center_fraction(self.state.acceleration))
+                self.cf_spin.setValue(self.state.kind.center_fraction(self.state.acceleration))
         self._edit(center_fraction=None if auto else round(float(self.cf_spin.value()), 6))
 
     def roll_seed(self) -> None:

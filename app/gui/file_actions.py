@@ -11,7 +11,7 @@ from engine import Scan, card_path, error_message, get_entry
 
 from .export import VolumeExport, VolumeJob, export_slice, grid_image, save_png, slice_stem, write_metrics_csv
 from .export_dialog import ExportChoice, ExportDialog
-from .state import PICKLE_SUFFIXES, SLOT_TITLES, supports_retrospective_mask
+from .state import PICKLE_SUFFIXES, SLOT_TITLES
 
 RAW_FILTER = "Raw MRI data (*.h5 *.hdf5 *.mrd *.ismrmrd);;All files (*)"
 CHECKPOINT_FILTER = "Checkpoints (*.safetensors *.pt *.pth *.ckpt);;All files (*)"
@@ -159,7 +159,7 @@ class FileActions:
                                                     choice.overwrite))
         req = update.request
         job = VolumeJob(req.scan.info.path, choice.out_dir, choice.methods,
-                        req.mask if supports_retrospective_mask(req.scan) else None, req.device, choice.overwrite)
+                        None if req.scan.acquired_undersampled else req.mask, req.device, choice.overwrite)
         return self._start_volume_export(job)
 
     def _start_volume_export(self, job: VolumeJob) -> VolumeExport:

@@ -106,8 +106,7 @@ def model_label(model: str, kind: str) -> str:
 
 
 def no_reference_reason(update: Update) -> str:
-    info = update.request.scan.info
-    if not info.fully_sampled:
+    if update.request.scan.acquired_undersampled:
         return "this scan was acquired undersampled, so no fully sampled image exists to compare with"
     return "this file holds no reference image and no fully sampled k-space"
 

@@ -21,7 +21,7 @@ from .levels import GAINS
 from .metadata import MetadataPanel, MetricsTable
 from .settings import ViewerSettings
 from .shortcuts import HelpDialog, make_actions
-from .state import ViewState, acceleration_for, supports_retrospective_mask
+from .state import ViewState
 from .training.menu import TrainingUi
 from .view_settings import restore_state, save_state
 
@@ -215,13 +215,13 @@ class MainWindow(FileActions, QMainWindow):
         self.kspace.clear()
         self.metrics.set_update(None)
         self._shown_errors.clear()
-        retro = supports_retrospective_mask(scan)
+        retro = not scan.acquired_undersampled
         self.controls.set_scan(info, retro, scan.acquired_mask)
         self.metadata.set_info(info)
         self.setWindowTitle(f"vitrecon — {info.path.name}")
         self.grid.set_note("" if info.has_reference else
                            "<b>No error maps</b>: this scan has no reference image "
-                           f"({'acquired undersampled' if not info.fully_sampled else 'none stored'}), "
+                           f"({'acquired undersampled' if scan.acquired_undersampled else 'none stored'}), "
                            "so errors cannot be measured.")
         state = self.controls.state.replace(slice_index=info.num_slices // 2, coil=None)
         self.controls.set_state(state)
@@ -289,14 +289,13 @@ class MainWindow(FileActions, QMainWindow):
             self.display_panel.gain.setValue(options[0] if step > 0 else options[-1])
 
     def _step_accel(self, step: int) -> None:
-        s = self.controls.state
-        self.controls.apply(s.replace(acceleration=min(max(round(s.acceleration) + step, 1), 16)))
+        self.controls.apply(self.controls.state.step_acceleration(step))
 
     def _next_mask(self) -> None:
         kinds = list(MASK_KINDS)
         s = self.controls.state
         kind = kinds[(kinds.index(s.mask_kind) + 1) % len(kinds)]
-        self.controls.apply(s.replace(mask_kind=kind, acceleration=acceleration_for(kind, s.acceleration)))
+        self.controls.apply(s.with_mask_kind(kind))
 
     def show_help(self) -> None:
         HelpDialog(self).exec()

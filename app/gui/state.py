@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine import MASK_KINDS, MaskSpec, ModelRef, ReconRequest, Scan, default_center_fraction, list_families
+from engine import MaskKind, MaskSpec, ModelRef, ReconRequest, Scan, get_mask_kind, list_families
 
 # The network slots, one per registered model family (engine.models registers them), in order.
 SLOT_FAMILIES = tuple(f.name for f in list_families())
@@ -67,14 +67,25 @@ class ViewState:
         return self.replace(slots=tuple(slot if s.family == slot.family else s for s in self.slots))
 
     @property
+    def kind(self) -> MaskKind:
+        """The registered mask kind; ValueError for an unknown one."""
+        return get_mask_kind(self.mask_kind)
+
+    @property
     def effective_center_fraction(self) -> float:
-        if self.center_fraction is None:
-            return default_center_fraction(float(self.acceleration))
-        return float(self.center_fraction)
+        return self.kind.center_fraction(self.acceleration, self.center_fraction)
+
+    def with_mask_kind(self, kind: str) -> "ViewState":
+        """This state with mask ``kind``, the acceleration rounded where that kind needs it."""
+        return self.replace(mask_kind=kind, acceleration=get_mask_kind(kind).normalize_acceleration(self.acceleration))
+
+    def step_acceleration(self, step: int) -> "ViewState":
+        """``step`` whole numbers more (positive) or less undersampling, within 1 and the maximum."""
+        return self.replace(acceleration=self.kind.step_acceleration(self.acceleration, step))
 
     def mask_spec(self) -> MaskSpec:
         """The retrospective mask; raises ValueError (one sentence) when the values do not fit the kind."""
-        return MaskSpec(self.mask_kind, acceleration_for(self.mask_kind, self.acceleration), self.center_fraction,
+        return MaskSpec(self.mask_kind, self.kind.normalize_acceleration(self.acceleration), self.center_fraction,
                         self.seed)
 
     def models(self) -> tuple[ModelRef, ...]:
@@ -83,11 +94,10 @@ class ViewState:
     def request(self, scan: Scan, slice_index: int | None = None) -> ReconRequest:
         """The request for ``scan``: its own acquired mask when it was acquired undersampled."""
         info = scan.info
-        retrospective = supports_retrospective_mask(scan)
         coil = self.coil if (self.coil is not None and self.coil < info.num_coils) else None
         index = self.slice_index if slice_index is None else slice_index
         return ReconRequest(scan=scan, slice_index=min(max(int(index), 0), info.num_slices - 1),
-                            mask=self.mask_spec() if retrospective else None, models=self.models(),
+                            mask=None if scan.acquired_undersampled else self.mask_spec(), models=self.models(),
                             device=self.device, coil=coil)
 
 
@@ -95,12 +105,3 @@ def slice_number(index: int) -> int:
     """The slice number the window shows for 0-based ``index``: 1-based, as in "slice 9 of 16". Exported
     file names, CSV rows and attributes use the same number."""
     return index + 1
-
-
-def acceleration_for(kind: str, acceleration: float) -> float:
-    """``acceleration`` as the mask ``kind`` takes it: rounded for kinds without fractional rates."""
-    return float(acceleration) if MASK_KINDS[kind].fractional else float(round(acceleration))
-
-
-def supports_retrospective_mask(scan: Scan) -> bool:
-    return scan.info.fully_sampled and scan.acquired_mask is None
