@@ -17,7 +17,7 @@ from typing import Any, Union
 
 import yaml
 
-from engine.masks import MASK_KINDS
+from engine.masks import get_mask_kind
 
 from .masking import MaskSampler
 
@@ -225,9 +225,8 @@ class EvaluateConfig:
             raise ValueError("evaluate needs --checkpoint and --data-dir")
         if self.anatomy not in ANATOMY_MASKS:
             raise ValueError(f"anatomy must be knee or brain, got {self.anatomy!r}")
-        bad = [k for k in (self.mask_kinds or []) if k not in MASK_KINDS]
-        if bad:
-            raise ValueError(f"unknown mask kind {bad[0]!r}; expected one of {', '.join(MASK_KINDS)}")
+        for kind in self.mask_kinds or []:
+            get_mask_kind(kind)  # ValueError naming the registered kinds for an unknown one
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
         if self.average not in ("volume", "slice"):

@@ -86,3 +86,9 @@ def test_print_config_is_loadable_yaml(capsys):
     assert main(["pretrain", "--print-config", "--max-lr", "2e-4"]) == 0
     data = yaml.safe_load(capsys.readouterr().out)
     assert data["task"] == "pretrain" and data["max_lr"] == 2e-4
+
+
+def test_evaluate_refuses_an_unknown_mask_kind_naming_the_registered_ones():
+    with pytest.raises(ValueError, match="unknown mask kind 'spiral'; expected one of random, .*, poisson_2d$"):
+        config_mod.EvaluateConfig(checkpoint="c", data_dir="d", mask_kinds=["random", "spiral"]).validate()
+    config_mod.EvaluateConfig(checkpoint="c", data_dir="d", mask_kinds=["poisson_2d", "magic"]).validate()
