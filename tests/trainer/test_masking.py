@@ -37,6 +37,18 @@ def test_device_masks_equal_engine_masks(kind, width):
             np.testing.assert_array_equal(ours.numpy(), engine_mask, err_msg=f"{kind} R={accel} seed={seed}")
 
 
+def test_fractional_equispaced_fraction_masks_equal_engine_masks():
+    """The engine's equispaced_fraction kind takes a fractional R; the sampler does too, with the same masks."""
+    assert MaskSampler(("equispaced_fraction",), (3.5,)).fractions() == pytest.approx([0.32 / 3.5])
+    kind, width, accel, cf = "equispaced_fraction", 100, 3.5, 0.32 / 3.5
+    for seed in range(3):
+        engine_mask = make_mask(MaskSpec(kind, accel, cf), (1, width), seed=seed).array
+        _, offsets = _fastmri_draws(kind, width, accel, cf, seed)
+        ours = column_masks(torch.tensor([DEVICE_KINDS.index(kind)]), torch.tensor([accel]), torch.tensor([cf]),
+                            width, offsets=offsets)[0]
+        np.testing.assert_array_equal(ours.numpy(), engine_mask, err_msg=f"seed={seed}")
+
+
 def test_random_draws_cover_the_same_masks_as_the_engine():
     """Without given draws, equispaced masks are one of the R engine masks (one per offset), and
     random masks keep the center lines and sample about W/R columns."""
@@ -76,6 +88,9 @@ def test_sampler_draws_every_kind_and_acceleration():
     (dict(kinds=("poisson_2d",), accelerations=(4.0,)), "training mask kinds"),
     (dict(kinds=("equispaced",), accelerations=(2.5,)), "whole-number"),
     (dict(kinds=("random",), accelerations=(0.5,)), "at least 1"),
+    (dict(kinds=("random",), accelerations=()), "at least one acceleration"),
+    (dict(kinds=("equispaced_fraction",), accelerations=(8.0,), center_fractions=(0.2,)), "must be below 1"),
+    (dict(kinds=("random",), accelerations=(4.0,), center_fractions=(1.5,)), "strictly between 0 and 1"),
     (dict(kinds=("random",), accelerations=(4.0, 8.0), center_fractions=(0.1, 0.2, 0.3)), "one per acceleration"),
 ])
 def test_sampler_rejects_bad_settings(bad, match):
