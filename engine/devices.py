@@ -58,6 +58,12 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return dev
 
 
+def as_device(device: str | torch.device | None, default: str | torch.device = "auto") -> torch.device:
+    """``device`` as a torch.device: one already is taken as it is (whoever made it resolved it, so a
+    job resolves its device once and passes it down); a name (None: ``default``) is resolved."""
+    return device if isinstance(device, torch.device) else resolve_device(device or default)
+
+
 def canonical_device(device: str | torch.device) -> torch.device:
     """One name per device, for cache keys: ``auto`` resolved, ``cuda`` as ``cuda:N`` (the current
     CUDA device), ``cpu:0`` as ``cpu``, ``mps:0`` as ``mps``. Checks nothing (``resolve_device`` does)."""

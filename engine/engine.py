@@ -22,7 +22,7 @@ import torch.nn as nn
 from . import kspace as ks
 from . import precision as prec
 from .checkpoints import load_checkpoint
-from .devices import canonical_device, resolve_device
+from .devices import as_device, canonical_device, resolve_device
 from .errors import RequestError
 from .masks import Mask, MaskSpec, make_mask, seed_from_filename
 from .metrics import error_maps, slice_metrics
@@ -285,8 +285,8 @@ class Engine:
                                 weights_path=lm.weights_path, precision=lm.precision, guard=lm.guard)
 
     # --- a whole volume -----------------------------------------------------------------------
-    def reconstruct_volume(self, scan: Scan, mask: MaskSpec | None = None, model: ModelRef | None = None,
-                           device: str | None = None, batch_size: int | None = None,
+    def reconstruct_volume(self, scan: Scan, mask: MaskSpec | None = None, model: ModelRef | LoadedModel | None = None,
+                           device: str | torch.device | None = None, batch_size: int | None = None,
                            progress: Callable[[int, int], None] | None = None,
                            cancel: Callable[[], bool] | threading.Event | None = None,
                            timings: dict[str, float] | None = None) -> np.ndarray | None:
@@ -297,18 +297,20 @@ class Engine:
         measured slower per slice for both ViT and U-Net, 8 on accelerators). ``progress(done, total)`` is called after
         each batch; ``cancel`` (a callable or an Event) is checked before each batch: when set,
         returns None. ``timings``, if given, receives seconds per stage (read, zero-filled,
-        network, total).
+        network, total). ``model``: a ModelRef, loaded here, or what ``load_model`` returned (a caller
+        that needs its weights status loads it once). ``device``: a name, resolved here (None: the
+        engine's default), or a torch.device, taken as it is (``devices.as_device``).
         """
         t0 = time.perf_counter()
         stage = dict.fromkeys(("read", "zero-filled", "network"), 0.0)
-        dev = resolve_device(device or self.default_device)
+        dev = as_device(device, self.default_device)
         if batch_size is None:
             batch_size = 1 if dev.type == "cpu" else 8
         if batch_size < 1:
             raise RequestError(f"batch size must be at least 1, got {batch_size}")
         m = self.mask_for(scan, mask)
         mask_t = m.tensor(dev)
-        lm = self.load_model(model, dev) if model is not None else None
+        lm = self.load_model(model, dev) if isinstance(model, ModelRef) else model
         n = scan.num_slices
         out = np.empty((n, *scan.info.crop_size), dtype=np.float32)
         is_cancelled = cancel.is_set if isinstance(cancel, threading.Event) else (cancel or (lambda: False))

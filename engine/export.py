@@ -3,20 +3,22 @@ float32 ``reconstruction`` ``[slices, h, w]`` at the crop size. Written atomical
 unless asked. Used by ``vitrecon recon`` and the viewer's export alike."""
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Callable, Mapping
 
 import h5py
 import numpy as np
+import torch
 
 from resources import vitrecon_version
 
 from .atomic import atomic_write
-from .devices import resolve_device
-from .engine import Engine
+from .devices import as_device
+from .engine import Engine, LoadedModel
 from .errors import VitreconError
-from .masks import MaskSpec
+from .masks import Mask, MaskSpec
 from .readers import open_scan
 from .results import ModelRef
 from .scan import Scan
@@ -68,42 +70,55 @@ def check_input(engine: Engine, scan: Scan, out_dir: str | Path, mask: MaskSpec 
         scan.kspace(index)
 
 
-def reconstruct_file(engine: Engine, input_path: str | Path, out_dir: str | Path, *,
-                     mask: MaskSpec | None = None, model: ModelRef | None = None, device: str | None = None,
-                     overwrite: bool = False, batch_size: int | None = None,
-                     progress: Callable[[int, int], None] | None = None,
+def reconstruct_file(engine: Engine, source: str | Path | Scan, out_dir: str | Path, *,
+                     mask: MaskSpec | None = None, model: ModelRef | LoadedModel | None = None,
+                     device: str | torch.device | None = None, overwrite: bool = False,
+                     batch_size: int | None = None, progress: Callable[[int, int], None] | None = None,
                      cancel=None, selection: Mapping[str, int] | None = None) -> Path | None:
     """Reconstruct one file into ``out_dir``; returns the output path (None when cancelled).
-    ``selection``: ``open_scan``'s ISMRMRD repetition, contrast and set (default the first of each);
-    the output's ``selection`` attribute records what was read."""
+
+    ``source``: a path, opened here with ``selection`` (``open_scan``'s ISMRMRD repetition, contrast
+    and set; default the first of each), or a scan the caller opened (and closes). ``model``: a
+    ModelRef, loaded here, or what ``Engine.load_model`` returned; ``device``: a name, resolved here,
+    or a torch.device resolved already (``Engine.reconstruct_volume`` takes both as they come). The
+    output's attributes record the source, model, weights, precision, mask and what was read."""
+    input_path = source.path if isinstance(source, Scan) else source
     out = output_path(input_path, out_dir)
     _check_not_the_input(input_path, out)
     check_writable(out, overwrite)
-    with open_scan(input_path, **(selection or {})) as scan:
+    dev = as_device(device, engine.default_device)
+    opened = contextlib.nullcontext(source) if isinstance(source, Scan) else open_scan(source, **(selection or {}))
+    with opened as scan:
         m = engine.mask_for(scan, mask)
-        volume = engine.reconstruct_volume(scan, mask, model, device=device, batch_size=batch_size,
+        lm = engine.load_model(model, dev) if isinstance(model, ModelRef) else model
+        volume = engine.reconstruct_volume(scan, mask, lm, device=dev, batch_size=batch_size,
                                            progress=progress, cancel=cancel)
         if volume is None:
             return None
-        seed = m.spec.seed if m.spec is not None and m.spec.seed is not None else f"file name {out.name!r}"
-        meta = {
-            "source": str(Path(input_path).name),
-            "model": model.name if model else "zero-filled",
-            "checkpoint": (model.checkpoint or "") if model else "",
-            "mask": m.describe(),
-            "mask_spec": {"kind": m.spec.kind, "acceleration": m.spec.acceleration,
-                          "center_fraction": m.spec.effective_center_fraction, "seed": seed}
-            if m.spec else "as acquired",
-            "effective_acceleration": m.effective_acceleration,
-            "crop_size": list(scan.info.crop_size),
-        }
-        if scan.info.selection:
-            meta["selection"] = dict(scan.info.selection)
-        if model is not None:
-            lm = engine.load_model(model, resolve_device(device or engine.default_device))
-            meta["untrained"] = not lm.weights.trained
-            meta["weights_kind"] = lm.weights.kind  # demo, installed or untrained
-            meta["precision"] = lm.precision  # bf16-autocast or fp32 (engine/precision.py)
-            if lm.guard is not None:
-                meta["precision_guard"] = lm.guard.as_dict()
+        meta = _metadata(scan, out, m, lm)
     return write_reconstruction(out, volume, meta, overwrite=overwrite)
+
+
+def _metadata(scan: Scan, out: Path, m: Mask, lm: LoadedModel | None) -> dict:
+    """The output's attributes: the source, model and weights, precision, mask and what was read."""
+    seed = m.spec.seed if m.spec is not None and m.spec.seed is not None else f"file name {out.name!r}"
+    meta = {
+        "source": str(scan.path.name),
+        "model": lm.ref.name if lm else "zero-filled",
+        "checkpoint": (lm.ref.checkpoint or "") if lm else "",
+        "mask": m.describe(),
+        "mask_spec": {"kind": m.spec.kind, "acceleration": m.spec.acceleration,
+                      "center_fraction": m.spec.effective_center_fraction, "seed": seed}
+        if m.spec else "as acquired",
+        "effective_acceleration": m.effective_acceleration,
+        "crop_size": list(scan.info.crop_size),
+    }
+    if scan.info.selection:
+        meta["selection"] = dict(scan.info.selection)
+    if lm is not None:
+        meta["untrained"] = not lm.weights.trained
+        meta["weights_kind"] = lm.weights.kind  # demo, installed or untrained
+        meta["precision"] = lm.precision  # bf16-autocast or fp32 (engine/precision.py)
+        if lm.guard is not None:
+            meta["precision_guard"] = lm.guard.as_dict()
+    return meta

@@ -146,6 +146,12 @@ class Scan:
                 self._cache_index = index
             return self._cache_kspace
 
+    def drop_cache(self) -> None:
+        """Forget the k-space kept from the last read; the scan stays open. A scan kept open while
+        other files are read (``vitrecon recon`` checks every input first) holds no slice meanwhile."""
+        with self._lock:
+            self._cache_index, self._cache_kspace = None, None
+
     def reference(self, index: int) -> np.ndarray | None:
         """float32 ``[h, w]`` reference image, or None when the scan has none (undersampled data).
 

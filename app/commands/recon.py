@@ -7,6 +7,9 @@ from pathlib import Path
 from .scan_options import add_selection_arguments, selection
 
 HELP = "reconstruct files into fastMRI's leaderboard format"
+# Checked scans kept open for their reconstruction, at most: each holds a file handle and its header
+# (an ISMRMRD file: every acquisition header); the files past it are opened again in their turn.
+KEEP_OPEN = 32
 
 
 def register(sub) -> None:
@@ -65,10 +68,10 @@ def weights_note(name: str, weights) -> None:
 def run(args) -> int:
     """Check every input and option, then reconstruct. Under torchrun (``WORLD_SIZE`` > 1) every rank
     checks all inputs as one process does, then reconstructs its share of the files (rank r: files r,
-    r + W, ...) on its own device (``engine.launch_device``); the outputs are those of one process."""
-    from tqdm import tqdm
-
-    from engine import Engine, launch_device, launch_env, reconstruct_file
+    r + W, ...) on its own device (``engine.launch_device``); the outputs are those of one process.
+    The device is resolved once, the model loaded once, and each file this process reconstructs is
+    opened once (up to ``KEEP_OPEN`` of them: the scans checked stay open for their reconstruction)."""
+    from engine import Engine, launch_device, launch_env
 
     mask, model = mask_from_args(args), model_from_args(args)
     if args.batch_size is not None and args.batch_size < 1:
@@ -77,29 +80,51 @@ def run(args) -> int:
     if out_dir.exists() and not out_dir.is_dir():
         raise ValueError(f"{out_dir}: --out must be a folder, found a file")
     rank, local_rank, world = launch_env()
-    device = launch_device(args.device, local_rank, world)
+    device = launch_device(args.device, local_rank, world)  # a torch.device, passed down as it is
     engine = Engine(device=str(device), precision=args.precision)
-    slices = check_inputs(args, engine, mask, out_dir)
     mine = args.files[rank::world]
-    if model is not None and rank == 0:
-        weights_note(model.name, engine.load_model(model, device).weights)
-    bar = tqdm(total=sum(slices[f] for f in mine), unit="slice", desc="recon", file=sys.stderr,
-               disable=None if rank == 0 else True)
+    scans: dict = {}  # the checked scans kept open for their reconstruction, by input
     try:
-        for f in mine:
+        slices = check_inputs(args, engine, mask, out_dir, keep=set(mine), opened=scans)
+        loaded = engine.load_model(model, device) if model is not None else None
+        if loaded is not None and rank == 0:
+            weights_note(model.name, loaded.weights)
+        reconstruct_all(args, engine, mine, scans, out_dir, sum(slices[f] for f in mine), mask=mask, model=loaded,
+                        device=device, show=rank == 0)
+    finally:
+        for scan in scans.values():
+            scan.close()
+    return 0
+
+
+def reconstruct_all(args, engine, files: list[str], scans: dict, out_dir: Path, total: int, *, mask, model,
+                    device, show: bool) -> None:
+    """Reconstruct ``files`` into ``out_dir`` with one progress bar (``show``: on stderr) of ``total``
+    slices; each scan in ``scans`` (by input) is used instead of opening its file, and closed when done."""
+    from tqdm import tqdm
+
+    from engine import reconstruct_file
+
+    bar = tqdm(total=total, unit="slice", desc="recon", file=sys.stderr, disable=None if show else True)
+    try:
+        for f in files:
             done_before = bar.n
 
             def progress(done, n, base=done_before):
                 bar.update(base + done - bar.n)
 
             bar.set_postfix_str(Path(f).name)
-            path = reconstruct_file(engine, f, out_dir, mask=mask, model=model, device=str(device),
-                                    overwrite=args.overwrite, batch_size=args.batch_size, progress=progress,
-                                    selection=selection(args))
+            scan = scans.pop(f, None)
+            try:
+                path = reconstruct_file(engine, f if scan is None else scan, out_dir, mask=mask, model=model,
+                                        device=device, overwrite=args.overwrite, batch_size=args.batch_size,
+                                        progress=progress, selection=selection(args))
+            finally:
+                if scan is not None:
+                    scan.close()
             tqdm.write(f"wrote {path}", file=sys.stderr)
     finally:
         bar.close()
-    return 0
 
 
 def model_from_args(args):
@@ -115,9 +140,11 @@ def model_from_args(args):
     return None
 
 
-def check_inputs(args, engine, mask, out_dir: Path) -> dict[str, int]:
+def check_inputs(args, engine, mask, out_dir: Path, keep=(), opened: dict | None = None) -> dict[str, int]:
     """Fail before any work if an output exists, two inputs would share one, or an input cannot be
-    reconstructed (mask, data); returns the number of slices of each input."""
+    reconstructed (mask, data); returns the number of slices of each input. The scans of the inputs in
+    ``keep`` stay open in ``opened`` (the first ``KEEP_OPEN`` of them, holding no k-space), so that
+    they are reconstructed without opening the files again; the caller closes them."""
     from engine import RequestError, check_input, check_writable, open_scan, output_path
 
     names: dict[str, str] = {}
@@ -128,13 +155,23 @@ def check_inputs(args, engine, mask, out_dir: Path) -> dict[str, int]:
                              f"{output_path(f, out_dir)}; reconstruct them into different --out folders")
         names[name] = f
         check_writable(output_path(f, out_dir), args.overwrite)
+    opened = {} if opened is None else opened
     slices = {}
     for f in args.files:
-        with open_scan(f, **selection(args)) as scan:
+        scan = open_scan(f, **selection(args))
+        try:
             if mask is not None and scan.acquired_undersampled:
                 raise RequestError(f"{f}: was acquired undersampled, so a retrospective --mask cannot be "
                                    "applied; leave out --mask, --accel, --center-fraction and --seed to "
                                    "reconstruct it from the lines that were acquired")
             check_input(engine, scan, out_dir, mask)
             slices[f] = scan.num_slices
+        except BaseException:
+            scan.close()
+            raise
+        if f in keep and len(opened) < KEEP_OPEN:
+            scan.drop_cache()
+            opened[f] = scan
+        else:
+            scan.close()
     return slices

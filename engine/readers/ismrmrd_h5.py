@@ -347,6 +347,11 @@ class ISMRMRDScan(Scan):
                                         "positive definite, found one that is not (a coil without noise, or fewer "
                                         "noise samples than coils), so it cannot prewhiten") from None
 
+    def drop_cache(self) -> None:
+        with self._lock:
+            super().drop_cache()
+            self._slab_cache = None
+
     def close(self) -> None:
         self._slab_cache = None
         release_h5(self._h5)
