@@ -24,7 +24,9 @@ imported anywhere below it. The surface, by what the app does with it:
   ``python -m engine.bench`` runs its module once).
 
 The trainer builds on the engine's parts (models, k-space operations, checkpoints) and imports them
-from their modules; see tests/test_layers.py for why.
+from their modules; see tests/test_layers.py for why. The rules it shares with the engine it takes from
+here: ``zero_filled`` (the zero-filled recipe, for one slice or a batch), ``unguarded_precision`` and
+``autocast`` (what a network computes in).
 """
 from __future__ import annotations
 
@@ -36,11 +38,13 @@ from .engine import DEFAULT_MASK, Engine
 from .errors import CheckpointError, RequestError, ScanError, UnsupportedScanError, VitreconError
 from .evaluation import evaluate_folders
 from .export import check_input, check_writable, output_path, reconstruct_file, write_reconstruction
+from .kspace import zero_filled
 from .masks import (MASK_KINDS, MAX_ACCELERATION, Mask, MaskKind, MaskSpec, default_center_fraction, get_mask_kind,
                     make_mask, seed_from_filename)
 from .metrics import Metrics, error_maps, slice_metrics, volume_metrics
 from .models import FamilyEntry, ModelEntry, count_parameters, family_of, get_entry, list_families, list_models
 from .paths import user_cache_dir, user_config_dir, user_weights_dir
+from .precision import autocast, unguarded_precision
 from .readers import open_scan
 from .results import ModelRef, NetworkOutput, ReconRequest, ReconResult
 from .samples import build_samples, sample_path
@@ -85,4 +89,6 @@ __all__ = [
     # sample scans, per-user folders, evaluation, benchmark
     "build_samples", "sample_path", "user_cache_dir", "user_config_dir", "user_weights_dir",
     "evaluate_folders", "add_bench_arguments", "run_bench_from_args",
+    # rules the trainer shares: the zero-filled recipe, the precision rule
+    "autocast", "unguarded_precision", "zero_filled",
 ]

@@ -103,15 +103,20 @@ def apply_mask(kspace: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return torch.view_as_complex(torch.view_as_real(kspace) * m[..., None] + 0.0)
 
 
-def zero_filled(kspace: torch.Tensor, mask: torch.Tensor | None, crop: tuple[int, int]) -> torch.Tensor:
+def zero_filled(kspace: torch.Tensor, mask: torch.Tensor | None, crop: tuple[int, int] | None = None) -> torch.Tensor:
     """The zero-filled image fastMRI's UnetDataTransform feeds its U-Net, before normalization:
-    mask, inverse FFT, center crop, magnitude, RSS over coils.
+    mask, inverse FFT, center crop, magnitude, RSS over coils. The one place this recipe is written;
+    the viewer, ``vitrecon recon`` and the trainer's batches all compute it here.
 
-    ``kspace``: complex ``[coils, H, W]`` (single-coil: one coil); ``mask``: ``[W]``, ``[1, W]`` or
-    ``[H, W]`` (None: use the k-space as is); ``crop``: ``(h, w)``. Returns float32 ``[h, w]`` on the
-    k-space's device.
+    ``kspace``: complex ``[coils, H, W]`` (single-coil: one coil), or a batch ``[B, coils, H, W]``;
+    ``mask``: anything that broadcasts against ``[..., H, W]``: ``[W]``, ``[1, W]`` or ``[H, W]`` for
+    every item, ``[B, 1, 1, W]`` for one column mask per item (None: use the k-space as is); ``crop``:
+    ``(h, w)`` (None: no crop). Returns float32 ``[h, w]`` (batched: ``[B, h, w]``) on the k-space's
+    device.
     """
     if mask is not None:
         kspace = apply_mask(kspace, mask)
-    images = center_crop(ifft2c(kspace), crop)
-    return rss(images, dim=0)
+    images = ifft2c(kspace)
+    if crop is not None:
+        images = center_crop(images, crop)
+    return rss(images, dim=-3)

@@ -5,7 +5,8 @@
 once in fp32 and once under bf16 autocast on a fixed input (the zero-filled image of a bundled-anatomy
 slice under a seeded random 4x mask), its bf16 output must reach SSIM >= 0.999 and PSNR >= 45 dB
 against its fp32 output (fastMRI's metrics, data range = the fp32 output's maximum). ``bf16`` is
-autocast on every device, ``fp32`` none anywhere.
+autocast on every device, ``fp32`` none anywhere. Networks without a guard (the trainer's) take
+``unguarded_precision``: ``auto`` as above, bf16 on CPUs with native bf16 without the guard.
 """
 from __future__ import annotations
 
@@ -65,6 +66,13 @@ def device_precision(precision: str, device: torch.device) -> str | None:
     if device.type == "cpu" and cpu_has_fast_bf16():
         return None
     return FP32
+
+
+def unguarded_precision(precision: str, device: torch.device) -> str:
+    """``BF16`` or ``FP32`` for a network that runs without the quality guard (the trainer's, whose
+    weights change every step): ``auto`` is bf16 wherever ``device_precision`` would consider it
+    (CUDA, and CPUs with native bf16), fp32 elsewhere."""
+    return device_precision(precision, device) or BF16
 
 
 def autocast(device: torch.device, name: str):

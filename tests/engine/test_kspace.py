@@ -128,6 +128,23 @@ def test_zero_filled_without_mask_is_rss_of_cropped_coil_images():
     assert torch.equal(ks.zero_filled(k, None, (16, 16)), expected)
 
 
+def test_zero_filled_of_a_batch_is_each_items_zero_filled():
+    """A batch ``[B, coils, H, W]`` with one column mask per item (``[B, 1, 1, W]``), or one mask for
+    all, gives each item's own zero-filled image; single coil and no crop too."""
+    k = _complex((3, 4, 30, 26), 11)
+    masks = torch.rand(3, 26, generator=torch.Generator().manual_seed(1)) > 0.6
+    batch = ks.zero_filled(k, masks[:, None, None, :], (20, 20))
+    assert batch.shape == (3, 20, 20) and batch.dtype == torch.float32
+    for i in range(3):
+        torch.testing.assert_close(batch[i], ks.zero_filled(k[i], masks[i], (20, 20)), atol=1e-6, rtol=1e-5)
+        assert not torch.allclose(batch[i], ks.zero_filled(k[i], masks[(i + 1) % 3], (20, 20)))
+    shared = ks.zero_filled(k, masks[0], (20, 20))
+    torch.testing.assert_close(shared[2], ks.zero_filled(k[2], masks[0], (20, 20)), atol=1e-6, rtol=1e-5)
+    single = ks.zero_filled(k[:, :1], None)
+    assert single.shape == (3, 30, 26)
+    torch.testing.assert_close(single, ks.magnitude(ks.ifft2c(k[:, 0])))
+
+
 @pytest.mark.parametrize("mask_shape", ["1d", "row", "2d"])
 def test_apply_mask_shapes(mask_shape):
     k = _complex((2, 12, 10), 6)
