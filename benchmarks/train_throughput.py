@@ -1,10 +1,10 @@
 """Training throughput (images/s) of vitrecon's trainer for vit-s and unet-s, against the paper's.
 
-Measures the trainer's own step: batched masking and FFTs on the device (``trainer.masking``),
-forward under the trainer's autocast policy, fastMRI's SSIM loss, backward (``trainer.loop.
-forward_backward``), L1 gradient clipping and Adam. Inputs are natural images held in memory (the
-builtin scikit-image set resized to ``--size``), so image decoding, which the trainer does in
-DataLoader workers in parallel, is not counted. The paper (Lin & Heckel, MIDL 2022) reports training
+Measures the trainer's own step: batched masking and FFTs on the device (``trainer.masking``, the
+engine's ``zero_filled``), forward under the trainer's autocast policy (``unguarded_precision``),
+fastMRI's SSIM loss, backward (``trainer.loop.forward_backward``), L1 gradient clipping and Adam.
+Inputs are natural images held in memory (the builtin scikit-image set resized to ``--size``), so
+image decoding, which the trainer does in DataLoader workers in parallel, is not counted. The paper (Lin & Heckel, MIDL 2022) reports training
 throughput on its GPU of 115 slices/s for ViT-S and 73 for U-Net-8M (ratio 1.58).
 
     python benchmarks/train_throughput.py --size 320 --batch 2 --steps 5 --json benchmarks/train-cpu.json
@@ -25,12 +25,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fastmri.losses import SSIMLoss  # noqa: E402
 
-from engine import resolve_device  # noqa: E402
+from engine import resolve_device, unguarded_precision, zero_filled  # noqa: E402
 from engine.models import create_model  # noqa: E402
 from trainer.data import NaturalImages  # noqa: E402
-from trainer.evaluate import precision_name  # noqa: E402
 from trainer.loop import forward_backward  # noqa: E402
-from trainer.masking import MaskSampler, image_kspace, zero_filled_batch  # noqa: E402
+from trainer.masking import MaskSampler, image_kspace  # noqa: E402
 
 PAPER_TRAIN_SLICES_PER_S = {"vit-s": 115.0, "unet-s": 73.0}  # their GPU
 
@@ -61,7 +60,7 @@ def measure(name: str, images: torch.Tensor, steps: int, warmup: int, device: to
             torch.cuda.synchronize()
         t0 = time.perf_counter()
         x = images.to(device, non_blocking=True)
-        inputs = zero_filled_batch(image_kspace(x), masks.sample(batch, x.shape[-1], gen))[:, None]
+        inputs = zero_filled(image_kspace(x), masks.sample(batch, x.shape[-1], gen)[:, None, None, :])[:, None]
         loss = forward_backward(model, loss_fn, inputs, x[:, None], ones, 1.0, device, precision)
         torch.nn.utils.clip_grad_norm_(params, 1.0, norm_type=1.0)
         optimizer.step()
@@ -92,12 +91,13 @@ def main(argv: list[str] | None = None) -> int:
     ds = NaturalImages("builtin", resize=args.size, crop=args.size)
     images = torch.stack([ds[i % len(ds)]["image"] for i in range(args.batch)])
     load_before = os.getloadavg()
-    rows = [measure(m, images, args.steps, args.warmup, device, args.precision) for m in args.models.split(",")]
+    precision = unguarded_precision(args.precision, device)  # the trainer's: bf16-autocast or fp32
+    rows = [measure(m, images, args.steps, args.warmup, device, precision) for m in args.models.split(",")]
     result = {
         "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name(),
         "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
-        "precision": precision_name(device, args.precision), "size": args.size,
+        "precision": precision, "size": args.size,
         "loadavg_before": [round(x, 2) for x in load_before], "loadavg_after": [round(x, 2) for x in os.getloadavg()],
         "rows": rows,
     }

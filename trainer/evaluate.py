@@ -1,14 +1,13 @@
 """Per-volume fastMRI metrics of a network on a folder: validation during fine-tuning, and the
 ``evaluate`` command on a test folder that took no part in training or checkpoint selection.
 
-Masks are the engine's (``engine.masks.make_mask``), seeded by the file name as fastMRI's
-validation transforms seed them, so every run scores the same undersampled inputs. Metrics are
-``fastmri.evaluate``'s: per volume, after the evaluation crop, data range = target volume maximum;
-the report averages over volumes (not slices).
+Masks and zero-filled images are the engine's (``Engine.reconstruct_volume``, as ``vitrecon recon``
+computes them): masks seeded by the file name as fastMRI's validation transforms seed them, so every
+run scores the same undersampled inputs. Metrics are ``fastmri.evaluate``'s: per volume, after the
+evaluation crop, data range = target volume maximum; the report averages over volumes (not slices).
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import sys
 import time
@@ -19,37 +18,15 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from engine import cpu_has_fast_bf16
-from engine import kspace as ks
-from engine.checkpoints import atomic_write, load_checkpoint
-from engine.errors import VitreconError
-from engine.masks import MaskSpec, make_mask, seed_from_filename
-from engine.metrics import Metrics, evaluation_crop, mean_metrics, per_slice_metrics, volume_metrics
-from engine.readers import open_scan
+from engine import (Engine, MaskSpec, Metrics, VitreconError, atomic_write, autocast, open_scan, unguarded_precision,
+                    volume_metrics)
+from engine.checkpoints import load_checkpoint
+from engine.metrics import evaluation_crop, mean_metrics, per_slice_metrics
 
 from .config import ANATOMY_MASKS
 from .data import Volume, index_folder
 from .distributed import DistEnv, gather_objects
 from .masking import paired_center_fractions
-
-
-def _uses_bf16(device: torch.device, precision: str) -> bool:
-    if precision != "auto":
-        return precision == "bf16"
-    return device.type == "cuda" or (device.type == "cpu" and cpu_has_fast_bf16())
-
-
-def autocast_for(device: torch.device, precision: str):
-    """bf16 autocast when ``precision`` is bf16, or auto on CUDA and on CPUs with native bf16
-    (AMX/AVX512-BF16, where it pays off); fp32 elsewhere or when asked."""
-    if _uses_bf16(device, precision):
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
-def precision_name(device: torch.device, precision: str) -> str:
-    """What ``autocast_for`` computes in: ``bf16-autocast`` or ``fp32``."""
-    return "bf16-autocast" if _uses_bf16(device, precision) else "fp32"
 
 
 def mask_specs(kinds: list[str], accelerations: list[float], center_fractions: list[float] | None) -> list[MaskSpec]:
@@ -66,25 +43,23 @@ def spec_label(spec: MaskSpec) -> str:
 def predict_volume(model: nn.Module | None, volume: Volume, spec: MaskSpec, device: torch.device,
                    batch_size: int = 8, precision: str = "auto") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """float32 ``[slices, h, w]`` (target, zero-filled, network output) of one volume under the
-    file-name-seeded mask ``spec``; ``model=None`` returns the zero-filled image as the output."""
+    file-name-seeded mask ``spec``; ``model=None`` returns the zero-filled image as the output.
+
+    The zero-filled images are the engine's (``Engine.reconstruct_volume``: the viewer's mask for this
+    file and spec, the same recipe); the network runs ``batch_size`` slices at a time under the
+    engine's precision rule for unguarded networks (``unguarded_precision``)."""
     with open_scan(volume.path) as scan:
-        info = scan.info
-        mask = make_mask(spec, info.kspace_shape, info.acquired_columns, seed=seed_from_filename(volume.name))
-        mask_t = mask.tensor(device)
-        targets, zfs, outs = [], [], []
-        for start in range(0, info.num_slices, batch_size):
-            idx = range(start, min(info.num_slices, start + batch_size))
-            k = torch.stack([scan.kspace(i) for i in idx]).to(device)
-            zf = ks.rss(ks.center_crop(ks.ifft2c(k * mask_t), info.crop_size), dim=1)
-            if model is not None:
-                with autocast_for(device, precision):
-                    out = model(zf[:, None].float())[:, 0]
-            else:
-                out = zf
-            zfs.append(zf.float().cpu().numpy())
-            outs.append(out.float().cpu().numpy())
-            targets.extend(scan.reference(i) for i in idx)
-    return np.stack(targets), np.concatenate(zfs), np.concatenate(outs)
+        zf = Engine().reconstruct_volume(scan, spec, device=device, batch_size=batch_size)
+        targets = np.stack([scan.reference(i) for i in range(scan.num_slices)])
+    if model is None:
+        return targets, zf, zf
+    compute = unguarded_precision(precision, device)
+    outs = []
+    for start in range(0, len(zf), batch_size):
+        images = torch.from_numpy(zf[start : start + batch_size]).to(device)
+        with autocast(device, compute):
+            outs.append(model(images[:, None])[:, 0].float().cpu().numpy())
+    return targets, zf, np.concatenate(outs)
 
 
 def _score(target: np.ndarray, pred: np.ndarray) -> tuple[Metrics, list[Metrics]]:

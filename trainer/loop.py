@@ -2,9 +2,10 @@
 
 One process per device (torchrun starts several); rank 0 logs and saves. Per optimizer step:
 ``grad_accum`` micro-batches, each masked and transformed on the device (``Task.prepare``), forward
-under bf16 autocast on CUDA, SSIM loss, backward (gradients synchronised by DDP only on the last
-micro-batch), gradient clipping, Adam, the OneCycle learning rate. Checkpoints every N steps, on
-SIGINT/SIGTERM and at the end; ``--resume`` continues from the latest one mid-epoch.
+under bf16 autocast on CUDA (the engine's ``unguarded_precision``), SSIM loss, backward (gradients
+synchronised by DDP only on the last micro-batch), gradient clipping, Adam, the OneCycle learning
+rate. Checkpoints every N steps, on SIGINT/SIGTERM and at the end; ``--resume`` continues from the
+latest one mid-epoch.
 """
 from __future__ import annotations
 
@@ -21,15 +22,14 @@ import torch.nn as nn
 from fastmri.losses import SSIMLoss
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
-from engine.checkpoints import atomic_write, clean_state_dict, load_checkpoint, load_state_into, save_checkpoint
-from engine.models import get_entry
+from engine import atomic_write, autocast, get_entry, unguarded_precision
+from engine.checkpoints import clean_state_dict, load_checkpoint, load_state_into, save_checkpoint
 
 from . import checkpointing as ckpt
 from . import config as config_mod
 from .data import worker_init
 from .distributed import (DistEnv, any_rank, barrier, gather_objects, mean_over_ranks, seed_everything, setup,
                           shutdown, unwrap, wrap_model)
-from .evaluate import autocast_for, precision_name
 from .progress import Progress
 from .tasks import build_task
 
@@ -100,9 +100,10 @@ def build_model(cfg, resumed: dict[str, Any] | None) -> tuple[nn.Module, str, di
 
 def forward_backward(model: nn.Module, loss_fn: nn.Module, inputs: torch.Tensor, targets: torch.Tensor,
                      data_range: torch.Tensor, weight: float, device: torch.device, precision: str) -> torch.Tensor:
-    """Forward (autocast per ``precision``), SSIM loss in float32, backward of ``weight x loss``.
-    ``inputs``/``targets``: float ``[b, 1, h, w]``; ``data_range``: ``[b]``. Returns the detached loss."""
-    with autocast_for(device, precision):
+    """Forward under ``precision`` (``bf16-autocast`` or ``fp32``, as ``unguarded_precision`` decides),
+    SSIM loss in float32, backward of ``weight x loss``. ``inputs``/``targets``: float ``[b, 1, h, w]``;
+    ``data_range``: ``[b]``. Returns the detached loss."""
+    with autocast(device, precision):
         output = model(inputs)
     loss = loss_fn(output.float(), targets, data_range)
     (loss * weight).backward()
@@ -201,6 +202,7 @@ def _run(task_name: str, cfg, env: DistEnv, out: Path, state: dict[str, Any] | N
 
     train_model = wrap_model(model, env, compile=cfg.compile)
     loss_fn = SSIMLoss(win_size=cfg.ssim_win_size).to(env.device)
+    precision = unguarded_precision(cfg.precision, env.device)  # bf16-autocast or fp32
     recipe = {"task": task_name, **config_mod.to_dict(cfg)}
     card_base = {"training_data": task.training_data(), "recipe": recipe, "init_from": cfg.init_from}
 
@@ -252,7 +254,7 @@ def _run(task_name: str, cfg, env: DistEnv, out: Path, state: dict[str, Any] | N
     progress.set_total(total_steps)
     progress.start(task=task_name, step=step, total_steps=total_steps, steps_per_epoch=steps_per_epoch,
                    world_size=env.world_size, device=str(env.device), samples=len(task.dataset),
-                   precision=precision_name(env.device, cfg.precision), threads=torch.get_num_threads(),
+                   precision=precision, threads=torch.get_num_threads(),
                    out_dir=str(out),
                    resumed=state is not None, model=model_name, config=recipe)
 
@@ -286,7 +288,7 @@ def _run(task_name: str, cfg, env: DistEnv, out: Path, state: dict[str, Any] | N
                     weight = inputs.shape[0] / batch["size"] / n_micro
                     with sync:
                         loss = forward_backward(train_model, loss_fn, inputs, targets, data_range, weight,
-                                                env.device, cfg.precision)
+                                                env.device, precision)
                     loss_sum += loss * weight
                 images_since_log += batch["size"] * env.world_size
             loss_count += 1

@@ -1,8 +1,10 @@
-"""Batched undersampling on the training device: column masks, k-space of images, zero-filled inputs.
+"""Batched undersampling on the training device: column masks and k-space of images.
 
 The official code drew a mask and ran the FFTs per sample on the CPU inside the data loader, which
 made training input-bound. Here a whole batch is masked and transformed with a few tensor ops on the
-device. The column masks follow fastMRI's mask functions exactly (``fastmri.data.subsample``):
+device (the zero-filled images by the engine's ``zero_filled``, one column mask per item: masks
+``[B, W]`` as ``masks[:, None, None, :]``). The column masks follow fastMRI's mask functions exactly
+(``fastmri.data.subsample``):
 
 - ``random``: the ``round(W * cf)`` center columns (placed at ``(W - n + 1) // 2``) plus every other
   column independently with probability ``(W / R - n) / (W - n)``;
@@ -21,7 +23,7 @@ from dataclasses import dataclass
 import torch
 
 from engine import kspace as ks
-from engine.masks import MASK_KINDS, MaskSpec, default_center_fraction
+from engine import MASK_KINDS, MaskSpec, default_center_fraction
 
 DEVICE_KINDS = ("random", "equispaced", "equispaced_fraction")
 
@@ -138,15 +140,3 @@ def image_kspace(images: torch.Tensor) -> torch.Tensor:
     """k-space of real images: float ``[B, H, W]`` -> complex64 ``[B, 1, H, W]`` (one coil)."""
     return ks.fft2c(images.to(torch.complex64))[:, None]
 
-
-def zero_filled_batch(kspace: torch.Tensor, masks: torch.Tensor, crop: tuple[int, int] | None = None) -> torch.Tensor:
-    """Mask, inverse FFT, center crop and RSS over coils, batched.
-
-    ``kspace``: complex ``[B, C, H, W]``; ``masks``: bool ``[B, W]``. Returns float32 ``[B, h, w]``
-    (single coil: the magnitude), exactly ``engine.kspace.zero_filled`` of each sample.
-    """
-    masked = kspace * masks[:, None, None, :].to(kspace.real.dtype)
-    images = ks.ifft2c(masked)
-    if crop is not None:
-        images = ks.center_crop(images, crop)
-    return ks.rss(images, dim=1)

@@ -13,12 +13,14 @@ import torch
 import torch.nn as nn
 from torch.utils.data import Dataset
 
+from engine import zero_filled
+
 from .config import FinetuneConfig, PretrainConfig, TrainConfig
 from .data import FastMRISlices, NaturalImages, collate_images, collate_slices, index_folder, select_slices
 from .distributed import DistEnv, barrier
 from .synthetic import PretrainImages, SyntheticMRI, write_heldout_set
 from .evaluate import evaluate_volumes, mask_specs
-from .masking import MaskSampler, image_kspace, zero_filled_batch
+from .masking import MaskSampler, image_kspace
 
 Prepared = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # inputs, targets [b, 1, h, w]; data range [b]
 
@@ -66,7 +68,7 @@ class PretrainTask(Task):
     def prepare(self, group: dict[str, Any], generator: torch.Generator) -> Prepared:
         images = group["image"].to(self.env.device, non_blocking=True)  # float [b, h, w] in [0, 1]
         masks = self.masks.sample(images.shape[0], images.shape[-1], generator)
-        inputs = zero_filled_batch(image_kspace(images), masks)
+        inputs = zero_filled(image_kspace(images), masks[:, None, None, :])
         if self.cfg.input_noise:
             noise = torch.randn(inputs.shape, generator=generator, device=inputs.device)
             inputs = inputs + self.cfg.input_noise * noise
@@ -127,7 +129,7 @@ class FinetuneTask(Task):
         dev = self.env.device
         kspace = group["kspace"].to(dev, non_blocking=True)  # complex64 [b, C, H, W]
         masks = self.masks.sample(kspace.shape[0], kspace.shape[-1], generator, acquired=group["acquired"])
-        inputs = zero_filled_batch(kspace, masks, tuple(group["crop"]))
+        inputs = zero_filled(kspace, masks[:, None, None, :], tuple(group["crop"]))
         targets = group["target"].to(dev, non_blocking=True)
         if self.cfg.crop and not self.synthetic:
             inputs, targets = random_crop(inputs, targets, self.cfg.crop, generator)

@@ -1,4 +1,4 @@
-"""Device masks equal fastmri's (and the engine's) masks; batched zero-filling equals the engine's."""
+"""Device masks equal fastmri's (and the engine's) masks; a batch zero-fills with a mask per sample."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,7 +7,7 @@ import torch
 
 from engine import kspace as ks
 from engine.masks import MaskSpec, make_mask
-from trainer.masking import DEVICE_KINDS, MaskSampler, column_masks, image_kspace, zero_filled_batch
+from trainer.masking import DEVICE_KINDS, MaskSampler, column_masks, image_kspace
 
 
 def _fastmri_draws(kind: str, width: int, accel: int, cf: float, seed: int):
@@ -98,13 +98,16 @@ def test_sampler_rejects_bad_settings(bad, match):
         MaskSampler(**bad)
 
 
-def test_zero_filled_batch_equals_engine_zero_filled():
+def test_sampled_masks_zero_fill_a_batch_as_each_sample_alone():
+    """The tasks' inputs: sampled masks ``[B, W]`` given to the engine's batched ``zero_filled`` as
+    ``[B, 1, 1, W]`` zero-fill each sample with its own mask."""
     g = torch.Generator().manual_seed(3)
     kspace = torch.randn(3, 4, 40, 24, dtype=torch.complex64, generator=g)
     masks = MaskSampler(("random",), (4.0,)).sample(3, 24, g)
-    batch = zero_filled_batch(kspace, masks, (20, 20))
+    assert not torch.equal(masks[0], masks[1])
+    batch = ks.zero_filled(kspace, masks[:, None, None, :], (20, 20))
     for i in range(3):
         torch.testing.assert_close(batch[i], ks.zero_filled(kspace[i], masks[i].float(), (20, 20)))
     images = torch.rand(2, 16, 16, generator=g)
-    full = zero_filled_batch(image_kspace(images), torch.ones(2, 16, dtype=torch.bool))
+    full = ks.zero_filled(image_kspace(images), torch.ones(2, 1, 1, 16, dtype=torch.bool))
     torch.testing.assert_close(full, images, atol=1e-5, rtol=0)  # no mask: the image comes back
