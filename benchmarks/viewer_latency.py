@@ -44,8 +44,8 @@ def main(argv=None) -> int:
 
     from app.gui import create_app
     from app.gui.main_window import MainWindow
-    from app.gui.settings import ViewerSettings
-    from app.gui.state import ViewState
+    from app.gui.core.settings import ViewerSettings
+    from app.gui.core.state import ViewState
 
     app = create_app()
     tmp = tempfile.TemporaryDirectory()

@@ -56,8 +56,8 @@ class Soak:
 
         from app.gui import create_app
         from app.gui.main_window import MainWindow
-        from app.gui.settings import ViewerSettings
-        from app.gui.state import ViewState
+        from app.gui.core.settings import ViewerSettings
+        from app.gui.core.state import ViewState
 
         self.app = create_app()
         self._tmp = tempfile.TemporaryDirectory()

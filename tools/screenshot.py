@@ -32,10 +32,10 @@ def main(argv: list[str] | None = None) -> int:
     from PySide6.QtCore import QEventLoop, QPointF
 
     from app.gui import create_app
-    from app.gui.export import save_png
+    from app.gui.files.export import save_png
     from app.gui.main_window import MainWindow
-    from app.gui.settings import ViewerSettings
-    from app.gui.state import ViewState
+    from app.gui.core.settings import ViewerSettings
+    from app.gui.core.state import ViewState
 
     from PySide6.QtWidgets import QMessageBox
 

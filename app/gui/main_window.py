@@ -7,23 +7,24 @@ from PySide6.QtWidgets import (QDockWidget, QLabel, QMainWindow, QMessageBox, QP
                                QToolBar, QVBoxLayout, QWidget)
 from superqt.utils import QSignalThrottler
 
-from engine import MASK_KINDS, Engine, Scan, Update
+from engine import Engine, Scan, Update
 
 from . import theme
-from .controller import ReconController
-from .controls import ControlsPanel
-from .display_panel import DisplayPanel
-from .file_actions import FileActions
-from .image_grid import ImageGrid
-from .kspace_view import KSpaceView
-from .labels import pane_texts
-from .levels import GAINS
-from .metadata import MetadataPanel, MetricsTable
-from .settings import ViewerSettings
-from .shortcuts import HelpDialog, make_actions
-from .state import ViewState
+from .core.controller import ReconController
+from .core.settings import ViewerSettings
+from .core.shortcuts import HelpDialog, make_actions
+from .core.state import ViewState
+from .core.view_model import ViewModel
+from .core.view_settings import restore_state, save_state
+from .docks.controls import ControlsPanel
+from .docks.display_panel import DisplayPanel
+from .docks.kspace_view import KSpaceView
+from .docks.metadata import MetadataPanel, MetricsTable
+from .files.file_actions import FileActions
+from .grid.image_grid import ImageGrid
+from .grid.labels import pane_texts
+from .grid.levels import GAINS
 from .training.menu import TrainingUi
-from .view_settings import restore_state, save_state
 
 DEFAULT_SIZE = QSize(1600, 1000)
 
@@ -40,7 +41,7 @@ def format_timings(timings: dict[str, float], cached: tuple[str, ...] = ()) -> s
     return " · ".join([reused, *computed])
 
 
-class MainWindow(FileActions, QMainWindow):
+class MainWindow(QMainWindow):
     def __init__(self, engine: Engine | None = None, settings: ViewerSettings | None = None,
                  state: ViewState | None = None):
         super().__init__()
@@ -52,7 +53,8 @@ class MainWindow(FileActions, QMainWindow):
         self.actions = make_actions(self)
         self.grid = ImageGrid()
         self.setCentralWidget(self.grid)
-        self.controls = ControlsPanel(state or restore_state(self.settings))
+        self.view = ViewModel(state or restore_state(self.settings))  # the one owner of the view state
+        self.controls = ControlsPanel(self.view)
         self.display_panel = DisplayPanel(self.actions)
         self.kspace = KSpaceView()
         self.metrics = MetricsTable()
@@ -69,8 +71,9 @@ class MainWindow(FileActions, QMainWindow):
         self.last_message = ""
         self.training = TrainingUi(self)  # the Train menu and the Runs dock
         self._restore_display()
-        self.grid.set_columns([s.family for s in self.controls.state.slots if s.name])
-        self._init_file_actions()
+        self.grid.set_columns([s.family for s in self.view.state.slots if s.name])
+        self.files = FileActions(self, self.controller, self.view, self.grid, self.settings, self.actions,
+                                 self.recent_menu)
 
     # --- construction ---------------------------------------------------------------------------
     def _dock(self, title: str, widget: QWidget, area, name: str) -> QDockWidget:
@@ -157,26 +160,27 @@ class MainWindow(FileActions, QMainWindow):
         a, c = self.actions, self.controls
         self._throttle = QSignalThrottler()
         self._throttle.setTimeout(40)  # at most 25 submissions a second while a slider is dragged
-        c.state_changed.connect(self._throttle.throttle)
+        self.view.changed.connect(self._throttle.throttle)
         self._throttle.triggered.connect(self.submit)
         c.slice_slider.sliderReleased.connect(self.submit)
-        c.checkpoint_requested.connect(self.choose_checkpoint)
+        c.checkpoint_requested.connect(lambda family: self.files.choose_checkpoint(family))
         ctl = self.controller
         ctl.updated.connect(self._on_update)
         ctl.failed.connect(self._on_failed)
         ctl.scan_opened.connect(self._on_scan_opened)
         ctl.open_failed.connect(self._on_open_failed)
         ctl.busy_changed.connect(self._set_busy)
-        self.grid.sigSliceStep.connect(c.step_slice)
+        v = self.view
+        self.grid.sigSliceStep.connect(v.step_slice)
         dp = self.display_panel
         dp.layout_changed.connect(self.set_layout)
         dp.error_mode_changed.connect(self.set_error_mode)
         dp.gain_changed.connect(self.grid.set_gain)
         triggers = {
-            "prev_slice": lambda: c.step_slice(-1), "next_slice": lambda: c.step_slice(1),
-            "first_slice": lambda: c.step_slice(-10**6), "last_slice": lambda: c.step_slice(10**6),
-            "accel_down": lambda: self._step_accel(-1), "accel_up": lambda: self._step_accel(1),
-            "next_mask": self._next_mask, "new_seed": c.roll_seed, "fit": self.grid.fit,
+            "prev_slice": lambda: v.step_slice(-1), "next_slice": lambda: v.step_slice(1),
+            "first_slice": lambda: v.step_slice(-10**6), "last_slice": lambda: v.step_slice(10**6),
+            "accel_down": lambda: v.step_acceleration(-1), "accel_up": lambda: v.step_acceleration(1),
+            "next_mask": v.next_mask_kind, "new_seed": v.roll_seed, "fit": self.grid.fit,
             "reset_wl": self.grid.reset_levels, "gain_up": lambda: self._step_gain(1),
             "gain_down": lambda: self._step_gain(-1), "restore": lambda: self.grid.toggle_enlarged(None),
             "help": self.show_help, "about": self.show_about, "quit": self.close,
@@ -201,11 +205,29 @@ class MainWindow(FileActions, QMainWindow):
         a["flip_v"].triggered.connect(lambda: g.set_orientation(g.orientation.flipped(False)))
         a["wheel_slices"].toggled.connect(g.set_wheel_slices)
 
+    # --- files ----------------------------------------------------------------------------------
+    def open_file(self, path) -> None:
+        """Open ``path`` in the background (``files.open_file``)."""
+        self.files.open_file(path)
+
+    def open_sample(self) -> None:
+        self.files.open_sample()
+
+    def dragEnterEvent(self, event) -> None:
+        if any(u.isLocalFile() for u in event.mimeData().urls()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:
+        files = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
+        if files:
+            event.acceptProposedAction()
+            self.files.open_file(files[0])
+
     # --- requests and results -------------------------------------------------------------------
     def submit(self) -> None:
-        """Ask for the controls' state; while the slice slider is held, its zero-filled stage only (a
+        """Ask for the view state; while the slice slider is held, its zero-filled stage only (a
         network can take seconds; the panes follow the drag), the networks when it is let go."""
-        state = self.controls.state
+        state = self.view.state
         self.grid.set_columns([s.family for s in state.slots if s.name])
         self.controller.submit(state, networks=not self.controls.slice_slider.isSliderDown())
 
@@ -223,11 +245,11 @@ class MainWindow(FileActions, QMainWindow):
                            "<b>No error maps</b>: this scan has no reference image "
                            f"({'acquired undersampled' if scan.acquired_undersampled else 'none stored'}), "
                            "so errors cannot be measured.")
-        state = self.controls.state.replace(slice_index=info.num_slices // 2, coil=None)
-        self.controls.set_state(state)
-        self.remember_file(scan)
+        self.files.remember_file(scan)
         self.statusBar().showMessage(f"Opened {info.path}", 5000)
-        self.submit()
+        state = self.view.state.replace(slice_index=info.num_slices // 2, coil=None)
+        if state == self.view.state or not self.view.apply(state):
+            self.submit()  # else the model's change submits it
 
     def _on_update(self, update: Update) -> None:
         r = update.result
@@ -288,15 +310,6 @@ class MainWindow(FileActions, QMainWindow):
         if options:
             self.display_panel.gain.setValue(options[0] if step > 0 else options[-1])
 
-    def _step_accel(self, step: int) -> None:
-        self.controls.apply(self.controls.state.step_acceleration(step))
-
-    def _next_mask(self) -> None:
-        kinds = list(MASK_KINDS)
-        s = self.controls.state
-        kind = kinds[(kinds.index(s.mask_kind) + 1) % len(kinds)]
-        self.controls.apply(s.with_mask_kind(kind))
-
     def show_help(self) -> None:
         HelpDialog(self).exec()
 
@@ -311,7 +324,7 @@ class MainWindow(FileActions, QMainWindow):
         """Run on ``device`` (``vitrecon view --device``) without making it the saved choice; a device
         the user then picks in the controls is saved as usual."""
         self.session_device = device
-        self.controls.apply(self.controls.state.replace(device=device))
+        self.view.edit(device=device)
 
     def _restore_display(self) -> None:
         s = self.settings
@@ -343,7 +356,7 @@ class MainWindow(FileActions, QMainWindow):
         s.set("display/wheel_slices", self.actions["wheel_slices"].isChecked())
         s.set("display/invert", self.actions["invert"].isChecked())
         s.set("recon/prefetch", self.controller.prefetch_enabled)
-        save_state(s, self.controls.state, self.failed_checkpoints, self.session_device)
+        save_state(s, self.view.state, self.failed_checkpoints, self.session_device)
         s.sync()
 
     def showEvent(self, event) -> None:
@@ -360,6 +373,6 @@ class MainWindow(FileActions, QMainWindow):
 
     def closeEvent(self, event) -> None:
         self.save_settings()
-        self.cancel_exports()
+        self.files.cancel_exports()
         self.controller.shutdown()
         super().closeEvent(event)

@@ -156,8 +156,8 @@ def test_stop_then_resume_from_the_runs_dock(qtbot, window, tmp_path):
 
 def test_a_trainer_that_dies_is_reported_and_a_reopened_window_finds_the_run(qtbot, window, tmp_path, engine):
     from app.gui.main_window import MainWindow
-    from app.gui.settings import ViewerSettings
-    from app.gui.state import ViewState
+    from app.gui.core.settings import ViewerSettings
+    from app.gui.core.state import ViewState
 
     train = fastmri_folder(tmp_path / "train", 2)
     record = window.training.runs.launch("finetune", {**TINY, "train_dir": str(train), "max_steps": 100000})

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.gui.state import ViewState
+from app.gui.core.state import ViewState
 from engine import MAX_ACCELERATION, Scan, ScanInfo
 from engine.masks import acquired_mask
 

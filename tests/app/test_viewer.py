@@ -205,7 +205,7 @@ def test_a_bad_file_gets_a_dialog_and_the_open_scan_stays(qtbot, window, scan_fi
     assert str(bad) in shown[-1][1] and "not an HDF5 file" in shown[-1][1]
     assert window.controller.scan is scan and window.windowTitle().endswith(scan_file.name)
     np.testing.assert_array_equal(window.grid.panes["vit"].data, before)
-    window.controls.step_slice(1)  # still usable
+    window.view.step_slice(1)  # still usable
     wait_complete(qtbot, window)
     assert window.controller.last_update.result.slice_index == 2
 
@@ -217,14 +217,14 @@ def test_a_missing_file_and_an_engine_error_reach_the_user(qtbot, window, scan_f
     with qtbot.waitSignal(window.controller.open_failed, timeout=10000):
         window.open_file(tmp_path / "nope.h5")
     assert "no such file" in shown[-1][1]
-    window.controls.set_checkpoint("vit", str(tmp_path / "missing.safetensors"))
+    window.view.set_checkpoint("vit", str(tmp_path / "missing.safetensors"))
     wait_complete(qtbot, window)
     update = window.controller.last_update
     assert "vit-s (missing.safetensors)" in update.errors
     assert shown[-1][0] == "Network failed" and "no such checkpoint file" in shown[-1][1]
     assert "no such checkpoint file" in window.grid.panes["vit"].message.text.toPlainText()
     assert update.result.output("unet-s").metrics is not None  # the other panes are drawn
-    window.controls.set_checkpoint("vit", None)  # back to usable
+    window.view.set_checkpoint("vit", None)  # back to usable
     wait_complete(qtbot, window)
     assert not window.controller.last_update.errors
 

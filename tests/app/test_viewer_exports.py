@@ -10,8 +10,8 @@ import pytest
 from PySide6.QtGui import QImage
 
 from app.cli import main
-from app.gui.export import VolumeExport, VolumeJob
-from app.gui.export_dialog import ExportChoice
+from app.gui.files.export import VolumeExport, VolumeJob
+from app.gui.files.export_dialog import ExportChoice
 from engine import ModelRef
 from test_viewer_support import engine, open_and_wait, scan_file, wait_complete, window  # noqa: F401
 
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.timeout(240)
 
 def test_png_export_holds_the_grid_with_labels(qtbot, window, scan_file, tmp_path):
     open_and_wait(qtbot, window, scan_file)
-    path = window.export_png(str(tmp_path / "grid.png"))
+    path = window.files.export_png(str(tmp_path / "grid.png"))
     assert path == tmp_path / "grid.png"
     img = QImage(str(path))
     assert not img.isNull()
@@ -32,7 +32,7 @@ def test_png_export_holds_the_grid_with_labels(qtbot, window, scan_file, tmp_pat
 
 def test_csv_export_holds_the_metrics_table(qtbot, window, scan_file, tmp_path):
     open_and_wait(qtbot, window, scan_file)
-    path = window.export_csv(str(tmp_path / "metrics.csv"))
+    path = window.files.export_csv(str(tmp_path / "metrics.csv"))
     rows = list(csv.DictReader(open(path)))
     r = window.controller.last_update.result
     assert [row["method"] for row in rows] == ["Zero-filled", "ViT", "U-Net"]
@@ -50,7 +50,7 @@ def test_export_refuses_while_a_slice_is_incomplete(qtbot, window, monkeypatch):
 
     told = []
     monkeypatch.setattr(QMessageBox, "information", lambda *a: told.append(a[1]))
-    assert window.export_png("/nonexistent/x.png") is None
+    assert window.files.export_png("/nonexistent/x.png") is None
     assert told == ["Nothing to export yet"]
 
 
@@ -58,7 +58,7 @@ def test_slice_export_in_fastmri_format(qtbot, window, scan_file, tmp_path):
     open_and_wait(qtbot, window, scan_file)
     u = window.controller.last_update
     vit = u.request.models[0]
-    paths = window.export_reconstructions(ExportChoice(tmp_path / "out", (None, vit), False, False))
+    paths = window.files.export_reconstructions(ExportChoice(tmp_path / "out", (None, vit), False, False))
     assert [p.relative_to(tmp_path / "out").as_posix() for p in paths] == [
         "zero-filled/file_brain_small_slice002.h5", "vit-s/file_brain_small_slice002.h5"]
     with h5py.File(paths[1], "r") as f:
@@ -73,7 +73,7 @@ def test_volume_export_equals_vitrecon_recon(qtbot, window, scan_file, tmp_path)
     window.controls.apply(window.controls.state.replace(acceleration=8.0, seed=7))
     wait_complete(qtbot, window)
     vit = window.controller.last_update.request.models[0]
-    export = window.export_reconstructions(ExportChoice(tmp_path / "gui", (None, vit), True, False))
+    export = window.files.export_reconstructions(ExportChoice(tmp_path / "gui", (None, vit), True, False))
     progress = []
     export.progress.connect(lambda done, total, name: progress.append((done, total, name)))
     with qtbot.waitSignal(export.finished, timeout=120000) as blocker:
@@ -89,7 +89,7 @@ def test_volume_export_equals_vitrecon_recon(qtbot, window, scan_file, tmp_path)
         with h5py.File(out / scan_file.name, "r") as a, h5py.File(tmp_path / "gui" / sub / scan_file.name, "r") as b:
             np.testing.assert_array_equal(a["reconstruction"][()], b["reconstruction"][()])
             assert a.attrs["mask"] == b.attrs["mask"]
-    assert not window.exports  # the finished job was let go
+    assert not window.files.exports  # the finished job was let go
 
 
 def test_a_volume_export_can_be_cancelled(qtbot, engine, scan_file, tmp_path):

@@ -8,8 +8,8 @@ from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QFileDialog
 
 from app.gui.main_window import MainWindow
-from app.gui.settings import ViewerSettings
-from app.gui.state import ViewState
+from app.gui.core.settings import ViewerSettings
+from app.gui.core.state import ViewState
 from test_viewer_support import engine, open_and_wait, scan_file, wait_complete, wait_until, window  # noqa: F401
 
 pytestmark = pytest.mark.timeout(240)
@@ -88,7 +88,7 @@ def test_exports_number_slices_as_the_window_shows(qtbot, window, tmp_path, monk
 
     import h5py
 
-    from app.gui.export_dialog import ExportDialog
+    from app.gui.files.export_dialog import ExportDialog
     from test_viewer_support import write_scan
 
     scan = write_scan(tmp_path / "file_brain_nine.h5", slices=12)
@@ -125,7 +125,7 @@ def test_exports_number_slices_as_the_window_shows(qtbot, window, tmp_path, monk
 def test_exports_of_the_bundled_sample_default_outside_the_cache(qtbot, window, scan_file, monkeypatch):
     import shutil
 
-    from app.gui.export_dialog import ExportDialog
+    from app.gui.files.export_dialog import ExportDialog
     from engine.paths import user_cache_dir
 
     sample = user_cache_dir() / "samples" / "sample_brain_multicoil.h5"  # where the sample is built

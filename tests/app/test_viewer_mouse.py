@@ -7,7 +7,7 @@ import pytest
 from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtTest import QTest
 
-from app.gui.levels import in_units
+from app.gui.grid.levels import in_units
 from test_viewer_support import engine, open_and_wait, scan_file, window  # noqa: F401
 
 pytestmark = pytest.mark.timeout(240)

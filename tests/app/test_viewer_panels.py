@@ -80,7 +80,7 @@ def test_exported_png_has_no_mouse_hints(qtbot, window, scan_file, tmp_path, mon
     grab = g.grab
     legends = []
     monkeypatch.setattr(g, "grab", lambda *a: legends.append(g.error_legend.text) or grab(*a))
-    assert window.export_png(str(tmp_path / "grid.png")) is not None
+    assert window.files.export_png(str(tmp_path / "grid.png")) is not None
     assert legends and "right-drag" not in legends[0]
     assert "right-drag" in g.error_legend.text
 

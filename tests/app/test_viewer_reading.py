@@ -9,7 +9,7 @@ from PySide6.QtGui import QWheelEvent
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 
-from app.gui.levels import in_units, preset_levels
+from app.gui.grid.levels import in_units, preset_levels
 from test_viewer_mouse import fitted, pane_point
 from test_viewer_support import engine, open_and_wait, scan_file, wait_complete, window, write_scan  # noqa: F401
 

@@ -84,8 +84,8 @@ def window(qtbot, engine, tmp_path, monkeypatch):
 
     from app.gui import create_app
     from app.gui.main_window import MainWindow
-    from app.gui.settings import ViewerSettings
-    from app.gui.state import ViewState
+    from app.gui.core.settings import ViewerSettings
+    from app.gui.core.state import ViewState
 
     create_app()
     w = MainWindow(engine=engine, settings=ViewerSettings(tmp_path / "viewer.ini"),

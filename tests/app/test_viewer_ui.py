@@ -11,11 +11,11 @@ from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QMessageBox
 
 from app.cli import main
-from app.gui.levels import in_units
+from app.gui.grid.levels import in_units
 from app.gui.main_window import MainWindow
-from app.gui.settings import ViewerSettings
-from app.gui.shortcuts import ACTIONS, HelpDialog, shortcuts_html
-from app.gui.state import ViewState
+from app.gui.core.settings import ViewerSettings
+from app.gui.core.shortcuts import ACTIONS, HelpDialog, shortcuts_html
+from app.gui.core.state import ViewState
 from engine import MASK_KINDS
 from test_viewer_support import engine, open_and_wait, scan_file, wait_complete, window, write_scan  # noqa: F401
 
@@ -137,7 +137,7 @@ def test_an_undersampled_scan_has_no_mask_controls_and_no_error_maps(qtbot, wind
     acquired = window.controller.scan.acquired_mask
     assert r.mask is acquired and f"{acquired.num_sampled} of 48 lines" in window.kspace.summary.text()
     assert f"{48 / acquired.num_sampled:.2f}×" in window.kspace.summary.text()
-    c.step_slice(1)  # still usable
+    window.view.step_slice(1)  # still usable
     wait_complete(qtbot, window)
     assert window.controller.last_update.result.slice_index == 2
 
@@ -263,7 +263,7 @@ def test_prefetch_makes_the_next_slice_instant(qtbot, window, tmp_path):
     path = write_scan(tmp_path / "file_brain_four.h5", slices=4)
     window.controller.prefetch_enabled = True
     open_and_wait(qtbot, window, path)
-    window.controls.step_slice(-1)  # to slice 1, scrolling down
+    window.view.step_slice(-1)  # to slice 1, scrolling down
     wait_complete(qtbot, window)
     session = window.controller.session
     ahead = window.controls.state.request(window.controller.scan, slice_index=0)
@@ -271,7 +271,7 @@ def test_prefetch_makes_the_next_slice_instant(qtbot, window, tmp_path):
                     and u.complete, timeout=30000)
     updates = []
     window.controller.updated.connect(updates.append)
-    window.controls.step_slice(-1)
+    window.view.step_slice(-1)
     qtbot.waitUntil(lambda: window.controller.state == window.controls.state, timeout=5000)
     assert updates and updates[0].complete and updates[0].request.slice_index == 0  # from the cache, at once
     assert not window.controller.busy
@@ -286,10 +286,10 @@ def test_model_slots_can_be_switched_off_and_take_checkpoints(qtbot, window, sca
     assert window.grid.columns == ["reference", "zero-filled", "vit"]
     asked = []
     monkeypatch.setattr(QMessageBox, "question", lambda *a: asked.append(a[2]) or QMessageBox.No)
-    window.use_checkpoint("vit", str(tmp_path / "official.pth"))
+    window.files.use_checkpoint("vit", str(tmp_path / "official.pth"))
     assert asked and "pickled" in asked[0] and c.state.slot("vit").checkpoint is None
     monkeypatch.setattr(QMessageBox, "question", lambda *a: QMessageBox.Yes)
-    window.use_checkpoint("vit", str(tmp_path / "official.pth"))
+    window.files.use_checkpoint("vit", str(tmp_path / "official.pth"))
     slot = c.state.slot("vit")
     assert slot.checkpoint.endswith("official.pth") and slot.trust_pickle
     assert "weights: official.pth" in c.checkpoint_labels["vit"].text()
@@ -397,7 +397,7 @@ def test_a_checkpoint_file_runs_in_its_slot_and_names_itself(qtbot, window, scan
     path = save_checkpoint(create_model("unet-s"), tmp_path / "my-unet.safetensors", "unet-s")
     open_and_wait(qtbot, window, scan_file)
     assert window.controls.state.slot("unet").checkpoint is None
-    window.use_checkpoint("unet", str(path))  # the card names the model; no trust question
+    window.files.use_checkpoint("unet", str(path))  # the card names the model; no trust question
     wait_complete(qtbot, window)
     slot = window.controls.state.slot("unet")
     assert slot.checkpoint == str(path) and slot.name == "unet-s" and not slot.trust_pickle
@@ -430,7 +430,7 @@ def test_a_redraw_with_the_same_words_lays_out_no_text_and_keeps_the_badges(qtbo
 
 
 def test_hand_edited_recon_settings_fall_back_to_defaults(tmp_path):
-    from app.gui.view_settings import restore_state
+    from app.gui.core.view_settings import restore_state
 
     s = ViewerSettings(tmp_path / "viewer.ini")
     s.set("recon/mask_kind", "equispaced")

@@ -14,7 +14,7 @@ from PySide6.QtTest import QTest
 
 from app.gui import theme
 import engine.weights
-from app.gui.export_dialog import ExportChoice
+from app.gui.files.export_dialog import ExportChoice
 from engine import Engine
 from test_viewer_support import open_and_wait, scan_file  # noqa: F401
 
@@ -29,8 +29,8 @@ def make_window(qtbot, tmp_path, monkeypatch):
 
     from app.gui import create_app
     from app.gui.main_window import MainWindow
-    from app.gui.settings import ViewerSettings
-    from app.gui.state import ViewState
+    from app.gui.core.settings import ViewerSettings
+    from app.gui.core.state import ViewState
 
     for name in ("warning", "information", "critical"):
         monkeypatch.setattr(QMessageBox, name, lambda *a: pytest.fail(f"unexpected dialog {a[1:3]}"))
@@ -120,19 +120,19 @@ def test_the_table_csv_and_png_mark_demo_and_untrained_rows(qtbot, make_window, 
     t = window.metrics
     assert str(folder / "MODEL_CARD.md") in t.item(2, 0).toolTip()
 
-    rows = list(csv.DictReader(open(window.export_csv(str(tmp_path / "m.csv")))))
+    rows = list(csv.DictReader(open(window.files.export_csv(str(tmp_path / "m.csv")))))
     assert [(r["model"], r["weights_kind"], r["untrained"]) for r in rows] == [
         ("", "", "False"), ("vit-s", "untrained", "True"), ("unet-s", "demo", "False")]
     assert rows[2]["weights"] == "unet-s.safetensors"
 
-    png = QImage(str(window.export_png(str(tmp_path / "grid.png"))))
+    png = QImage(str(window.files.export_png(str(tmp_path / "grid.png"))))
     assert "vit-s (untrained weights)" in png.text("Description")
     assert "unet-s (demo weights)" in png.text("Description")
     colours = {QColor(png.pixel(x, y)).name() for x in range(png.width()) for y in range(0, png.height(), 2)}
     assert QColor(theme.DEMO).name() in colours and QColor(theme.WARN).name() in colours  # both badges drawn
 
     u = window.controller.last_update
-    paths = window.export_reconstructions(ExportChoice(tmp_path / "out", tuple(u.request.models), False, False))
+    paths = window.files.export_reconstructions(ExportChoice(tmp_path / "out", tuple(u.request.models), False, False))
     kinds = {}
     for p in paths:
         with h5py.File(p) as f:
@@ -154,5 +154,5 @@ def test_installed_weights_have_no_badge_and_no_mark(qtbot, make_window, ship_we
     assert "demo weights" not in title and "untrained weights" not in title
     cells = model_cells(window)
     assert cells["ViT"][0] == "vit-s" and cells["U-Net"][0] == "unet-s"
-    png = QImage(str(window.export_png(str(tmp_path / "grid.png"))))
+    png = QImage(str(window.files.export_png(str(tmp_path / "grid.png"))))
     assert "weights" not in png.text("Description")

@@ -17,7 +17,7 @@ from .runs_dock import RunsPanel
 
 class TrainingUi(QObject):
     """Adds the Train menu (before Help) and the Runs dock to ``window``; a run's checkpoint is loaded
-    through ``window.use_checkpoint(family, path)``, as one chosen in the controls."""
+    through ``window.files.use_checkpoint(family, path)``, as one chosen in the controls."""
 
     def __init__(self, window: QMainWindow, runs_root: Path | None = None):
         super().__init__(window)
@@ -85,4 +85,4 @@ class TrainingUi(QObject):
             self.window.statusBar().showMessage(f"Training run {record.name} {status}{reason}", 15000)
 
     def load_checkpoint(self, family: str, path: str) -> None:
-        self.window.use_checkpoint(family, path)
+        self.window.files.use_checkpoint(family, path)

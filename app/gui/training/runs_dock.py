@@ -9,7 +9,7 @@ from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QMessageBox, QPla
                                QPushButton, QSplitter, QTabWidget, QTreeWidget, QTreeWidgetItem, QVBoxLayout,
                                QWidget)
 
-from ..state import SLOT_FAMILIES, SLOT_TITLES
+from ..core.state import SLOT_FAMILIES, SLOT_TITLES
 from .run_plots import RunPlots
 from .run_record import FAILED, RUNNING, RunRecord, model_family
 from .runs import RunsModel

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from . import theme
+from .. import theme
 from .levels import error_scale, preset_levels, robust_max, unit_exponent, unit_label, window_level_text
 
 

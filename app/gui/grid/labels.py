@@ -9,10 +9,10 @@ import numpy as np
 
 from engine import Metrics, ModelRef, NetworkOutput, Update, WeightsStatus, get_entry, weights_status
 
-from . import theme
+from .. import theme
 from .levels import in_units
 from .panes import badge
-from .state import SLOT_TITLES, slice_number
+from ..core.state import SLOT_TITLES, slice_number
 
 METHOD_TITLES = {"reference": "Reference", "zero-filled": "Zero-filled", **SLOT_TITLES}
 # Weights that are not the user's own trained ones are marked with these words and colours in the

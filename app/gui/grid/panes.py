@@ -9,7 +9,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QPointF, Qt, QUrl, Signal
 from PySide6.QtGui import QColor, QDesktopServices, QFont
 
-from . import theme
+from .. import theme
 from .levels import in_units
 from .orientation import Orientation
 

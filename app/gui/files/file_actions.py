@@ -1,27 +1,36 @@
-"""The main window's file side (a mixin): open, recent files, drag and drop, the bundled sample,
-checkpoint files for a network slot, and the exports (PNG, CSV, fastMRI format)."""
+"""The window's file side: open, recent files, the bundled sample, checkpoint files for a network
+slot, and the exports (PNG, CSV, fastMRI format). One object the window holds (``window.files``),
+given what it works with when made."""
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from PySide6.QtWidgets import QFileDialog, QMessageBox, QProgressDialog
+from PySide6.QtCore import QObject
+from PySide6.QtWidgets import QFileDialog, QMainWindow, QMenu, QMessageBox, QProgressDialog
 
 from engine import Scan, card_path, error_message, get_entry
 
 from .export import VolumeExport, VolumeJob, export_slice, grid_image, save_png, slice_stem, write_metrics_csv
 from .export_dialog import ExportChoice, ExportDialog
-from .state import PICKLE_SUFFIXES, SLOT_TITLES
+from ..core.controller import ReconController
+from ..core.settings import ViewerSettings
+from ..core.state import PICKLE_SUFFIXES, SLOT_TITLES
+from ..core.view_model import ViewModel
 
 RAW_FILTER = "Raw MRI data (*.h5 *.hdf5 *.mrd *.ismrmrd);;All files (*)"
 CHECKPOINT_FILTER = "Checkpoints (*.safetensors *.pt *.pth *.ckpt);;All files (*)"
 
 
-class FileActions:
-    """Needs ``self.controller``, ``self.controls``, ``self.grid``, ``self.settings``, ``self.actions``."""
+class FileActions(QObject):
+    """Dialogs are parented to ``window``; ``grid`` shows "Opening …" and is what a PNG shows."""
 
-    def _init_file_actions(self) -> None:
-        a = self.actions
+    def __init__(self, window: QMainWindow, controller: ReconController, view: ViewModel, grid,
+                 settings: ViewerSettings, actions: dict, recent_menu: QMenu):
+        super().__init__(window)
+        self.window, self.controller, self.view, self.grid = window, controller, view, grid
+        self.settings, self.recent_menu = settings, recent_menu
+        a = actions
         a["open"].triggered.connect(self.choose_file)
         a["open_sample"].triggered.connect(self.open_sample)
         a["export_png"].triggered.connect(lambda: self.export_png())
@@ -33,17 +42,17 @@ class FileActions:
     # --- opening --------------------------------------------------------------------------------
     def open_file(self, path: str | Path) -> None:
         """Open ``path`` in the background; the scan that is open stays until it is read."""
-        self.statusBar().showMessage(f"Opening {path}…")
+        self.window.statusBar().showMessage(f"Opening {path}…")
         self.grid.show_opening(Path(path).name)
         self.controller.open(path)
 
     def open_sample(self) -> None:
-        self.statusBar().showMessage("Opening the bundled sample (built on first use)…")
+        self.window.statusBar().showMessage("Opening the bundled sample (built on first use)…")
         self.grid.show_opening("the bundled sample (built on first use)")
         self.controller.open_sample()
 
     def choose_file(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open raw MRI data", self.settings.last_folder, RAW_FILTER)
+        path, _ = QFileDialog.getOpenFileName(self.window, "Open raw MRI data", self.settings.last_folder, RAW_FILTER)
         if path:
             self.open_file(path)
 
@@ -68,20 +77,10 @@ class FileActions:
         self.settings.clear_recent()
         self.update_recent_menu()
 
-    def dragEnterEvent(self, event) -> None:
-        if any(u.isLocalFile() for u in event.mimeData().urls()):
-            event.acceptProposedAction()
-
-    def dropEvent(self, event) -> None:
-        files = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
-        if files:
-            event.acceptProposedAction()
-            self.open_file(files[0])
-
     # --- checkpoints ----------------------------------------------------------------------------
     def choose_checkpoint(self, family: str) -> None:
         folder = self.settings.get("files/checkpoint_folder", self.settings.last_folder, str)
-        path, _ = QFileDialog.getOpenFileName(self, f"Weights for the {SLOT_TITLES[family]} slot", folder,
+        path, _ = QFileDialog.getOpenFileName(self.window, f"Weights for the {SLOT_TITLES[family]} slot", folder,
                                               CHECKPOINT_FILTER)
         if path:
             self.settings.set("files/checkpoint_folder", str(Path(path).parent))
@@ -98,13 +97,13 @@ class FileActions:
             if answer != QMessageBox.Yes:
                 return
             trust = True
-        self.controls.set_checkpoint(family, path, model=card_model(path, family), trust_pickle=trust)
+        self.view.set_checkpoint(family, path, model=card_model(path, family), trust_pickle=trust)
 
     # --- exports --------------------------------------------------------------------------------
     def _current(self):
         update = self.controller.last_update
         if update is None or not update.complete:
-            QMessageBox.information(self, "Nothing to export yet",
+            QMessageBox.information(self.window, "Nothing to export yet",
                                     "Wait until every pane of the current slice is reconstructed.")
             return None
         return update
@@ -115,7 +114,7 @@ class FileActions:
         u = self.controller.last_update
         stem = slice_stem(u) if u else "vitrecon"
         default = str(Path(self.settings.last_folder) / f"{stem}{suffix}")
-        chosen, _ = QFileDialog.getSaveFileName(self, title, default, filt)
+        chosen, _ = QFileDialog.getSaveFileName(self.window, title, default, filt)
         return Path(chosen) if chosen else None
 
     def export_png(self, path: str | None = None) -> Path | None:
@@ -136,9 +135,9 @@ class FileActions:
         try:
             out = fn()
         except (OSError, ValueError) as e:
-            QMessageBox.warning(self, "Export failed", error_message(e))
+            QMessageBox.warning(self.window, "Export failed", error_message(e))
             return None
-        self.statusBar().showMessage(f"Wrote {out}", 8000)
+        self.window.statusBar().showMessage(f"Wrote {out}", 8000)
         return out
 
     def export_reconstructions(self, choice: ExportChoice | None = None):
@@ -149,7 +148,7 @@ class FileActions:
         if choice is None:
             info = update.request.scan.info
             dialog = ExportDialog(update.request.models, self.settings.export_folder(info.path), info.path.name,
-                                  self)
+                                  self.window)
             if not dialog.exec():
                 return None
             choice = dialog.choice()
@@ -164,7 +163,7 @@ class FileActions:
 
     def _start_volume_export(self, job: VolumeJob) -> VolumeExport:
         export = VolumeExport(self.controller.engine, job, self)
-        dialog = QProgressDialog("Reconstructing the volume…", "Cancel", 0, 100, self)
+        dialog = QProgressDialog("Reconstructing the volume…", "Cancel", 0, 100, self.window)
         dialog.setWindowTitle("Export reconstructions")
         dialog.setMinimumDuration(0)
         dialog.setAutoClose(False)
@@ -178,9 +177,9 @@ class FileActions:
             if export in self.exports:
                 self.exports.remove(export)
             if error:
-                QMessageBox.warning(self, "Export failed", message)
+                QMessageBox.warning(self.window, "Export failed", message)
             elif message:
-                self.statusBar().showMessage(message, 10000)
+                self.window.statusBar().showMessage(message, 10000)
 
         export.finished.connect(lambda paths: finish(f"Wrote {len(paths)} file(s) into {job.out_dir}"))
         export.cancelled.connect(lambda: finish("Export cancelled"))

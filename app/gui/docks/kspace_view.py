@@ -9,7 +9,7 @@ from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QVBoxLayout, QWidg
 
 from engine import Mask
 
-from . import theme
+from .. import theme
 
 
 def center_run(columns: np.ndarray) -> tuple[int, int]:

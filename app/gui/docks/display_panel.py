@@ -8,7 +8,7 @@ from PySide6.QtWidgets import QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QT
 from superqt import QLabeledSlider
 from superqt.utils import signals_blocked
 
-from .levels import GAINS
+from ..grid.levels import GAINS
 
 
 def action_button(action: QAction) -> QToolButton:

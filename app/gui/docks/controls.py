@@ -1,8 +1,7 @@
-"""The controls panel: slice and coil, the undersampling mask, the networks and the device. It edits a
-``ViewState`` and emits ``state_changed`` with each valid new state."""
+"""The controls panel: slice and coil, the undersampling mask, the networks and the device. It edits
+the window's ``ViewModel`` and shows each state the model takes (from whichever control or action)."""
 from __future__ import annotations
 
-import random
 from contextlib import ExitStack
 
 from PySide6.QtCore import Qt, Signal
@@ -12,8 +11,9 @@ from superqt.utils import signals_blocked
 
 from engine import MASK_KINDS, MAX_ACCELERATION, Mask, ScanInfo, available_devices, get_entry, list_models
 
-from . import theme
-from .state import SLOT_FAMILIES, SLOT_TITLES, ModelSlot, ViewState
+from .. import theme
+from ..core.state import SLOT_FAMILIES, SLOT_TITLES, ViewState
+from ..core.view_model import ViewModel
 
 CHECKPOINT_ITEM = "__checkpoint__"
 OFF_ITEM = "__off__"
@@ -36,12 +36,11 @@ def tool_button(icon_name: str, tip: str) -> QToolButton:
 
 
 class ControlsPanel(QWidget):
-    state_changed = Signal(object)  # ViewState
     checkpoint_requested = Signal(str)  # slot family: the window shows a file dialog
 
-    def __init__(self, state: ViewState | None = None, parent=None):
+    def __init__(self, model: ViewModel, parent=None):
         super().__init__(parent)
-        self.state = state or ViewState()
+        self.model = model
         self.info: ScanInfo | None = None
         self.retrospective = True
         self.acquired: Mask | None = None  # the scanner's mask of a scan acquired undersampled
@@ -56,6 +55,14 @@ class ControlsPanel(QWidget):
             combo.setMinimumContentsLength(8)
         self.set_state(self.state)
         self.set_scan(None)
+        model.changed.connect(self.set_state)
+        model.rejected.connect(self._show_rejected)
+        model.accepted.connect(self._clear_rejected)
+
+    @property
+    def state(self) -> ViewState:
+        """The model's state (the controls keep none of their own)."""
+        return self.model.state
 
     # --- building -------------------------------------------------------------------------------
     def _slice_group(self) -> QGroupBox:
@@ -124,7 +131,7 @@ class ControlsPanel(QWidget):
         self.cf_auto.toggled.connect(self._on_cf)
         self.cf_spin.valueChanged.connect(self._on_cf)
         self.seed_spin.valueChanged.connect(lambda v: self._edit(seed=None if v < 0 else v))
-        self.new_seed.clicked.connect(self.roll_seed)
+        self.new_seed.clicked.connect(self.model.roll_seed)
         return box
 
     def _network_group(self) -> QGroupBox:
@@ -146,7 +153,7 @@ class ControlsPanel(QWidget):
             form.addRow(SLOT_TITLES[family], combo)
             label = hint()
             clear = tool_button("mdi6.close", "Use the installed weights instead of this checkpoint")
-            clear.clicked.connect(lambda _=False, f=family: self.set_checkpoint(f, None))
+            clear.clicked.connect(lambda _=False, f=family: self.model.set_checkpoint(f, None))
             row_widget = QWidget()
             row = QHBoxLayout(row_widget)
             row.setContentsMargins(0, 0, 0, 0)
@@ -168,6 +175,7 @@ class ControlsPanel(QWidget):
         """Adapt the ranges to a scan; mask controls are off for a scan acquired undersampled, and show
         its ``acquired`` mask (the state keeps the retrospective choice for the next scan)."""
         self.info, self.retrospective, self.acquired = info, retrospective, acquired
+        self.model.set_num_slices(info.num_slices if info is not None else None)
         with signals_blocked(self.kind_combo):
             i = self.kind_combo.findData(ACQUIRED_ITEM)
             if not retrospective and i < 0:
@@ -199,11 +207,11 @@ class ControlsPanel(QWidget):
         else:
             self.mask_message.setText("")
         self.mask_message.style().polish(self.mask_message)
+        self.set_state(self.state)  # the widgets as this scan shows the state
 
     # --- state in and out -----------------------------------------------------------------------
     def set_state(self, state: ViewState) -> None:
         """Show ``state`` in the widgets without emitting anything."""
-        self.state = state
         widgets = (self.slice_slider, self.slice_spin, self.coil_combo, self.kind_combo, self.accel_spin,
                    self.accel_slider, self.cf_auto, self.cf_spin, self.seed_spin, self.device_combo,
                    *self.model_combos.values())
@@ -254,26 +262,21 @@ class ControlsPanel(QWidget):
             combo.setCurrentIndex(i)
 
     def _edit(self, **changes) -> None:
-        self.apply(self.state.replace(**changes))
+        self.model.edit(**changes)
 
     def apply(self, state: ViewState) -> bool:
-        """Take ``state`` if its mask is valid (else say why, beside the mask controls); emit it."""
-        if self.info is not None:
-            state = state.replace(slice_index=min(max(state.slice_index, 0), self.info.num_slices - 1))
-        try:
-            state.mask_spec()
-        except ValueError as e:
-            self.mask_message.setObjectName("error")
-            self.mask_message.setText(str(e)[:1].upper() + str(e)[1:] + ".")
-            self.mask_message.style().polish(self.mask_message)
-            return False
+        """Hand ``state`` to the model (see ``ViewModel.apply``)."""
+        return self.model.apply(state)
+
+    def _show_rejected(self, message: str) -> None:
+        """Why the model refused an edit, beside the mask controls."""
+        self.mask_message.setObjectName("error")
+        self.mask_message.setText(message)
+        self.mask_message.style().polish(self.mask_message)
+
+    def _clear_rejected(self) -> None:
         if self.retrospective and self.mask_message.objectName() == "error":
             self.mask_message.setText("")
-        if state == self.state:
-            return True
-        self.set_state(state)
-        self.state_changed.emit(state)
-        return True
 
     # --- handlers -------------------------------------------------------------------------------
     def _on_kind(self, index: int) -> None:
@@ -294,28 +297,10 @@ class ControlsPanel(QWidget):
                 self.cf_spin.setValue(self.state.kind.center_fraction(self.state.acceleration))
         self._edit(center_fraction=None if auto else round(float(self.cf_spin.value()), 6))
 
-    def roll_seed(self) -> None:
-        """A fresh random seed (the "new seed" button)."""
-        self._edit(seed=random.randrange(0, 2**31 - 1))
-
-    def step_slice(self, step: int) -> None:
-        if self.info is not None:  # apply() keeps the index within the scan
-            self._edit(slice_index=self.state.slice_index + step)
-
     def _on_model(self, family: str, index: int) -> None:
         data = self.model_combos[family].itemData(index)
-        slot = self.state.slot(family)
         if data == CHECKPOINT_ITEM:
             self.set_state(self.state)  # the combo shows the model until a file is chosen
             self.checkpoint_requested.emit(family)
-        elif data == OFF_ITEM:
-            self._edit(slots=self.state.with_slot(ModelSlot(family, None)).slots)
-        elif data != slot.name:
-            self._edit(slots=self.state.with_slot(ModelSlot(family, data)).slots)
-
-    def set_checkpoint(self, family: str, path: str | None, model: str | None = None,
-                       trust_pickle: bool = False) -> None:
-        """Run ``family``'s slot with weights from ``path`` (None: the installed weights)."""
-        slot = self.state.slot(family)
-        name = model or slot.name or list_models(family)[0]
-        self._edit(slots=self.state.with_slot(ModelSlot(family, name, path, trust_pickle)).slots)
+        else:
+            self.model.set_model(family, None if data == OFF_ITEM else data)

@@ -17,10 +17,10 @@ from superqt.utils import create_worker
 from engine import (Engine, MaskSpec, ModelRef, Update, atomic_write, error_message, reconstruct_file,
                     write_reconstruction)
 
-from . import theme
-from .labels import WEIGHTS_TAGS, model_label
-from .metadata import METRIC_COLUMNS, metrics_rows
-from .state import slice_number
+from .. import theme
+from ..grid.labels import WEIGHTS_TAGS, model_label
+from ..docks.metadata import METRIC_COLUMNS, metrics_rows
+from ..core.state import slice_number
 
 ZERO_FILLED = "zero-filled"
 

@@ -9,8 +9,8 @@ from PySide6.QtWidgets import (QAbstractItemView, QFormLayout, QHeaderView, QLab
 
 from engine import ScanInfo, Update
 
-from .labels import WEIGHTS_TAGS, model_label, precision_details, weights_name
-from .state import SLOT_TITLES
+from ..grid.labels import WEIGHTS_TAGS, model_label, precision_details, weights_name
+from ..core.state import SLOT_TITLES
 
 FORMAT_NAMES = {"fastmri-multicoil": "fastMRI multi-coil", "fastmri-singlecoil": "fastMRI single-coil",
                 "ismrmrd": "ISMRMRD raw data"}

@@ -10,12 +10,12 @@ from PySide6.QtCore import Qt, QTimer, Signal
 
 from engine import Update
 
-from . import theme
+from .. import theme
 from .grid_levels import GridLevels
 from .labels import PaneText, pane_texts
 from .orientation import Orientation
 from .panes import ImagePane
-from .state import SLOT_FAMILIES
+from ..core.state import SLOT_FAMILIES
 
 LAYOUTS = ("2xN", "1xN")  # images over error maps; images only
 MAGNITUDE_KEYS = ("reference", "zero-filled", *SLOT_FAMILIES)  # a column per network family

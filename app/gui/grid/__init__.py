@@ -1,0 +1,1 @@
+"""The image grid: panes, levels, orientation and the words drawn on them."""
