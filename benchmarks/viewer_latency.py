@@ -19,17 +19,108 @@ import os
 import platform
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from viewer_harness import ViewerHarness  # noqa: E402
+
 
 def pct(values, q):
     values = sorted(values)
     return values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
+
+
+class Latency(ViewerHarness):
+    """The harness, with the time from a control change to the first and to all panes drawn."""
+
+    def __init__(self, device: str):
+        super().__init__(device, phase="open")
+        self.marks: dict[str, float] = {}
+        self.c.updated.connect(self._on_update)  # after the window's own handler: runs once the panes are drawn
+
+    def _on_update(self, update) -> None:
+        c = self.c
+        if c.latest is not None and update.request is c.latest:
+            self.marks.setdefault("first", time.perf_counter())
+            if update.complete:
+                self.marks.setdefault("all", time.perf_counter())
+
+    def change(self, **kw) -> tuple[float, float]:
+        """Apply ``kw`` to the controls' state; seconds until the first panes and all panes are drawn."""
+        self.phase = str(kw)
+        self.marks.clear()
+        t0 = time.perf_counter()
+        self.window.controls.apply(self.window.controls.state.replace(**kw))
+        self.pump(self.idle, 600.0)
+        return self.marks["first"] - t0, self.marks["all"] - t0
+
+
+def time_mask_changes(bench: Latency, repeats: int, results: dict[str, list[float]]) -> None:
+    """New mask seeds (warm: the models were loaded by the first request), then back to each."""
+    c = bench.c
+    for i in range(repeats):
+        first, done = bench.change(seed=1000 + i)
+        results["mask_first"].append(first)
+        results["mask_all"].append(done)
+        worker = c.last_update.result.timings.get("total", 0.0)
+        print(f"mask change {i + 1}: first panes {first * 1000:.0f} ms, all panes {done * 1000:.0f} ms "
+              f"(worker {worker * 1000:.0f} ms)", flush=True)
+    for i in range(repeats):
+        results["revisit_all"].append(bench.change(seed=1000 + i)[1])
+
+
+def time_scrolling(bench: Latency, repeats: int, results: dict[str, list[float]]) -> None:
+    """The next slice, each after the viewer had time to prefetch it (a reader looks at a slice for a
+    while; meanwhile the viewer computes the next one)."""
+    c, controls = bench.c, bench.window.controls
+    c.prefetch_enabled = True
+    n = c.scan.info.num_slices
+    start = max(0, n // 2 - repeats // 2 - 1)
+    bench.change(slice_index=start)
+    bench.change(slice_index=start + 1)  # scrolling forward: the viewer prefetches the slice after
+    for _ in range(repeats):
+        nxt = controls.state.slice_index + 1
+        if nxt >= n:
+            break
+        ahead = controls.state.request(c.scan, slice_index=nxt)
+        bench.pump(lambda: (u := c.session.cached_update(ahead)) is not None and u.complete, 300)
+        results["slice_all"].append(bench.change(slice_index=nxt)[1])
+
+
+def time_gain(bench: Latency, results: dict[str, list[float]]) -> None:
+    for g in (10, 2, 20, 5):
+        t0 = time.perf_counter()
+        bench.window.display_panel.gain.setValue(g)
+        bench.app.processEvents()
+        results["gain"].append(time.perf_counter() - t0)
+
+
+def report(bench: Latency, results: dict[str, list[float]]) -> dict:
+    """The figures (median, p95, n per scenario; the longest stall) with the machine, scan and models."""
+    c, info = bench.c, bench.c.scan.info
+    summary = {k: {"median_s": statistics.median(v), "p95_s": pct(v, 0.95), "n": len(v)} for k, v in results.items()}
+    summary["max_event_loop_stall_s"] = bench.max_gap
+    return {
+        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+                    "load_average": os.getloadavg(), "note": "shared with other jobs while measured"},
+        "scan": {"file": info.path.name, "coils": info.num_coils, "kspace": list(info.kspace_shape),
+                 "image": list(info.crop_size)},
+        "models": [r.name for r in c.latest.models], "device": c.last_update.result.device,
+        "results": summary, "last_stage_timings_s": c.last_update.result.timings,
+    }
+
+
+def print_summary(bench: Latency, summary: dict) -> None:
+    print(f"\n{'scenario':14s} {'median':>9s} {'p95':>9s}   n")
+    for k, v in summary.items():
+        if isinstance(v, dict):
+            print(f"{k:14s} {v['median_s'] * 1000:8.0f}ms {v['p95_s'] * 1000:8.0f}ms  {v['n']}")
+    print(f"longest event-loop stall: {bench.max_gap * 1000:.0f} ms; load average {os.getloadavg()}")
+    if bench.stalls:
+        print("stalls over 100 ms (s, during):", [(round(gap, 3), phase) for gap, phase in bench.stalls])
 
 
 def main(argv=None) -> int:
@@ -40,126 +131,27 @@ def main(argv=None) -> int:
     p.add_argument("--out", help="also write the figures as JSON here")
     args = p.parse_args(argv)
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    from PySide6.QtCore import QEventLoop, QTimer
-
-    from app.gui import create_app
-    from app.gui.main_window import MainWindow
-    from app.gui.core.settings import ViewerSettings
-    from app.gui.core.state import ViewState
-
-    app = create_app()
-    tmp = tempfile.TemporaryDirectory()
-    window = MainWindow(settings=ViewerSettings(Path(tmp.name) / "viewer.ini"), state=ViewState(device=args.device))
-    window.resize(1600, 1000)
-    window.show()
-    c = window.controller
-    marks: dict[str, float] = {}
-
-    def on_update(update):  # connected after the window's own handler: runs once the panes are drawn
-        if c.latest is not None and update.request is c.latest:
-            marks.setdefault("first", time.perf_counter())
-            if update.complete:
-                marks.setdefault("all", time.perf_counter())
-
-    c.updated.connect(on_update)
-    gaps = [0.0]
-    last = [time.perf_counter()]
-
-    phase = ["open"]
-    stalls = []
-
-    def beat():
-        now = time.perf_counter()
-        gaps.append(now - last[0])
-        if now - last[0] > 0.1:
-            stalls.append((round(now - last[0], 3), phase[0]))
-        last[0] = now
-
-    heartbeat = QTimer()
-    heartbeat.setInterval(10)
-    heartbeat.timeout.connect(beat)
-
-    def pump(until, timeout=600.0):
-        deadline = time.monotonic() + timeout
-        while not until():
-            # Block until the next event, as the application's own event loop does: a loop that
-            # polls would keep one of the two cores busy and slow the worker's torch threads.
-            app.processEvents(QEventLoop.AllEvents | QEventLoop.WaitForMoreEvents)
-            if time.monotonic() > deadline:
-                raise TimeoutError("the viewer did not finish in time")
-
-    def idle():
-        return (c.last_update is not None and c.last_update.request is c.latest and c.last_update.complete
-                and c.state == window.controls.state)
-
+    bench = Latency(args.device)
+    c, window = bench.c, bench.window
     window.open_file(args.file) if args.file else window.open_sample()
-    pump(lambda: c.scan is not None and idle())
+    bench.pump(lambda: c.scan is not None and bench.idle(), 600.0)
     info = c.scan.info
     print(f"scan {info.path.name}: {info.num_slices} slices x {info.num_coils} coils, k-space "
           f"{info.kspace_shape[0]}x{info.kspace_shape[1]}, images {info.crop_size[0]}x{info.crop_size[1]}; "
           f"device {c.last_update.result.device}", flush=True)
-
-    def change(**kw):
-        phase[0] = str(kw)
-        marks.clear()
-        t0 = time.perf_counter()
-        window.controls.apply(window.controls.state.replace(**kw))
-        pump(idle)
-        return marks["first"] - t0, marks["all"] - t0
-
-    last[0] = time.perf_counter()
-    heartbeat.start()
+    bench.start_heartbeat()
     results: dict[str, list[float]] = {"mask_first": [], "mask_all": [], "slice_all": [], "revisit_all": [],
                                        "gain": []}
-    for i in range(args.repeats):  # warm: models loaded by the first request above
-        first, done = change(seed=1000 + i)
-        results["mask_first"].append(first)
-        results["mask_all"].append(done)
-        worker = c.last_update.result.timings.get("total", 0.0)
-        print(f"mask change {i + 1}: first panes {first * 1000:.0f} ms, all panes {done * 1000:.0f} ms "
-              f"(worker {worker * 1000:.0f} ms)", flush=True)
-    for i in range(args.repeats):
-        results["revisit_all"].append(change(seed=1000 + i)[1])
-    c.prefetch_enabled = True
-    start = max(0, info.num_slices // 2 - args.repeats // 2 - 1)
-    change(slice_index=start)
-    change(slice_index=start + 1)  # scrolling forward: the viewer prefetches the slice after
-    for i in range(args.repeats):
-        nxt = window.controls.state.slice_index + 1
-        if nxt >= info.num_slices:
-            break
-        ahead = window.controls.state.request(c.scan, slice_index=nxt)
-        # a reader looks at a slice for a while; meanwhile the viewer computes the next one
-        pump(lambda: (u := c.session.cached_update(ahead)) is not None and u.complete, 300)
-        results["slice_all"].append(change(slice_index=nxt)[1])
-    for g in (10, 2, 20, 5):
-        t0 = time.perf_counter()
-        window.display_panel.gain.setValue(g)
-        app.processEvents()
-        results["gain"].append(time.perf_counter() - t0)
-    heartbeat.stop()
-    summary = {k: {"median_s": statistics.median(v), "p95_s": pct(v, 0.95), "n": len(v)} for k, v in results.items()}
-    summary["max_event_loop_stall_s"] = max(gaps)
-    timings = c.last_update.result.timings
-    report = {
-        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-                    "load_average": os.getloadavg(), "note": "shared with other jobs while measured"},
-        "scan": {"file": info.path.name, "coils": info.num_coils, "kspace": list(info.kspace_shape),
-                 "image": list(info.crop_size)},
-        "models": [r.name for r in c.latest.models], "device": c.last_update.result.device,
-        "results": summary, "last_stage_timings_s": timings,
-    }
-    print(f"\n{'scenario':14s} {'median':>9s} {'p95':>9s}   n")
-    for k, v in summary.items():
-        if isinstance(v, dict):
-            print(f"{k:14s} {v['median_s'] * 1000:8.0f}ms {v['p95_s'] * 1000:8.0f}ms  {v['n']}")
-    print(f"longest event-loop stall: {max(gaps) * 1000:.0f} ms; load average {os.getloadavg()}")
-    if stalls:
-        print("stalls over 100 ms (s, during):", stalls)
+    time_mask_changes(bench, args.repeats, results)
+    time_scrolling(bench, args.repeats, results)
+    time_gain(bench, results)
+    bench.heartbeat.stop()
+    out = report(bench, results)
+    print_summary(bench, out["results"])
     if args.out:
-        Path(args.out).write_text(json.dumps(report, indent=2))
+        Path(args.out).write_text(json.dumps(out, indent=2))
         print(f"wrote {args.out}")
-    window.close()
+    bench.close()
     return 0
 
 

@@ -28,6 +28,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from viewer_harness import ViewerHarness  # noqa: E402
+
 SEEDS = (None, 0, 1, 2, 3, 17, 1234)
 
 
@@ -48,32 +50,16 @@ def random_change(rng: random.Random, state, kinds, num_slices: int, num_coils: 
     return state.replace(coil=rng.choice([None] + list(range(min(num_coils, 4)))) if num_coils > 1 else None)
 
 
-class Soak:
-    """The window, a heartbeat timer on the GUI thread, and the event-loop pumping."""
+class Soak(ViewerHarness):
+    """The harness, with the window's error dialogs closed as a user would and its errors listed."""
 
     def __init__(self, device: str):
         from PySide6.QtCore import QTimer
 
-        from app.gui import create_app
-        from app.gui.main_window import MainWindow
-        from app.gui.core.settings import ViewerSettings
-        from app.gui.core.state import ViewState
-
-        self.app = create_app()
-        self._tmp = tempfile.TemporaryDirectory()
-        self.window = MainWindow(settings=ViewerSettings(Path(self._tmp.name) / "viewer.ini"),
-                                 state=ViewState(device=device))
-        self.window.resize(1600, 1000)
-        self.window.show()
-        self.c = self.window.controller
+        super().__init__(device, phase="start")
         self.errors: list[str] = []
         self.c.failed.connect(self.errors.append)
         self.c.open_failed.connect(lambda what, msg: self.errors.append(f"{what}: {msg}"))
-        self.max_gap, self.stalls, self._last = 0.0, [], time.perf_counter()
-        self.phase = "start"  # the last action, named beside each stall
-        self.heartbeat = QTimer()
-        self.heartbeat.setInterval(10)
-        self.heartbeat.timeout.connect(self._beat)
         self.dialogs: list[str] = []  # the error dialogs the window showed (closed as a user would)
         self._closer = QTimer()
         self._closer.setInterval(50)
@@ -89,13 +75,6 @@ class Soak:
             self.dialogs.append(f"{dialog.windowTitle()}: {text}")
             dialog.reject()
 
-    def _beat(self) -> None:
-        now = time.perf_counter()
-        gap, self._last = now - self._last, now
-        self.max_gap = max(self.max_gap, gap)
-        if gap > 0.1:
-            self.stalls.append((round(gap * 1000), self.phase))
-
     def run_for(self, seconds: float) -> None:
         from PySide6.QtCore import QEventLoop
 
@@ -103,20 +82,6 @@ class Soak:
         while time.perf_counter() < end:
             self.app.processEvents(QEventLoop.AllEvents, max(1, int((end - time.perf_counter()) * 1000)))
             time.sleep(0.001)
-
-    def pump(self, until, timeout: float = 900.0) -> None:
-        from PySide6.QtCore import QEventLoop
-
-        deadline = time.monotonic() + timeout
-        while not until():
-            self.app.processEvents(QEventLoop.AllEvents | QEventLoop.WaitForMoreEvents)
-            if time.monotonic() > deadline:
-                raise TimeoutError("the viewer did not finish in time")
-
-    def idle(self) -> bool:
-        c = self.c
-        return (c._opening is None and c.last_update is not None and c.last_update.request is c.latest
-                and c.last_update.complete and c.state == self.window.controls.state)
 
 
 def rss_mib() -> float:
@@ -156,6 +121,44 @@ def final_display_matches(soak: Soak, wanted, path: Path) -> list[str]:
     return problems
 
 
+def random_action(soak: Soak, rng: random.Random, files: list[Path], i: int, open_share: float,
+                  counts: dict[str, int]) -> Path | None:
+    """One random action: open a file (returned) or change a control as a user would."""
+    from engine import MASK_KINDS
+
+    window, c = soak.window, soak.c
+    if rng.random() < open_share:
+        path = rng.choice(files)
+        soak.phase = f"{i}: open {path.name}"
+        window.open_file(path)
+        counts["opens"] += 1
+        return path
+    if c.scan is not None:
+        info, state = c.scan.info, window.controls.state
+        kinds = list(MASK_KINDS) if window.controls.retrospective else [state.mask_kind]
+        new = random_change(rng, state, kinds, info.num_slices, info.num_coils)
+        soak.phase = f"{i}: " + ", ".join(f"{k}={getattr(new, k)}" for k in ("slice_index", "mask_kind",
+                                          "acceleration", "center_fraction", "seed", "coil")
+                                          if getattr(new, k) != getattr(state, k))
+        window.controls.apply(new)
+        counts["changes"] += 1
+    return None
+
+
+def request_final(soak: Soak, rng: random.Random):
+    """The final request, once the last open is done: a random slice with a mask that fits every sample
+    (the last random one may sample nothing: an error, not a display); waits for it and returns it."""
+    window, c = soak.window, soak.c
+    soak.pump(lambda: not soak.opening() and c.scan is not None, 900.0)
+    final = window.controls.state.replace(slice_index=rng.randrange(c.scan.info.num_slices))
+    if window.controls.retrospective:
+        final = final.replace(mask_kind="random", acceleration=4.0, center_fraction=None)
+    window.controls.apply(final)
+    wanted, failures = window.controls.state, len(soak.errors)
+    soak.pump(lambda: soak.idle() or len(soak.errors) > failures, timeout=600)
+    return wanted
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--changes", type=int, default=1000, help="random actions (default 1000)")
@@ -166,65 +169,39 @@ def main(argv=None) -> int:
     p.add_argument("--out", help="also write the figures as JSON here")
     args = p.parse_args(argv)
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    from engine import MASK_KINDS
-
     rng = random.Random(args.seed)
     data = tempfile.TemporaryDirectory()
     files = [Path(f) for f in args.files] if args.files else sample_files(Path(data.name))
     soak = Soak(args.device)
-    window, c = soak.window, soak.c
     current = files[0]
-    window.open_file(current)
-    soak.pump(lambda: c.scan is not None and soak.idle())
+    soak.window.open_file(current)
+    soak.pump(lambda: soak.c.scan is not None and soak.idle(), 900.0)
     rss_start, t0 = rss_mib(), time.perf_counter()
     print(f"opened {current.name}; resident memory {rss_start:.0f} MiB; {args.changes} actions", flush=True)
-    soak._last = time.perf_counter()
-    soak.heartbeat.start()
+    soak.start_heartbeat()
     counts = {"opens": 0, "changes": 0}
     for i in range(args.changes):
-        if rng.random() < args.open_share:
-            current = rng.choice(files)
-            soak.phase = f"{i}: open {current.name}"
-            window.open_file(current)
-            counts["opens"] += 1
-        elif c.scan is not None:
-            info = c.scan.info
-            kinds = list(MASK_KINDS) if window.controls.retrospective else [window.controls.state.mask_kind]
-            new = random_change(rng, window.controls.state, kinds, info.num_slices, info.num_coils)
-            soak.phase = f"{i}: " + ", ".join(f"{k}={getattr(new, k)}" for k in ("slice_index", "mask_kind",
-                                              "acceleration", "center_fraction", "seed", "coil")
-                                              if getattr(new, k) != getattr(window.controls.state, k))
-            window.controls.apply(new)
-            counts["changes"] += 1
+        current = random_action(soak, rng, files, i, args.open_share, counts) or current
         soak.run_for(rng.uniform(0.0, 0.04))
         if (i + 1) % 100 == 0:
             print(f"{i + 1} actions: longest stall {soak.max_gap * 1000:.0f} ms, resident {rss_mib():.0f} MiB",
                   flush=True)
-    # the final request: once the last open is done, a random slice with a mask that fits every
-    # sample (the last random one may sample nothing: an error, not a display), then wait for it
-    soak.pump(lambda: c._opening is None and c.scan is not None)
-    info = c.scan.info
-    final = window.controls.state.replace(slice_index=rng.randrange(info.num_slices))
-    if window.controls.retrospective:
-        final = final.replace(mask_kind="random", acceleration=4.0, center_fraction=None)
-    window.controls.apply(final)
-    wanted, failures = window.controls.state, len(soak.errors)
-    soak.pump(lambda: soak.idle() or len(soak.errors) > failures, timeout=600)
+    wanted = request_final(soak, rng)
     soak.heartbeat.stop()
     problems = final_display_matches(soak, wanted, current)
-    rss_end = rss_mib()
     report = {"actions": args.changes, **counts, "seconds": round(time.perf_counter() - t0, 1),
-              "max_event_loop_stall_ms": round(soak.max_gap * 1000, 1), "stalls_over_100ms": soak.stalls,
-              "rss_start_mib": round(rss_start, 1), "rss_end_mib": round(rss_end, 1),
-              "final_display_matches": not problems, "problems": problems, "errors_reported": {e: soak.errors.count(e) for e in dict.fromkeys(soak.errors)},
+              "max_event_loop_stall_ms": round(soak.max_gap * 1000, 1),
+              "stalls_over_100ms": [(round(gap * 1000), phase) for gap, phase in soak.stalls],
+              "rss_start_mib": round(rss_start, 1), "rss_end_mib": round(rss_mib(), 1),
+              "final_display_matches": not problems, "problems": problems,
+              "errors_reported": {e: soak.errors.count(e) for e in dict.fromkeys(soak.errors)},
               "dialogs_closed": soak.dialogs,
-              "networks_in_final_display": [o.family for o in c.last_update.result.outputs] if not problems else [],
+              "networks_in_final_display": [o.family for o in soak.c.last_update.result.outputs] if not problems else [],
               "load_average": os.getloadavg(), "files": [f.name for f in files]}
     print(json.dumps(report, indent=2))
     if args.out:
         Path(args.out).write_text(json.dumps(report, indent=2))
-    window.close()  # saves nothing of the user's: the settings live in a temporary folder
-    soak._tmp.cleanup()
+    soak.close()
     data.cleanup()
     return 1 if problems or not report["networks_in_final_display"] else 0
 
