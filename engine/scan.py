@@ -46,10 +46,19 @@ class ScanInfo:
     available: dict[str, int] = field(default_factory=dict)  # how many of each exist
     notes: tuple[str, ...] = ()
     header: dict[str, Any] = field(default_factory=dict)  # other header facts for display
+    recon_fov_mm: tuple[float, float] | None = None  # header's recon field of view (x, y) in mm, as (H, W)
 
     @property
     def has_reference(self) -> bool:
         return self.reference_name is not None
+
+    @property
+    def pixel_spacing_mm(self) -> tuple[float, float] | None:
+        """(row, column) size of an image pixel in mm: the recon field of view over the recon matrix
+        (cropping keeps the pixel size); None when the header gives no field of view."""
+        if self.recon_fov_mm is None:
+            return None
+        return (self.recon_fov_mm[0] / self.recon_size[0], self.recon_fov_mm[1] / self.recon_size[1])
 
     @property
     def is_multicoil(self) -> bool:
@@ -66,6 +75,7 @@ class ScanInfo:
             "recon_size": list(self.recon_size),
             "crop_size": list(self.crop_size),
             "encoded_size": list(self.encoded_size) if self.encoded_size else None,
+            "recon_fov_mm": list(self.recon_fov_mm) if self.recon_fov_mm else None,
             "acquired_columns": list(self.acquired_columns),
             "fully_sampled": self.fully_sampled,
             "reference": self.reference_name,

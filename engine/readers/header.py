@@ -96,6 +96,13 @@ class Header:
         return (lo, hi) if hi > lo else (0, width)
 
     @property
+    def recon_fov_mm(self) -> tuple[float, float] | None:
+        """The recon field of view (x, y) in mm, as ``ScanInfo.recon_fov_mm`` holds it; None when the
+        header gives none or a size that is not positive."""
+        fov = self.encoding.recon_fov
+        return (float(fov[0]), float(fov[1])) if fov is not None and fov[0] > 0 and fov[1] > 0 else None
+
+    @property
     def system(self) -> str | None:
         """Vendor and model, e.g. "SIEMENS Skyra" (None when the header names neither)."""
         return " ".join(x for x in (self.vendor, self.model) if x) or None
