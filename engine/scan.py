@@ -47,6 +47,7 @@ class ScanInfo:
     notes: tuple[str, ...] = ()
     header: dict[str, Any] = field(default_factory=dict)  # other header facts for display
     recon_fov_mm: tuple[float, float] | None = None  # header's recon field of view (x, y) in mm, as (H, W)
+    slice_thickness_mm: float | None = None  # header's recon field of view z over its recon matrix z
 
     @property
     def has_reference(self) -> bool:
@@ -76,6 +77,7 @@ class ScanInfo:
             "crop_size": list(self.crop_size),
             "encoded_size": list(self.encoded_size) if self.encoded_size else None,
             "recon_fov_mm": list(self.recon_fov_mm) if self.recon_fov_mm else None,
+            "slice_thickness_mm": self.slice_thickness_mm,
             "acquired_columns": list(self.acquired_columns),
             "fully_sampled": self.fully_sampled,
             "reference": self.reference_name,

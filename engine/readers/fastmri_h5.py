@@ -146,6 +146,7 @@ class FastMRIScan(Scan):
             system=header.system if header else None,
             protocol=header.protocol if header else None,
             recon_fov_mm=header.recon_fov_mm if header else None,
+            slice_thickness_mm=header.slice_thickness_mm if header else None,
             max_value=_float_or_none(_attr(h5, "max")), norm=_float_or_none(_attr(h5, "norm")),
             notes=tuple(_notes(facts.get("acceleration"), acquired, w, crop, target, undersampled)), header=facts,
         )

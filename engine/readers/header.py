@@ -103,6 +103,13 @@ class Header:
         return (float(fov[0]), float(fov[1])) if fov is not None and fov[0] > 0 and fov[1] > 0 else None
 
     @property
+    def slice_thickness_mm(self) -> float | None:
+        """The thickness of one image slice in mm: the recon field of view z over the recon matrix z (a 2D
+        slice's thickness, a 3D partition's); None when the header gives no positive z field of view."""
+        fov = self.encoding.recon_fov
+        return float(fov[2]) / self.encoding.recon[2] if fov is not None and fov[2] > 0 else None
+
+    @property
     def system(self) -> str | None:
         """Vendor and model, e.g. "SIEMENS Skyra" (None when the header names neither)."""
         return " ".join(x for x in (self.vendor, self.model) if x) or None

@@ -108,7 +108,8 @@ class ISMRMRDScan(Scan):
             reference_name=RSS_FALLBACK if fully else None, acquisition=header.protocol,
             field_strength=header.field_strength, patient_id=header.patient_id, system=header.system,
             protocol=header.protocol, readout_oversampling_removed=self._oversampled, selection=selection,
-            available=available, notes=tuple(notes), header=facts, recon_fov_mm=header.recon_fov_mm)
+            available=available, notes=tuple(notes), header=facts, recon_fov_mm=header.recon_fov_mm,
+            slice_thickness_mm=header.slice_thickness_mm)
         super().__init__(info, mask)
 
     # --- what was acquired ----------------------------------------------------------------------

@@ -36,3 +36,15 @@ def test_no_header_no_fov(tmp_path):
         del f["ismrmrd_header"]
     with open_scan(path) as scan:
         assert scan.info.recon_fov_mm is None and scan.info.pixel_spacing_mm is None
+
+
+def test_slice_thickness_is_the_recon_fov_z_over_the_recon_matrix_z(tmp_path):
+    k = phantom_kspace(slices=1, coils=2, h=64, w=48)
+    header = HeaderSpec(encoded=(64, 48, 1), recon=(32, 40, 1), recon_fov=(160.0, 120.0, 4.5), slices=1)
+    with open_scan(write_fastmri(tmp_path / "a.h5", k, header=header)) as scan:
+        assert scan.info.slice_thickness_mm == pytest.approx(4.5)
+        assert scan.info.summary()["slice_thickness_mm"] == pytest.approx(4.5)
+    header = HeaderSpec(encoded=(64, 48, 1), recon=(32, 48, 1), recon_fov=(96.0, 144.0, 3.0), slices=2,
+                        receiver_channels=2)
+    with open_scan(write_ismrmrd(tmp_path / "b.h5", phantom_kspace(slices=2, coils=2, h=64, w=48), header)) as scan:
+        assert scan.info.slice_thickness_mm == pytest.approx(3.0)
