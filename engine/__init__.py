@@ -14,7 +14,10 @@ imported anywhere below it. The surface, by what the app does with it:
 - model catalogue and weights: ``list_families`` (each family is a column of the viewer's grid),
   ``family_of``, ``list_models``, ``get_entry`` (family, description, arguments),
   ``count_parameters``; ``weights_status`` and ``describe_weights`` (demo, installed or untrained),
-  ``card_facts``, ``card_path`` (the JSON model card beside a weights file);
+  ``card_facts``, ``card_details``, ``card_path`` (the JSON model card beside a weights file); the
+  user's weights: ``list_weights`` and ``describe_file`` (``WeightsFile``: shipped, the user's or
+  other, with card, sha256 and whether it is its model's default), ``import_weights``,
+  ``set_default_weights``, ``remove_weights``, ``file_sha256``, ``user_library_dir``;
 - volume export (fastMRI's leaderboard format): ``reconstruct_file``, ``write_reconstruction``,
   ``output_path``, ``check_writable``, ``check_input``, ``atomic_write``;
 - sample scans: ``sample_path`` (built once into the user cache), ``build_samples`` (into a folder);
@@ -51,7 +54,9 @@ from .samples import build_samples, sample_path
 from .scan import Scan, ScanInfo
 from .session import Inbox, Listener, ReconSession
 from .stages import CoilView, Update, error_message
-from .weights import WEIGHTS_KINDS, WeightsStatus, card_facts, describe_weights, weights_kind, weights_status
+from .weights import (WEIGHTS_KINDS, WeightsFile, WeightsStatus, card_details, card_facts, describe_file,
+                      describe_weights, file_sha256, import_weights, list_weights, remove_weights,
+                      set_default_weights, user_library_dir, weights_kind, weights_status)
 
 # name -> (module, attribute): imported on first use
 _LAZY = {
@@ -84,6 +89,9 @@ __all__ = [
     "FamilyEntry", "ModelEntry", "count_parameters", "family_of", "get_entry", "list_families", "list_models",
     "WEIGHTS_KINDS", "WeightsStatus", "card_facts", "card_path", "describe_weights", "weights_kind",
     "weights_status",
+    # the user's weights: every file with its card, import, set as default, remove
+    "WeightsFile", "card_details", "describe_file", "file_sha256", "import_weights", "list_weights",
+    "remove_weights", "set_default_weights", "user_library_dir",
     # volume export
     "atomic_write", "check_input", "check_writable", "output_path", "reconstruct_file", "write_reconstruction",
     # sample scans, per-user folders, evaluation, benchmark

@@ -54,6 +54,16 @@ class LoadedModel:
 _INIT_LOCK = threading.Lock()  # random init draws from the global RNG: one model at a time
 
 
+def _file_identity(path: str | Path | None) -> tuple:
+    """The weights file a model would load, as its cache knows it: a file installed, replaced or
+    removed since (``set_default_weights``, a run's newer best checkpoint) is read again."""
+    try:
+        st = Path(path).stat() if path else None
+    except OSError:
+        return (str(path),)
+    return (str(path), st.st_mtime_ns, st.st_size) if st else ()
+
+
 def build_untrained(name: str) -> nn.Module:
     """A registered model with deterministic random weights (seeded by its name)."""
     with _INIT_LOCK, torch.random.fork_rng(devices=[]):
@@ -93,7 +103,8 @@ class Engine:
         read outside the engine's lock: other threads get cached models meanwhile, and threads that
         ask for the model being read wait for that one read."""
         device = canonical_device(device)
-        key = (ref.name, ref.checkpoint, ref.trust_pickle, device, self.compile, self._use_channels_last(device))
+        key = (ref.name, ref.checkpoint, ref.trust_pickle, device, self.compile, self._use_channels_last(device),
+               _file_identity(ref.checkpoint or bundled_checkpoint(ref.name)))
         with self._lock:
             cached = self._models.get(key)
             if cached is not None:

@@ -98,3 +98,32 @@ def test_recon_warns_of_untrained_and_notes_demo_weights_and_records_the_kind(ca
             assert "note:" in err[0] and str(folder / "MODEL_CARD.md") in err[0]
         else:
             assert "warning:" in err[0] and "no trained weights" in err[0]
+
+
+def test_install_import_files_and_remove(capsys, ship_weights, tmp_path):
+    from engine import file_sha256, user_library_dir
+
+    shipped = ship_weights("vit-s")
+    torch.manual_seed(1)
+    run = save_checkpoint(create_model("vit-s", avg_size=32, patch_size=4, embed_dim=24, depth=2, num_heads=3),
+                          tmp_path / "run" / "best", "vit-s", steps=7)
+    assert main(["models", "install", str(run)]) == 0
+    installed = user_weights_dir() / "vit-s.safetensors"
+    assert f"{installed}: the default weights of vit-s (sha256 {file_sha256(run)})" in capsys.readouterr().out
+    assert main(["models", "import", str(run)]) == 0
+    assert f"{user_library_dir() / 'run-best.safetensors'}: one of your vit-s weights" in capsys.readouterr().out
+    assert main(["models", "files", "--json"]) == 0
+    rows = {r["path"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows[str(installed)]["origin"] == "user" and rows[str(installed)]["default"] and rows[str(installed)]["steps"] == 7
+    assert rows[str(shipped / "vit-s.safetensors")]["default"] is False
+    assert main(["models", "remove", str(shipped / "vit-s.safetensors")]) == 2
+    assert "is shipped with vitrecon and cannot be removed" in capsys.readouterr().err
+    assert main(["models", "remove", "vit-s"]) == 0 and not installed.exists()
+    assert main(["models", "remove", "run-best"]) == 0 and not (user_library_dir() / "run-best.safetensors").exists()
+    capsys.readouterr()
+    pickled = tmp_path / "whole.pt"
+    torch.save({"model": create_model("unet-s")}, pickled)
+    assert main(["models", "install", str(pickled)]) == 2
+    assert "--trust-checkpoint" in capsys.readouterr().err
+    assert main(["models", "install", str(pickled), "--trust-checkpoint"]) == 0
+    assert (user_weights_dir() / "unet-s.safetensors").is_file()
