@@ -19,11 +19,12 @@ from .core.view_settings import restore_state, save_state
 from .docks.controls import ControlsPanel
 from .docks.display_panel import DisplayPanel
 from .docks.kspace_view import KSpaceView
-from .docks.metadata import MetadataPanel, MetricsTable
+from .docks.metadata import MetadataPanel, MetricsTable, RoiMetricsTable, metrics_column
 from .files.file_actions import FileActions
 from .grid.image_grid import ImageGrid
 from .grid.labels import pane_texts
 from .grid.levels import GAINS
+from .grid.reading_tools import ReadingTools
 from .training.menu import TrainingUi
 
 DEFAULT_SIZE = QSize(1600, 1000)
@@ -58,6 +59,7 @@ class MainWindow(QMainWindow):
         self.display_panel = DisplayPanel(self.actions)
         self.kspace = KSpaceView()
         self.metrics = MetricsTable()
+        self.roi_metrics = RoiMetricsTable()  # under the metrics: each method inside the ROI
         self.metadata = MetadataPanel()
         self._build_docks()
         self._build_toolbar_and_menus()
@@ -74,6 +76,8 @@ class MainWindow(QMainWindow):
         self.grid.set_columns([s.family for s in self.view.state.slots if s.name])
         self.files = FileActions(self, self.controller, self.view, self.grid, self.settings, self.actions,
                                  self.recent_menu)
+        self.tools = ReadingTools(self.grid, self.view, self.controller, self.actions, self.display_panel,
+                                  self.roi_metrics, self.settings, self.submit)  # cine, ROI, ruler, Esc
 
     # --- construction ---------------------------------------------------------------------------
     def _dock(self, title: str, widget: QWidget, area, name: str) -> QDockWidget:
@@ -102,7 +106,8 @@ class MainWindow(QMainWindow):
         self.setCorner(Qt.BottomLeftCorner, Qt.LeftDockWidgetArea)
         self.controls_dock = self._dock("Controls", scroll, Qt.LeftDockWidgetArea, "controls")
         self.kspace_dock = self._dock("K-space and mask", self.kspace, Qt.BottomDockWidgetArea, "kspace")
-        self.metrics_dock = self._dock("Metrics (this slice)", self.metrics, Qt.BottomDockWidgetArea, "metrics")
+        self.metrics_dock = self._dock("Metrics (this slice)", metrics_column(self.metrics, self.roi_metrics),
+                                       Qt.BottomDockWidgetArea, "metrics")
         meta_scroll = QScrollArea()
         meta_scroll.setWidgetResizable(True)
         meta_scroll.setWidget(self.metadata)
@@ -118,7 +123,8 @@ class MainWindow(QMainWindow):
         bar.setToolButtonStyle(Qt.ToolButtonTextBesideIcon)
         bar.setMovable(False)
         for key in ("open", "open_sample", None, "export_png", "export_recon", "export_csv", None,
-                    "fit", "reset_wl", "wl_mode", "toggle_layout", None, "help"):
+                    "fit", "reset_wl", "wl_mode", "toggle_layout", None, "cine", "roi_rect", "roi_ellipse",
+                    "ruler", None, "help"):
             bar.addSeparator() if key is None else bar.addAction(a[key])
         self.addToolBar(Qt.TopToolBarArea, bar)
         mb = self.menuBar()
@@ -135,10 +141,13 @@ class MainWindow(QMainWindow):
                                         "wheel_slices")])
         view.addMenu("&Window").addActions([a[k] for k in ("wl_auto", "wl_brain", "wl_full", "invert")])
         view.addMenu("&Orientation").addActions([a[k] for k in ("rotate", "flip_h", "flip_v")])
+        view.addMenu("&Measure").addActions([a[k] for k in ("roi_rect", "roi_ellipse", "ruler",
+                                                            "clear_measurements")])
         view.addSeparator()
         for dock in (self.controls_dock, self.kspace_dock, self.metrics_dock, self.metadata_dock):
             view.addAction(dock.toggleViewAction())
-        mb.addMenu("&Slice").addActions([a[k] for k in ("prev_slice", "next_slice", "first_slice", "last_slice")])
+        mb.addMenu("&Slice").addActions([a[k] for k in ("prev_slice", "next_slice", "first_slice", "last_slice",
+                                                        "cine")])
         mb.addMenu("&Mask").addActions([a[k] for k in ("accel_down", "accel_up", "next_mask", "new_seed")])
         mb.addMenu("&Help").addActions([a["help"], a["about"]])
 
@@ -182,7 +191,7 @@ class MainWindow(QMainWindow):
             "accel_down": lambda: v.step_acceleration(-1), "accel_up": lambda: v.step_acceleration(1),
             "next_mask": v.next_mask_kind, "new_seed": v.roll_seed, "fit": self.grid.fit,
             "reset_wl": self.grid.reset_levels, "gain_up": lambda: self._step_gain(1),
-            "gain_down": lambda: self._step_gain(-1), "restore": lambda: self.grid.toggle_enlarged(None),
+            "gain_down": lambda: self._step_gain(-1), "restore": lambda: self.tools.escape(),
             "help": self.show_help, "about": self.show_about, "quit": self.close,
         }
         for key, fn in triggers.items():
@@ -225,11 +234,12 @@ class MainWindow(QMainWindow):
 
     # --- requests and results -------------------------------------------------------------------
     def submit(self) -> None:
-        """Ask for the view state; while the slice slider is held, its zero-filled stage only (a
-        network can take seconds; the panes follow the drag), the networks when it is let go."""
+        """Ask for the view state; while the slice slider is held or the cine plays, its zero-filled
+        stage only (a network can take seconds; the panes follow), the networks when it stops."""
         state = self.view.state
         self.grid.set_columns([s.family for s in state.slots if s.name])
-        self.controller.submit(state, networks=not self.controls.slice_slider.isSliderDown())
+        moving = self.controls.slice_slider.isSliderDown() or self.tools.cine.playing
+        self.controller.submit(state, networks=not moving)
 
     def _on_scan_opened(self, scan: Scan) -> None:
         info = scan.info
@@ -356,6 +366,7 @@ class MainWindow(QMainWindow):
         s.set("display/wheel_slices", self.actions["wheel_slices"].isChecked())
         s.set("display/invert", self.actions["invert"].isChecked())
         s.set("recon/prefetch", self.controller.prefetch_enabled)
+        self.tools.save(s)
         save_state(s, self.view.state, self.failed_checkpoints, self.session_device)
         s.sync()
 

@@ -41,6 +41,10 @@ ACTIONS: tuple[ActionSpec, ...] = (
                "Also the mouse wheel over an image", group="Slice"),
     ActionSpec("first_slice", "First slice", ("Home",), None, group="Slice"),
     ActionSpec("last_slice", "Last slice", ("End",), None, group="Slice"),
+    ActionSpec("cine", "&Cine (play through slices)", ("Space", "P"), "mdi6.play-circle-outline",
+               "Play through the slices at the Display panel's rate, looping; scrolling or any key "
+               "that changes the slice stops it. Networks run once it stops", checkable=True, group="Slice",
+               short="Cine"),
     ActionSpec("accel_down", "Lower acceleration", ("[",), None, "One step less undersampling", group="Mask"),
     ActionSpec("accel_up", "Higher acceleration", ("]",), None, "One step more undersampling", group="Mask"),
     ActionSpec("next_mask", "Next mask kind", ("M",), None, group="Mask"),
@@ -60,8 +64,9 @@ ACTIONS: tuple[ActionSpec, ...] = (
                "recon − reference on a diverging map, instead of |recon − reference|", checkable=True),
     ActionSpec("crosshair", "Linked cursor", ("X",), "mdi6.crosshairs",
                "Mark the pixel under the cursor in every pane", checkable=True, short="Cursor"),
-    ActionSpec("restore", "Back to the grid", ("Esc",), None,
-               "Leave the enlarged pane (double-click also does)"),
+    ActionSpec("restore", "Back to the grid / clear the ROI and ruler / leave the tool", ("Esc",), None,
+               "Leave the enlarged pane (double-click also does); else remove the ROI and ruler; else go "
+               "back from the drawing tool to panning"),
     ActionSpec("prefetch", "Compute the next slice ahead", (), None,
                "While you scroll, reconstruct the next slice in the background", checkable=True),
     ActionSpec("wheel_slices", "Mouse wheel steps slices", (), None,
@@ -79,6 +84,17 @@ ACTIONS: tuple[ActionSpec, ...] = (
                group="Orientation"),
     ActionSpec("flip_v", "Flip vertically", ("V",), "mdi6.flip-vertical", "All panes together",
                group="Orientation"),
+    ActionSpec("roi_rect", "&Rectangle ROI", ("B",), "mdi6.vector-square",
+               "Left-drag on any pane draws a rectangle in every pane; the Metrics dock shows each method "
+               "inside it", checkable=True, group="Measure", short="Rectangle"),
+    ActionSpec("roi_ellipse", "&Ellipse ROI", ("E",), "mdi6.vector-ellipse",
+               "Left-drag on any pane draws an ellipse in every pane; the Metrics dock shows each method "
+               "inside it", checkable=True, group="Measure", short="Ellipse"),
+    ActionSpec("ruler", "&Distance (ruler)", ("D",), "mdi6.ruler",
+               "Left-drag on any pane measures a distance in mm (from the header's field of view)",
+               checkable=True, group="Measure", short="Ruler"),
+    ActionSpec("clear_measurements", "Clear ROI and ruler", ("Del", "Backspace"), "mdi6.eraser",
+               "Remove the ROI and the ruler from every pane (Esc also does)", group="Measure", short="Clear"),
     ActionSpec("help", "&Keyboard shortcuts", ("F1",), "mdi6.keyboard", group="Help", short="Help"),
     ActionSpec("about", "&About vitrecon", (), None, group="Help"),
 )
@@ -90,6 +106,8 @@ MOUSE = (
     ("Right-drag", "Window/level: horizontal = window width (contrast), vertical = level (brightness); "
                    "on an error map it sets the error scale"),
     ("Double-click", "Enlarge a pane; double-click again to go back"),
+    ("Left-drag with a tool on (B, E, D)", "Draw a rectangle or ellipse ROI, or a ruler, in every pane; "
+                                           "drag it or its handles on any pane to move or resize it"),
     ("Drag a file onto the window", "Open it"),
 )
 

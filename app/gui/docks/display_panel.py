@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QAction
-from PySide6.QtWidgets import QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QToolButton
+from PySide6.QtWidgets import QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QSpinBox, QToolButton
 from superqt import QLabeledSlider
 from superqt.utils import signals_blocked
 
+from ..grid.cine import DEFAULT_FPS, FPS_RANGE
 from ..grid.levels import GAINS
 
 
@@ -22,6 +23,7 @@ class DisplayPanel(QGroupBox):
     layout_changed = Signal(str)
     error_mode_changed = Signal(str)
     gain_changed = Signal(int)
+    fps_changed = Signal(int)
 
     def __init__(self, actions: dict[str, QAction], parent=None):
         super().__init__("Display", parent)
@@ -36,16 +38,28 @@ class DisplayPanel(QGroupBox):
                              + ", ".join(f"×{g}" for g in GAINS) + ")")
         self.gain.valueChanged.connect(self.gain_changed)
         form.addRow("Error gain ×", self.gain)
+        form.addRow(self._buttons(actions, ("fit", "reset_wl")))
+        form.addRow(self._buttons(actions, ("wl_mode", "crosshair")))
+        self.fps = QSpinBox()
+        self.fps.setRange(*FPS_RANGE)
+        self.fps.setValue(DEFAULT_FPS)
+        self.fps.setSuffix(" fps")
+        self.fps.setToolTip("Cine rate: slices a second (the zero-filled images keep up; slower where a "
+                            "slice takes longer to reconstruct)")
+        self.fps.valueChanged.connect(self.fps_changed)
+        row = self._buttons(actions, ("cine",))
+        row.insertWidget(1, self.fps)
+        form.addRow(row)
+        form.addRow(self._buttons(actions, ("roi_rect", "roi_ellipse")))
+        form.addRow(self._buttons(actions, ("ruler", "clear_measurements")))
+
+    @staticmethod
+    def _buttons(actions: dict[str, QAction], keys: tuple[str, ...]) -> QHBoxLayout:
         row = QHBoxLayout()
-        for key in ("fit", "reset_wl"):
+        for key in keys:
             row.addWidget(action_button(actions[key]))
         row.addStretch(1)
-        form.addRow(row)
-        row = QHBoxLayout()
-        for key in ("wl_mode", "crosshair"):
-            row.addWidget(action_button(actions[key]))
-        row.addStretch(1)
-        form.addRow(row)
+        return row
 
     @staticmethod
     def _choice(form: QFormLayout, label: str, signal, items: list[tuple[str, str]]) -> QComboBox:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import (QAbstractItemView, QFormLayout, QHeaderView, QLabel, QTableWidget,
-                               QTableWidgetItem, QWidget)
+from PySide6.QtWidgets import (QAbstractItemView, QFormLayout, QHeaderView, QLabel, QSplitter, QTableWidget,
+                               QTableWidgetItem, QVBoxLayout, QWidget)
 
 from engine import ScanInfo, Update
 
+from ..grid.levels import in_units, unit_label
+from ..grid.roi import RoiReport
 from ..grid.labels import WEIGHTS_TAGS, model_label, precision_details, weights_name
 from ..core.state import SLOT_TITLES
 
@@ -25,6 +27,7 @@ def scan_facts(info: ScanInfo) -> list[tuple[str, str]]:
         ("Acquisition", info.acquisition or info.protocol or ""),
         ("K-space matrix", f"{h} × {w} (readout × phase)"),
         ("Image matrix", f"{info.crop_size[0]} × {info.crop_size[1]}"),
+        ("Field of view", fov_text(info)),
         ("Coils", str(info.num_coils)),
         ("Slices", str(info.num_slices)),
         ("Field strength", f"{info.field_strength:.2f} T" if info.field_strength else ""),
@@ -43,6 +46,14 @@ def scan_facts(info: ScanInfo) -> list[tuple[str, str]]:
             rows.append((key.capitalize(), f"{info.selection.get(key, 0) + 1} of {count}"))
     rows += [("Note", n) for n in info.notes]
     return [(k, v) for k, v in rows if v]
+
+
+def fov_text(info: ScanInfo) -> str:
+    """The recon field of view and pixel size (the ruler's mm), or why distances are in pixels."""
+    if info.pixel_spacing_mm is None:
+        return "not in the header: distances in pixels"
+    (fh, fw), (ph, pw) = info.recon_fov_mm, info.pixel_spacing_mm
+    return f"{fh:g} × {fw:g} mm ({ph:.2f} × {pw:.2f} mm pixels)"
 
 
 def elide(value: str, limit: int = 30) -> str:
@@ -153,3 +164,62 @@ class MetricsTable(QTableWidget):
                 item.setToolTip(row_tooltip(row))
                 self.setItem(i, j, item)
         self.resizeRowsToContents()
+
+
+ROI_COLUMNS = ("Method", "SSIM", "PSNR (dB)", "NMSE", "Mean", "Std")
+
+
+class RoiMetricsTable(QWidget):
+    """The ROI's line (its kind and size) over a table of each method inside it: SSIM, PSNR and NMSE
+    against the reference and the mean and standard deviation of its values (display units). Hidden
+    while there is no ROI."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 2, 0, 0)
+        self.title = QLabel("")
+        self.title.setObjectName("hint")
+        self.title.setWordWrap(True)
+        self.table = QTableWidget(0, len(ROI_COLUMNS))
+        self.table.setHorizontalHeaderLabels(ROI_COLUMNS)
+        self.table.verticalHeader().setVisible(False)
+        self.table.setEditTriggers(QAbstractItemView.NoEditTriggers)
+        self.table.setAlternatingRowColors(True)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeToContents)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        lay.addWidget(self.title)
+        lay.addWidget(self.table, 1)
+        self.report: RoiReport | None = None
+        self.setVisible(False)
+
+    def set_report(self, report: RoiReport | None, exponent: int = 0) -> None:
+        """``report`` with means and deviations in units of ``10**exponent`` (as the pixel readout)."""
+        self.report = report
+        self.setVisible(report is not None)
+        if report is None:
+            return
+        ssim_note = " · SSIM over its bounding box" if report.description.startswith("ellipse") else ""
+        self.title.setText(f"<b>Inside the ROI</b>: {report.description}{ssim_note}")
+        for col, name in ((4, "Mean"), (5, "Std")):
+            self.table.setHorizontalHeaderItem(col, QTableWidgetItem(unit_label(name, exponent)))
+        self.table.setRowCount(len(report.rows))
+        for i, row in enumerate(report.rows):
+            values = (row.ssim, row.psnr, row.nmse, row.mean, row.std)
+            texts = [row.method] + ["—" if v is None else f"{v:.4f}" if j in (0, 2) else f"{v:.2f}" if j == 1
+                                    else in_units(v, exponent) for j, v in enumerate(values)]
+            for j, text in enumerate(texts):
+                item = QTableWidgetItem(text)
+                if j:
+                    item.setTextAlignment(Qt.AlignRight | Qt.AlignVCenter)
+                self.table.setItem(i, j, item)
+        self.table.resizeRowsToContents()
+
+
+def metrics_column(table: MetricsTable, roi: RoiMetricsTable) -> QSplitter:
+    """The metrics dock's content: the slice's table over the ROI's."""
+    split = QSplitter(Qt.Vertical)
+    split.addWidget(table)
+    split.addWidget(roi)
+    split.setChildrenCollapsible(False)
+    return split

@@ -12,9 +12,11 @@ from engine import Update
 
 from .. import theme
 from .grid_levels import GridLevels
-from .labels import PaneText, pane_texts
+from .labels import METHOD_TITLES, PaneText, pane_texts
 from .orientation import Orientation
+from .overlays import Overlays
 from .panes import ImagePane
+from .roi import RoiReport, roi_report
 from ..core.state import SLOT_FAMILIES
 
 LAYOUTS = ("2xN", "1xN")  # images over error maps; images only
@@ -27,6 +29,7 @@ class ImageGrid(GridLevels, pg.GraphicsLayoutWidget):
     """Draws ``Update``s. Columns: reference, zero-filled, then the active network slots."""
 
     sigSliceStep = Signal(int)
+    sigRoiReport = Signal(object)  # RoiReport of the ROI on the update shown, or None
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -46,6 +49,7 @@ class ImageGrid(GridLevels, pg.GraphicsLayoutWidget):
                 pane.view.setYLink(first)
             pane.view.sigWindowLevel.connect(self._on_window_level)
             pane.view.sigSliceStep.connect(self.sigSliceStep)
+            pane.view.sigDraw.connect(self._on_draw)
         self.mag_bar = pg.ColorBarItem(values=(0, 1), colorMap=theme.colormap(theme.MAGNITUDE_CMAP),
                                        width=14, interactive=True, label="magnitude", colorMapMenu=False)
         self.mag_bar.setImageItem([p.image for p in self.panes.values() if not p.is_error])
@@ -75,6 +79,13 @@ class ImageGrid(GridLevels, pg.GraphicsLayoutWidget):
         self.welcome = pg.LabelItem(EMPTY_MESSAGE, justify="center", size="12pt", color=theme.MUTED)
         self.empty = True  # no scan shown yet: a welcome line instead of empty panes
         self.scene().sigMouseMoved.connect(self._on_mouse_moved)
+        self.overlays = Overlays(self.panes, self)  # the ROI and the ruler, in every pane
+        self.roi_report: RoiReport | None = None
+        self._roi_entries: list = []  # (method, image, reference, data range) of the update shown
+        self._roi_timer = QTimer(self, singleShot=True, interval=30)  # one report per burst of drags
+        self._roi_timer.timeout.connect(self.update_roi)
+        self.overlays.changed.connect(self._roi_timer.start)
+        self.overlays.settled.connect(self.update_roi)  # at once when a drag ends
         self._update_error_legend()  # then kept by _apply_error_levels, which every gain/mode change runs
         self.relayout()
 
@@ -172,6 +183,8 @@ class ImageGrid(GridLevels, pg.GraphicsLayoutWidget):
         self.last_update = None
         for pane in self.panes.values():
             pane.set_data(None)
+        self._roi_entries = []
+        self.overlays.clear()  # another scan, another geometry
 
     def display(self, update: Update, texts: dict[str, PaneText] | None = None) -> None:
         """Draw an update (partial or complete) into the panes."""
@@ -206,6 +219,11 @@ class ImageGrid(GridLevels, pg.GraphicsLayoutWidget):
         if not self._levels_set:
             self.reset_levels()
         self._follow_errors()
+        self._roi_entries = self._region_entries(update, images)
+        self.overlays.set_spacing(update.request.scan.info.pixel_spacing_mm)  # None: no FOV
+        if self.overlays.any:
+            self.overlays.place()  # panes that got their first image show the shapes too
+            self.update_roi()
         if had_reference != self.has_reference or self.empty:
             self.empty = False
             self.relayout()
@@ -220,6 +238,30 @@ class ImageGrid(GridLevels, pg.GraphicsLayoutWidget):
         # over a previous image that is being recomputed, the corner status says enough
         pane.set_message("" if text.pending and pane.data is not None else text.message)
         pane.set_status(text.status)
+
+    def _region_entries(self, update: Update, images: dict) -> list:
+        """(method, image, reference, data range) of each image of ``update`` in a shown column. In a
+        coil view the zero-filled image is compared with that coil's reference, the networks with the RSS."""
+        r, cv = update.result, update.coil
+        entries = []
+        for key in self.columns:
+            image = images.get(key)
+            if image is None:
+                continue
+            title = METHOD_TITLES.get(key, key)
+            if cv is not None and key in ("reference", "zero-filled") and cv.reference is not None:
+                entries.append((f"{title} (coil {cv.coil + 1})", image, cv.reference, float(cv.reference.max())))
+            else:
+                entries.append((title + (" (RSS)" if cv is not None else ""), image, r.reference, r.data_range))
+        return entries
+
+    def update_roi(self) -> None:
+        """The ROI's report on the images shown (None without an ROI), to ``sigRoiReport``."""
+        self._roi_timer.stop()
+        roi = self.overlays.roi
+        self.roi_report = (roi_report(roi, self._roi_entries, self.overlays.spacing)
+                           if roi is not None and self._roi_entries else None)
+        self.sigRoiReport.emit(self.roi_report)
 
     def set_note(self, html: str) -> None:
         self.note.setText(html)
@@ -238,7 +280,19 @@ class ImageGrid(GridLevels, pg.GraphicsLayoutWidget):
         self.orientation = orientation
         for pane in self.panes.values():
             pane.set_orientation(orientation)
+        self.overlays.place()
         self.fit()
+
+    def set_tool(self, tool: str | None) -> None:
+        """A left-drag draws ``tool``'s shape (``overlays.TOOLS``) on any pane; None: it pans again."""
+        self.overlays.tool = tool
+        for pane in self.panes.values():
+            pane.view.tool = tool
+        self.viewport().setCursor(Qt.CrossCursor if tool else Qt.ArrowCursor)
+
+    def _on_draw(self, view, start, current, finished: bool) -> None:
+        key = next(k for k, p in self.panes.items() if p.view is view)
+        self.overlays.draw(key, start, current, finished)
 
     def set_wheel_slices(self, on: bool) -> None:
         """The wheel steps slices and Ctrl+wheel zooms (off: the wheel zooms, Ctrl+wheel steps)."""

@@ -18,21 +18,28 @@ class WLViewBox(pg.ViewBox):
     """A ViewBox with the mouse as radiologists use it: left-drag pans, the wheel steps slices and
     Ctrl+wheel zooms (``wheel_slices`` off: the other way round; Shift+wheel always steps), right-drag
     sets window/level (horizontal: window width, vertical: level); double-click, which enlarges, is the
-    grid's. With ``wl_mode`` on, the left button sets window/level too."""
+    grid's. With ``wl_mode`` on, the left button sets window/level too; with a drawing ``tool`` on
+    (``overlays.TOOLS``), a left-drag draws that tool's shape instead of panning."""
 
     sigWindowLevel = Signal(object, float, float)  # self, dx, dy in screen pixels
     sigSliceStep = Signal(int)
+    sigDraw = Signal(object, object, object, bool)  # self, drag start, pointer (view coords), finished
 
     def __init__(self, **kw):
         super().__init__(lockAspect=True, invertY=True, enableMenu=False, **kw)
         self.wl_mode = False
         self.wheel_slices = True
+        self.tool: str | None = None
         self._wheel_rest = 0  # wheel delta not yet turned into a slice step (touchpads send small ones)
 
     def _is_wl(self, ev) -> bool:
         return ev.button() == Qt.RightButton or (self.wl_mode and ev.button() == Qt.LeftButton)
 
     def mouseDragEvent(self, ev, axis=None):
+        if self.tool is not None and ev.button() == Qt.LeftButton:
+            ev.accept()
+            self.sigDraw.emit(self, self.mapToView(ev.buttonDownPos()), self.mapToView(ev.pos()), ev.isFinish())
+            return
         if self._is_wl(ev):
             ev.accept()
             d = ev.screenPos() - ev.lastScreenPos()
