@@ -71,7 +71,7 @@ class TrainConfig:
     checkpoint_every: int = 1000  # optimizer steps between training-state checkpoints
     keep_checkpoints: int = 2
     log_every: int = 10  # optimizer steps between progress events
-    progress_json: str | None = None  # a JSON-lines file, or - for stdout
+    progress_json: str | None = None  # a JSON-lines file, or - for stdout (default: OUT/events.jsonl)
     tensorboard: bool = False  # write TensorBoard logs to OUT/tensorboard
 
     def train_mask_kinds(self) -> list[str]:

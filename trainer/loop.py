@@ -96,8 +96,9 @@ def _train(task_name: str, cfg, env: DistEnv, resume: tuple[Path, dict[str, Any]
     if state is None and ckpt.list_checkpoints(out):
         raise ValueError(f"{out}: holds checkpoints of an earlier run; pass --resume to continue it "
                          "or choose another --out-dir")
-    progress = Progress(env.is_main, cfg.progress_json, out / "tensorboard" if cfg.tensorboard else None,
-                        desc=task_name)
+    # the events go to the run's folder unless asked elsewhere: the viewer lists runs started here too
+    events = cfg.progress_json or str(out / "events.jsonl")
+    progress = Progress(env.is_main, events, out / "tensorboard" if cfg.tensorboard else None, desc=task_name)
     try:
         return _run(task_name, cfg, env, out, state, progress)
     finally:

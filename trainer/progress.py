@@ -2,7 +2,7 @@
 
 Every event is one JSON object per line with ``event`` and ``time`` (Unix seconds) keys:
 
-- ``start``: task, total_steps, world_size, device, precision, out_dir, config
+- ``start``: pid and host (of rank 0), task, total_steps, world_size, device, precision, out_dir, config
 - ``step``: step, epoch, loss, lr, images_per_s, eta_s, elapsed_s
 - ``validation``: step, epoch, ssim, metrics (per mask: ssim/psnr/nmse and zero-filled), best
 - ``checkpoint``: step, path, kind (state, final, best)
@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import socket
 import sys
 import time
 from pathlib import Path
@@ -86,7 +88,8 @@ class Progress:
     def start(self, **fields: Any) -> None:
         if self._bar is not None and fields.get("step"):
             self._bar.update(fields["step"] - self._bar.n)
-        self.emit("start", **fields)
+        # which process runs it, so that a viewer can tell a run that still runs from one that died
+        self.emit("start", pid=os.getpid(), host=socket.gethostname(), **fields)
 
     def step(self, step: int, epoch: int, loss: float, lr: float, images_per_s: float, eta_s: float,
              elapsed_s: float) -> None:

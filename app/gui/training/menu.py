@@ -14,6 +14,8 @@ from .run_record import RUNNING, RunRecord
 from .runs import RunsModel
 from .runs_dock import RunsPanel
 
+FOLDERS_KEY = "training/run_folders"
+
 
 class TrainingUi(QObject):
     """Adds the Train menu (before Help) and the Runs dock to ``window``; a run's checkpoint is loaded
@@ -22,8 +24,10 @@ class TrainingUi(QObject):
     def __init__(self, window: QMainWindow, runs_root: Path | None = None):
         super().__init__(window)
         self.window = window
-        self.runs = RunsModel(runs_root, parent=self)
+        self.settings = getattr(window, "settings", None)
+        self.runs = RunsModel(runs_root, parent=self, folders=self._saved_folders())
         self.panel = RunsPanel(self.runs)
+        self.panel.folders_changed.connect(self._save_folders)
         self.dock = QDockWidget("Training runs", window)
         self.dock.setObjectName("runs")
         self.dock.setWidget(self.panel)
@@ -58,6 +62,16 @@ class TrainingUi(QObject):
         self.actions["runs"] = runs
         # the dialogs need the trainer's config fields: ask for them while the menu is open
         self.menu.aboutToShow.connect(lambda: fetch_schema(lambda _s: None, lambda _m: None, self))
+
+    def _saved_folders(self) -> list[Path]:
+        """The run folders the user added (``Add run folder…``), those that still exist."""
+        value = self.settings.qsettings.value(FOLDERS_KEY, []) if self.settings is not None else []
+        value = [value] if isinstance(value, str) else value or []
+        return [Path(v) for v in value if v and Path(v).is_dir()]
+
+    def _save_folders(self) -> None:
+        if self.settings is not None:
+            self.settings.set(FOLDERS_KEY, [str(f) for f in self.runs.folders])
 
     def open_dialog(self, task: str, initial: dict | None = None) -> LaunchDialog:
         if self.dialog is not None:

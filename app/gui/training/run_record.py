@@ -6,11 +6,18 @@ trainer read), ``events.jsonl`` (the trainer's progress events, ``trainer.progre
 (its output), ``supervisor.pid``, ``trainer.pid`` and, once it has ended, ``exit.json`` (written by
 ``supervise``). Everything here is
 read from those files, so a run started by an earlier viewer reads like one started by this one.
+
+A run started on the command line (``vitrecon train ... --out-dir OUT``) has none of the viewer's
+files: OUT holds the trainer's ``config.yaml``, its checkpoints and ``events.jsonl`` (the trainer's
+default event stream; ``OUT.jsonl`` beside it for ``trainer recipe``), whose ``start`` event names the
+trainer's pid and host. Such a record (``from_cli``) reads its task and model from those, and its
+status from the events and whether that process still runs.
 """
 from __future__ import annotations
 
 import json
 import os
+import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +26,8 @@ from engine import family_of
 
 RUNNING, FINISHED, STOPPED, FAILED = "running", "finished", "stopped", "failed"
 STARTUP_S = 30  # a run without a supervisor pid after this long never started
+QUIET_S = 600  # a command-line run on another host that wrote nothing for this long is not running
+HOST = socket.gethostname()
 
 
 def pid_alive(pid: int | None) -> bool:
@@ -91,9 +100,13 @@ def _num(x) -> float:
 class RunRecord:
     """A run folder, read incrementally: ``poll()`` takes the events written since the last call."""
 
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, name: str | None = None):
         self.folder = Path(folder)
+        self.name = name or self.folder.name  # unique among the runs listed (``RunsModel`` sees to it)
         self.info: dict = read_json(self.folder / "run.json") or {}
+        self.from_cli = not self.info  # started by ``vitrecon train``: no supervisor, no exit record
+        if self.from_cli:
+            self.info = cli_info(self.folder)
         self.events: list[dict] = []
         self.curves = Curves()
         self._offset = 0
@@ -102,16 +115,12 @@ class RunRecord:
 
     # --- files ----------------------------------------------------------------------------------
     @property
-    def name(self) -> str:
-        return self.folder.name
-
-    @property
     def task(self) -> str:
-        return self.info.get("task", "?")
+        return self.info.get("task") or (self._first_start() or {}).get("task") or "?"
 
     @property
     def model(self) -> str | None:
-        return self.info.get("model")
+        return self.info.get("model") or (self._first_start() or {}).get("model")
 
     @property
     def out_dir(self) -> Path:
@@ -119,7 +128,9 @@ class RunRecord:
 
     @property
     def events_path(self) -> Path:
-        return self.folder / "events.jsonl"
+        own = self.folder / "events.jsonl"
+        beside = self.folder.with_name(self.folder.name + ".jsonl")  # trainer recipe's stages
+        return beside if self.from_cli and not own.is_file() and beside.is_file() else own
 
     def poll(self) -> bool:
         """Read new whole lines of the events file and the exit record; True when anything changed."""
@@ -146,11 +157,17 @@ class RunRecord:
         return changed
 
     def restarted(self, info: dict) -> None:
-        """A resumed session: a new supervisor, no exit record yet."""
+        """A resumed session: a new supervisor, no exit record yet (a command-line run resumed here
+        is the viewer's from now on)."""
         self.info = info
         self.exit = None
+        self.from_cli = False
 
     def log_tail(self, lines: int = 12) -> str:
+        if self.from_cli and not (self.folder / "log.txt").is_file():
+            warnings = [f"warning: {e.get('message')}" for e in self.events if e.get("event") == "warning"]
+            return "\n".join(["(started from the command line: its output went to the terminal it ran in)",
+                              *warnings[-lines:]])
         try:
             with open(self.folder / "log.txt", "rb") as f:
                 f.seek(max(0, os.path.getsize(f.name) - 16384))
@@ -161,6 +178,9 @@ class RunRecord:
         return "\n".join(text.replace("\r", "\n").splitlines()[-lines:])
 
     # --- state ----------------------------------------------------------------------------------
+    def _first_start(self) -> dict | None:
+        return next((e for e in self.events if e.get("event") == "start"), None)
+
     def _last(self, kind: str) -> dict | None:
         """The last ``kind`` event of the latest session (after its ``start``)."""
         for event in reversed(self.events):
@@ -178,7 +198,20 @@ class RunRecord:
             return None
 
     @property
+    def stop_pid(self) -> int | None:
+        """The process a Stop signals: the supervisor, or a command-line run's trainer (one process, on
+        this host); None when there is none to signal."""
+        if not self.from_cli:
+            return self.supervisor_pid
+        start = self._last("start") or {}
+        if start.get("host") != HOST or int(start.get("world_size") or 1) > 1:
+            return None
+        return start.get("pid")
+
+    @property
     def status(self) -> str:
+        if self.from_cli:
+            return self._cli_status()
         if self.exit is None:
             pid = self.supervisor_pid
             if pid is None:  # starting: the supervisor writes its pid within a second
@@ -193,8 +226,31 @@ class RunRecord:
             return STOPPED
         return FAILED
 
+    def _cli_status(self) -> str:
+        """A command-line run: its events say how it ended; without an end, it runs while its trainer
+        does (on another host: while it writes), else it died."""
+        if self._last("end"):
+            return FINISHED
+        if self._last("stopped"):
+            return STOPPED
+        start = self._last("start")
+        if start is None:  # no events: what its files say
+            if (self.out_dir / "final.safetensors").is_file():
+                return FINISHED
+            return STOPPED if any((self.out_dir / "checkpoints").glob("*.pt")) else FAILED
+        if start.get("host") == HOST and start.get("pid"):
+            return RUNNING if pid_alive(int(start["pid"])) else FAILED
+        try:
+            quiet = time.time() - self.events_path.stat().st_mtime
+        except OSError:
+            quiet = QUIET_S
+        return RUNNING if quiet < QUIET_S else FAILED
+
     def failure_reason(self) -> str:
         """Why a failed run ended, in a sentence (the last log lines follow on the run page)."""
+        if self.from_cli:
+            return ("the trainer ended without finishing or saving a stop (killed, out of memory, or the machine "
+                    "restarted); it was started from the command line, whose terminal shows its output")
         if self.exit is None:
             return "the run ended without an exit status (its supervisor was killed, or the machine restarted)"
         if self.exit.get("signal"):
@@ -263,8 +319,41 @@ class RunRecord:
         return any((self.out_dir / "checkpoints").glob("*.pt"))
 
 
-def list_runs(root: Path) -> list[RunRecord]:
-    """The run folders under ``root``, oldest first."""
-    if not Path(root).is_dir():
+def cli_info(folder: Path) -> dict:
+    """What a command-line run's folder says of it: task and model from the trainer's config.yaml."""
+    import yaml
+
+    try:
+        config = yaml.safe_load((folder / "config.yaml").read_text())
+    except (OSError, yaml.YAMLError):
+        config = None
+    config = config if isinstance(config, dict) else {}
+    return {"task": config.get("task"), "model": config.get("model"), "out_dir": str(folder)}
+
+
+def is_run_folder(folder: Path) -> bool:
+    """A run the viewer started (``run.json``) or one the trainer wrote on the command line (its
+    events, or its config beside checkpoints or weights)."""
+    if (folder / "run.json").is_file() or (folder / "events.jsonl").is_file():
+        return True
+    return (folder / "config.yaml").is_file() and ((folder / "checkpoints").is_dir()
+                                                   or any(folder.glob("*.safetensors")))
+
+
+def find_run_folders(root: Path, depth: int = 2) -> list[Path]:
+    """``root`` if it is a run, else the runs below it (``depth`` folders down, not into a run)."""
+    root = Path(root)
+    if is_run_folder(root):
+        return [root]
+    if depth <= 0 or not root.is_dir():
         return []
-    return [RunRecord(p) for p in sorted(Path(root).iterdir()) if (p / "run.json").is_file()]
+    try:
+        children = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    except OSError:
+        return []
+    return [run for child in children for run in find_run_folders(child, depth - 1)]
+
+
+def list_runs(root: Path) -> list[RunRecord]:
+    """The runs under ``root`` (started here or on the command line), oldest first by folder name."""
+    return [RunRecord(p) for p in find_run_folders(root)]

@@ -5,7 +5,9 @@ app.gui.training.supervise RUN_DIR -- python -m trainer TASK --config RUN_DIR/co
 --progress-json RUN_DIR/events.jsonl`` so that it outlives the viewer (a crash or an out-of-memory in
 the trainer cannot take the viewer down, and closing the viewer does not end the run). Whether
 started here or by an earlier viewer, a run is followed the same way: a timer reads the new lines of
-its events file and its exit record (``RunRecord.poll``).
+its events file and its exit record (``RunRecord.poll``). Runs started on the command line are found
+under the runs root and under the folders the user added (``add_folder``), and looked for again every
+few seconds (``rescan``).
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, QTimer, Signa
 
 from engine import user_weights_dir
 
-from .run_record import RUNNING, RunRecord, list_runs, read_json
+from .run_record import RUNNING, RunRecord, find_run_folders, read_json
 from .supervise import write_json
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]  # holds the app and trainer packages
@@ -40,23 +42,70 @@ def default_runs_root() -> Path:
 
 
 class RunsModel(QObject):
-    """The runs under ``root``; ``added`` and ``changed`` carry a ``RunRecord``."""
+    """The runs under ``root`` and under ``folders`` (added by the user); ``added`` carries a run
+    started here, ``found`` one found in a folder, ``changed`` one whose state changed (a ``RunRecord``)."""
 
     added = Signal(object)
+    found = Signal(object)
     changed = Signal(object)
+    RESCAN_TICKS = 10  # polls between looks for new run folders (and at runs that are not running)
 
     def __init__(self, root: Path | None = None, python: str = sys.executable, poll_ms: int = 500,
-                 parent: QObject | None = None):
+                 parent: QObject | None = None, folders: list[Path] | None = None):
         super().__init__(parent)
         self.root = Path(root) if root else default_runs_root()
+        self.folders: list[Path] = [Path(f) for f in folders or []]
         self.python = python
-        self.runs: list[RunRecord] = list_runs(self.root)
-        self._last_status = {r.name: r.status for r in self.runs}
+        self.runs: list[RunRecord] = []
+        self._last_status: dict[str, str] = {}
         self.stop_requested: set[str] = set()  # runs asked to stop by this viewer
+        self._ticks = 0
+        self.rescan(announce=False)
         self._timer = QTimer(self)
         self._timer.setInterval(poll_ms)
         self._timer.timeout.connect(self.poll)
         self._timer.start()
+
+    # --- finding runs --------------------------------------------------------------------------
+    def rescan(self, announce: bool = True) -> list[RunRecord]:
+        """Take the run folders not listed yet (``found`` for each when ``announce``)."""
+        known = {r.folder.resolve() for r in self.runs} | {r.out_dir.resolve() for r in self.runs}
+        new = []
+        for base in (self.root, *self.folders):
+            for folder in find_run_folders(base):
+                if folder.resolve() in known:
+                    continue
+                record = RunRecord(folder, self._unique_name(folder, base))
+                if not record.from_cli:  # a viewer run's own output folder is not another run
+                    known.add(record.out_dir.resolve())
+                known.add(folder.resolve())
+                self.runs.append(record)
+                self._last_status[record.name] = record.status
+                new.append(record)
+        for record in new if announce else ():
+            self.found.emit(record)
+        return new
+
+    def add_folder(self, folder: str | Path) -> list[RunRecord]:
+        """List the runs in ``folder`` (a run, or a folder of runs) from now on; returns those new."""
+        folder = Path(folder).expanduser().resolve()
+        if folder not in self.folders:
+            self.folders.append(folder)
+        return self.rescan()
+
+    def _unique_name(self, folder: Path, base: Path) -> str:
+        """The folder's path below the runs root (below its parent for an added folder), made unique."""
+        top = base if base == self.root else base.parent
+        try:
+            name = folder.relative_to(top).as_posix()
+        except ValueError:
+            name = folder.name
+        taken = {r.name for r in self.runs}
+        unique, n = name or folder.name, 1
+        while unique in taken:
+            n += 1
+            unique = f"{name} ({n})"
+        return unique
 
     # --- starting ------------------------------------------------------------------------------
     def new_folder(self, task: str, model: str | None) -> Path:
@@ -100,6 +149,7 @@ class RunsModel(QObject):
         info = {"task": task, "model": config.get("model"), "out_dir": str(out_dir),
                 "created": round(time.time(), 3), "sessions": 0, "nproc": nproc}
         record = self._start(folder, info, argv)
+        record.name = self._unique_name(folder, self.root)
         self.runs.append(record)
         self._last_status[record.name] = record.status
         self.added.emit(record)
@@ -151,9 +201,10 @@ class RunsModel(QObject):
             return
         self.stop_requested.add(record.name)
         self._notify(record)
-        pid = record.supervisor_pid
+        pid = record.stop_pid
         if pid is None:  # still starting: the supervisor looks for this before it starts the trainer
-            (record.folder / "stop.request").touch()
+            if not record.from_cli:
+                (record.folder / "stop.request").touch()
             return
         try:
             os.kill(pid, signal.SIGINT)
@@ -162,7 +213,7 @@ class RunsModel(QObject):
 
     def kill(self, record: RunRecord) -> None:
         """End a run that does not stop (SIGKILL to the trainer): its earlier checkpoints are kept."""
-        pid = self.trainer_pid(record) or record.supervisor_pid
+        pid = self.trainer_pid(record) or record.stop_pid
         if record.status == RUNNING and pid:
             try:
                 os.kill(pid, signal.SIGKILL)
@@ -176,8 +227,14 @@ class RunsModel(QObject):
             return None
 
     def poll(self) -> None:
+        self._ticks += 1
+        slow = self._ticks % self.RESCAN_TICKS == 0
+        if slow:
+            self.rescan()
         for record in self.runs:
-            if self._last_status.get(record.name) == RUNNING or record.exit is None:
+            # a command-line run never gets an exit record: looked at often only while it runs
+            watch = record.exit is None and (not record.from_cli or slow)
+            if self._last_status.get(record.name) == RUNNING or watch:
                 changed = record.poll()
                 if changed or record.status != self._last_status.get(record.name):
                     self._notify(record)

@@ -1,13 +1,16 @@
 """The Runs dock: one row per run (status, progress bar, step, images/s, ETA) and the selected run's
-page: its curves, the log tail, the config, and Stop, Resume, Open folder and Load into a slot."""
+page: its curves, the log tail, the config, and Stop, Resume, Open folder and Load into a slot. Runs
+started on the command line are listed too; "Add run folder…" lists those of any folder."""
 from __future__ import annotations
+
+from pathlib import Path
 
 import yaml
 from PySide6.QtCore import QUrl, Qt, Signal
 from PySide6.QtGui import QDesktopServices
-from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QMessageBox, QPlainTextEdit, QProgressBar,
-                               QPushButton, QSplitter, QTabWidget, QTreeWidget, QTreeWidgetItem, QVBoxLayout,
-                               QWidget)
+from PySide6.QtWidgets import (QComboBox, QFileDialog, QHBoxLayout, QLabel, QMessageBox, QPlainTextEdit,
+                               QProgressBar, QPushButton, QSplitter, QTabWidget, QTreeWidget, QTreeWidgetItem,
+                               QVBoxLayout, QWidget)
 
 from ..core.state import SLOT_FAMILIES, SLOT_TITLES
 from .run_plots import RunPlots
@@ -104,12 +107,14 @@ class RunPage(QWidget):
         self.plots.show_curves(r.curves)
         self.log.setPlainText(r.log_tail(40))
         self.log.verticalScrollBar().setValue(self.log.verticalScrollBar().maximum())
-        self.stop_button.setEnabled(status == RUNNING)
+        signalable = not r.from_cli or r.stop_pid is not None
+        self.stop_button.setEnabled(status == RUNNING and signalable)
         killing = status == RUNNING and r.name in self.runs.stop_requested
         self.stop_button.setText("Kill" if killing else "Stop")
         self.stop_button.setToolTip(
             "The run was asked to stop: end it now (SIGKILL; the checkpoints it saved are kept)" if killing
-            else "Stop the run: the trainer saves a checkpoint first (Resume continues it)")
+            else "Stop the run: the trainer saves a checkpoint first (Resume continues it)" if signalable
+            else "Started on the command line of another machine or as several processes: stop it there (Ctrl+C)")
         self.resume_button.setEnabled(r.can_resume())
         self.open_button.setEnabled(True)
         self._fill_checkpoints(r)
@@ -143,7 +148,7 @@ class RunPage(QWidget):
                 config = (r.folder / "config.yaml").read_text()
             except OSError:
                 config = ""
-        command = " ".join(r.info.get("command") or [])
+        command = " ".join(r.info.get("command") or []) or "started from the command line"
         text = f"# {command}\n{config}"
         if (r.out_dir / "tensorboard").is_dir() or "tensorboard: true" in config:
             text = f"# tensorboard --logdir {r.out_dir / 'tensorboard'}\n{text}"
@@ -189,11 +194,17 @@ def _escape(text: str) -> str:
 
 
 class RunsPanel(QWidget):
-    """The runs list above the selected run's page."""
+    """The runs list above the selected run's page; ``folders_changed`` after "Add run folder…"."""
+
+    folders_changed = Signal()
 
     def __init__(self, runs: RunsModel, parent: QWidget | None = None):
         super().__init__(parent)
         self.runs = runs
+        self.add_folder_button = QPushButton("Add run folder…")
+        self.add_folder_button.setToolTip("List the training runs in a folder (e.g. `vitrecon train ... --out-dir "
+                                          "DIR` runs, or a folder of them) from now on")
+        self.add_folder_button.clicked.connect(lambda: self.add_folder())
         self.table = QTreeWidget()
         self.table.setHeaderLabels(COLUMNS)
         self.table.setRootIsDecorated(False)
@@ -208,10 +219,15 @@ class RunsPanel(QWidget):
         split.setSizes([130, 560])  # a few rows of runs; the page gets the rest
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
+        top = QHBoxLayout()
+        top.addWidget(self.add_folder_button)
+        top.addStretch(1)
+        lay.addLayout(top)
         lay.addWidget(split)
         for record in runs.runs:
             self._add(record)
         runs.added.connect(self.select)
+        runs.found.connect(self._add)
         runs.changed.connect(self._update)
         self.table.currentItemChanged.connect(self._selected)
 
@@ -223,6 +239,23 @@ class RunsPanel(QWidget):
         self.table.setItemWidget(item, 2, bar)
         self.items[record.name], self.bars[record.name] = item, bar
         self._update(record)
+
+    def add_folder(self, folder: str | None = None) -> None:
+        """List the runs of ``folder`` (None: ask for it) and show the first one found."""
+        if folder is None:
+            folder = QFileDialog.getExistingDirectory(self, "Add a folder of training runs", str(self.runs.root))
+            if not folder:
+                return
+        before = set(self.items)
+        self.runs.add_folder(folder)
+        self.folders_changed.emit()
+        new = [r for r in self.runs.runs if r.name not in before]
+        in_folder = [r for r in self.runs.runs if r.folder.resolve().is_relative_to(Path(folder).resolve())]
+        if new or in_folder:
+            self.select((new or in_folder)[0])
+        else:
+            self.page.header.setText(f"No training runs in {_escape(str(folder))} (a run folder holds the "
+                                     "trainer's config.yaml with its checkpoints, or events.jsonl)")
 
     def select(self, record: RunRecord) -> None:
         if record.name not in self.items:
