@@ -18,8 +18,11 @@ imported anywhere below it. The surface, by what the app does with it:
   user's weights: ``list_weights`` and ``describe_file`` (``WeightsFile``: shipped, the user's or
   other, with card, sha256 and whether it is its model's default), ``import_weights``,
   ``set_default_weights``, ``remove_weights``, ``file_sha256``, ``user_library_dir``;
-- volume export (fastMRI's leaderboard format): ``reconstruct_file``, ``write_reconstruction``,
-  ``output_path``, ``check_writable``, ``check_input``, ``atomic_write``;
+- volume export (``FORMATS``: fastMRI's leaderboard format, DICOM): ``reconstruct_file``,
+  ``reference_volume``, ``write_reconstruction``, ``output_path``, ``check_writable``, ``check_input``,
+  ``atomic_write``; ``method_name``, ``mask_fields`` (one value per mask parameter), ``REFERENCE``;
+  DICOM series of a slice or a volume: ``write_dicom_series``, ``describe_series`` (``SeriesInfo``),
+  ``dicom_folder``, ``slice_file``;
 - sample scans: ``sample_path`` (built once into the user cache), ``build_samples`` (into a folder);
 - per-user folders: ``user_config_dir``, ``user_cache_dir``, ``user_weights_dir``;
 - evaluation: ``evaluate_folders`` (fastMRI's per-volume metrics over two folders);
@@ -37,10 +40,12 @@ import importlib
 
 from .checkpoints import atomic_write, card_path
 from .devices import available_devices, cpu_has_fast_bf16, launch_device, launch_env, resolve_device
+from .dicom_export import SeriesInfo, dicom_folder, slice_file, write_dicom_series
 from .engine import DEFAULT_MASK, Engine
 from .errors import CheckpointError, RequestError, ScanError, UnsupportedScanError, VitreconError
 from .evaluation import evaluate_folders
-from .export import check_input, check_writable, output_path, reconstruct_file, write_reconstruction
+from .export import (FORMATS, REFERENCE, check_input, check_writable, describe_series, mask_fields, method_name,
+                     output_path, reconstruct_file, reference_volume, write_reconstruction)
 from .kspace import zero_filled
 from .masks import (MASK_KINDS, MAX_ACCELERATION, Mask, MaskKind, MaskSpec, default_center_fraction, get_mask_kind,
                     make_mask, seed_from_filename)
@@ -94,6 +99,8 @@ __all__ = [
     "remove_weights", "set_default_weights", "user_library_dir",
     # volume export
     "atomic_write", "check_input", "check_writable", "output_path", "reconstruct_file", "write_reconstruction",
+    "FORMATS", "REFERENCE", "mask_fields", "method_name", "reference_volume",
+    "SeriesInfo", "describe_series", "dicom_folder", "slice_file", "write_dicom_series",
     # sample scans, per-user folders, evaluation, benchmark
     "build_samples", "sample_path", "user_cache_dir", "user_config_dir", "user_weights_dir",
     "evaluate_folders", "add_bench_arguments", "run_bench_from_args",
