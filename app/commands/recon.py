@@ -1,4 +1,5 @@
-"""``vitrecon recon FILE... --out DIR``: reconstruct whole volumes into fastMRI's leaderboard format."""
+"""``vitrecon recon FILE... --out DIR``: reconstruct whole volumes into fastMRI's leaderboard format
+(``--format h5``, the default) or DICOM (``--format dicom``: one MR image series per input)."""
 from __future__ import annotations
 
 import sys
@@ -6,20 +7,25 @@ from pathlib import Path
 
 from .scan_options import add_selection_arguments, selection
 
-HELP = "reconstruct files into fastMRI's leaderboard format"
+HELP = "reconstruct files into fastMRI's leaderboard format or DICOM"
 # Checked scans kept open for their reconstruction, at most: each holds a file handle and its header
 # (an ISMRMRD file: every acquisition header); the files past it are opened again in their turn.
 KEEP_OPEN = 32
 
 
 def register(sub) -> None:
-    from engine import MASK_KINDS
+    from engine import FORMATS, MASK_KINDS
 
     p = sub.add_parser("recon", help=HELP)
     p.add_argument("files", nargs="+", metavar="FILE", help="fastMRI or ISMRMRD raw-data files")
-    p.add_argument("--out", required=True, metavar="DIR", help="output folder (one file per input, same name)")
+    p.add_argument("--out", required=True, metavar="DIR",
+                   help="output folder (h5: one file per input, same name; dicom: a folder per input, its stem)")
+    p.add_argument("--format", choices=FORMATS, default="h5",
+                   help="h5: fastMRI's leaderboard format, float32 'reconstruction' [slices, h, w] (default); "
+                        "dicom: one MR image series per input, DIR/<input stem>/slice001.dcm ...")
     p.add_argument("--model", default="zero-filled",
-                   help="zero-filled, or a registered network (see `vitrecon models`)")
+                   help="zero-filled, reference (the fully sampled image, to compare with), or a registered "
+                        "network (see `vitrecon models`)")
     p.add_argument("--checkpoint", metavar="PATH", help="weights for --model (safetensors or official state dict)")
     p.add_argument("--trust-checkpoint", action="store_true",
                    help="allow a checkpoint that needs unpickling of arbitrary objects (runs code from it)")
@@ -71,7 +77,7 @@ def run(args) -> int:
     r + W, ...) on its own device (``engine.launch_device``); the outputs are those of one process.
     The device is resolved once, the model loaded once, and each file this process reconstructs is
     opened once (up to ``KEEP_OPEN`` of them: the scans checked stay open for their reconstruction)."""
-    from engine import Engine, launch_device, launch_env
+    from engine import REFERENCE, Engine, launch_device, launch_env
 
     mask, model = mask_from_args(args), model_from_args(args)
     if args.batch_size is not None and args.batch_size < 1:
@@ -85,9 +91,9 @@ def run(args) -> int:
     mine = args.files[rank::world]
     scans: dict = {}  # the checked scans kept open for their reconstruction, by input
     try:
-        slices = check_inputs(args, engine, mask, out_dir, keep=set(mine), opened=scans)
-        loaded = engine.load_model(model, device) if model is not None else None
-        if loaded is not None and rank == 0:
+        slices = check_inputs(args, engine, mask, out_dir, keep=set(mine), opened=scans, model=model)
+        loaded = engine.load_model(model, device) if model is not None and model != REFERENCE else model
+        if model is not None and model != REFERENCE and rank == 0:
             weights_note(model.name, loaded.weights)
         reconstruct_all(args, engine, mine, scans, out_dir, sum(slices[f] for f in mine), mask=mask, model=loaded,
                         device=device, show=rank == 0)
@@ -118,7 +124,7 @@ def reconstruct_all(args, engine, files: list[str], scans: dict, out_dir: Path, 
             try:
                 path = reconstruct_file(engine, f if scan is None else scan, out_dir, mask=mask, model=model,
                                         device=device, overwrite=args.overwrite, batch_size=args.batch_size,
-                                        progress=progress, selection=selection(args))
+                                        progress=progress, selection=selection(args), format=args.format)
             finally:
                 if scan is not None:
                     scan.close()
@@ -128,33 +134,40 @@ def reconstruct_all(args, engine, files: list[str], scans: dict, out_dir: Path, 
 
 
 def model_from_args(args):
-    """The ModelRef ``--model`` and ``--checkpoint`` ask for (None: zero-filled)."""
-    from engine import ModelRef, list_models
+    """The ModelRef ``--model`` and ``--checkpoint`` ask for (None: zero-filled; ``engine.REFERENCE``:
+    the reference image, which takes no mask options)."""
+    from engine import REFERENCE, ModelRef, list_models
 
-    if args.model != "zero-filled":
+    if args.model not in ("zero-filled", REFERENCE):
         if args.model not in list_models():
-            raise ValueError(f"unknown model {args.model!r}; expected zero-filled or one of {', '.join(list_models())}")
+            raise ValueError(f"unknown model {args.model!r}; expected zero-filled, {REFERENCE} or one of "
+                             f"{', '.join(list_models())}")
         return ModelRef(args.model, args.checkpoint, args.trust_checkpoint)
     if args.checkpoint:
         raise ValueError("--checkpoint needs --model naming a network")
-    return None
+    if args.model == REFERENCE and mask_from_args(args) is not None:
+        raise ValueError("--model reference writes the fully sampled reference; leave out --mask, --accel, "
+                         "--center-fraction and --seed")
+    return REFERENCE if args.model == REFERENCE else None
 
 
-def check_inputs(args, engine, mask, out_dir: Path, keep=(), opened: dict | None = None) -> dict[str, int]:
+def check_inputs(args, engine, mask, out_dir: Path, keep=(), opened: dict | None = None,
+                 model=None) -> dict[str, int]:
     """Fail before any work if an output exists, two inputs would share one, or an input cannot be
     reconstructed (mask, data); returns the number of slices of each input. The scans of the inputs in
     ``keep`` stay open in ``opened`` (the first ``KEEP_OPEN`` of them, holding no k-space), so that
     they are reconstructed without opening the files again; the caller closes them."""
     from engine import RequestError, check_input, check_writable, open_scan, output_path
 
-    names: dict[str, str] = {}
+    outputs: dict = {}
     for f in args.files:
-        name = Path(f).name
-        if name in names:
-            raise ValueError(f"{f}: has the same file name as {names[name]}, so both would be written to "
-                             f"{output_path(f, out_dir)}; reconstruct them into different --out folders")
-        names[name] = f
-        check_writable(output_path(f, out_dir), args.overwrite)
+        out = output_path(f, out_dir, args.format)
+        if out in outputs:
+            what = "file name" if args.format == "h5" else "file name stem"
+            raise ValueError(f"{f}: has the same {what} as {outputs[out]}, so both would be written to "
+                             f"{out}; reconstruct them into different --out folders")
+        outputs[out] = f
+        check_writable(out, args.overwrite, args.format)
     opened = {} if opened is None else opened
     slices = {}
     for f in args.files:
@@ -164,7 +177,7 @@ def check_inputs(args, engine, mask, out_dir: Path, keep=(), opened: dict | None
                 raise RequestError(f"{f}: was acquired undersampled, so a retrospective --mask cannot be "
                                    "applied; leave out --mask, --accel, --center-fraction and --seed to "
                                    "reconstruct it from the lines that were acquired")
-            check_input(engine, scan, out_dir, mask)
+            check_input(engine, scan, out_dir, mask, args.format, model)
             slices[f] = scan.num_slices
         except BaseException:
             scan.close()
