@@ -1,19 +1,21 @@
-"""Viewer exports: the grid as PNG, the metrics as CSV, reconstructions in fastMRI's format (slice, and
-whole volume equal to what `vitrecon recon` writes), cancelling a volume export."""
+"""Viewer exports: the grid as PNG (at the images' full resolution), the metrics as CSV (one column per
+mask parameter), reconstructions in fastMRI's format and as DICOM (slice, and whole volume equal to what
+`vitrecon recon` writes), cancelling a volume export."""
 from __future__ import annotations
 
 import csv
 
 import h5py
 import numpy as np
+import pydicom
 import pytest
 from PySide6.QtGui import QImage
 
 from app.cli import main
 from app.gui.files.export import VolumeExport, VolumeJob
-from app.gui.files.export_dialog import ExportChoice
-from engine import ModelRef
-from test_viewer_support import engine, open_and_wait, scan_file, wait_complete, window  # noqa: F401
+from app.gui.files.export_dialog import ExportChoice, ExportDialog
+from engine import REFERENCE, ModelRef
+from test_viewer_support import engine, open_and_wait, scan_file, wait_complete, window, write_scan  # noqa: F401
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -24,7 +26,9 @@ def test_png_export_holds_the_grid_with_labels(qtbot, window, scan_file, tmp_pat
     assert path == tmp_path / "grid.png"
     img = QImage(str(path))
     assert not img.isNull()
-    assert img.width() == window.grid.width() and img.height() == window.grid.height() + 30
+    grid = window.grid.viewport()
+    assert img.width() >= grid.width() and img.height() >= grid.height() + 30
+    assert img.height() / img.width() == pytest.approx((grid.height() + 30) / grid.width(), rel=0.01)
     pixels = np.array([img.pixel(x, y) for x in range(0, img.width(), 7) for y in range(0, img.height(), 7)])
     assert len(np.unique(pixels)) > 50  # images, labels and colour bars, not a blank frame
     assert not list(tmp_path.glob("*.tmp*"))  # written atomically
@@ -42,7 +46,34 @@ def test_csv_export_holds_the_metrics_table(qtbot, window, scan_file, tmp_path):
     assert float(rows[2]["nmse"]) == pytest.approx(r.output("unet-s").metrics.nmse)
     assert {row["file"] for row in rows} == {scan_file.name}
     assert rows[1]["untrained"] == "True" and rows[0]["slice"] == "2"  # slice 2 of 3, as shown
-    assert "random 4x" in rows[0]["mask"]
+    assert "mask" not in rows[0]  # one column per mask parameter, not one packed string
+    assert {(row["mask_kind"], row["acceleration"], row["center_fraction"], row["seed"]) for row in rows} == {
+        ("random", "4.0", "0.08", f"file name {scan_file.name!r}")}
+
+
+def test_csv_export_with_a_seed_and_a_centre_fraction(qtbot, window, scan_file, tmp_path):
+    open_and_wait(qtbot, window, scan_file)
+    window.controls.apply(window.controls.state.replace(mask_kind="equispaced", acceleration=8.0, seed=7,
+                                                        center_fraction=0.04))
+    wait_complete(qtbot, window)
+    rows = list(csv.DictReader(open(window.files.export_csv(str(tmp_path / "metrics.csv")))))
+    assert [(r["mask_kind"], float(r["acceleration"]), float(r["center_fraction"]), r["seed"]) for r in rows] \
+        == [("equispaced", 8.0, 0.04, "7")] * 3
+    assert list(rows[0])[:6] == ["file", "slice", "mask_kind", "acceleration", "center_fraction", "seed"]
+
+
+def test_png_export_is_at_the_images_full_resolution(qtbot, window, tmp_path):
+    scan = write_scan(tmp_path / "file_brain_large.h5", slices=2, h=192, w=160)
+    window.resize(900, 600)  # panes far smaller than the 192 x 160 images
+    open_and_wait(qtbot, window, scan)
+    columns = len([k for k in window.grid.visible_keys() if not k.startswith("error:")])
+    assert window.grid.viewport().width() < columns * 160  # on screen the images are shrunk
+    img = QImage(str(window.files.export_png(str(tmp_path / "grid.png"))))
+    assert img.width() >= columns * 160 and img.height() >= 2 * 192  # images over error maps
+    for key in window.grid.visible_keys():  # each pane at least its image's size, at the PNG's scale
+        view = window.grid.panes[key].view.sceneBoundingRect()
+        scale = img.width() / window.grid.viewport().width()
+        assert view.width() * scale >= 160 - 1 and view.height() * scale >= 192 - 1
 
 
 def test_export_refuses_while_a_slice_is_incomplete(qtbot, window, monkeypatch):

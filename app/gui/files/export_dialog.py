@@ -1,4 +1,5 @@
-"""The "Export reconstructions" dialog: which methods, the current slice or the whole volume, where."""
+"""The "Export reconstructions" dialog: the format (fastMRI HDF5 or DICOM), which methods, the current
+slice or the whole volume, where."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -7,31 +8,44 @@ from pathlib import Path
 from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout,
                                QHBoxLayout, QLabel, QLineEdit, QPushButton, QRadioButton, QVBoxLayout)
 
-from engine import ModelRef
+from engine import REFERENCE, ModelRef
 
 from .export import ZERO_FILLED, method_dir
+
+FORMAT_NAMES = {"h5": "fastMRI HDF5", "dicom": "DICOM"}  # engine.FORMATS, as the dialog names them
 
 
 @dataclass(frozen=True)
 class ExportChoice:
     out_dir: Path
-    methods: tuple[ModelRef | None, ...]
+    methods: tuple[ModelRef | str | None, ...]  # None: zero-filled; engine.REFERENCE; a network
     whole_volume: bool
     overwrite: bool
+    format: str = "h5"  # "h5" (fastMRI's leaderboard format) or "dicom"
+
+
+def intro_text(format: str, file_name: str) -> str:
+    stem = Path(file_name).stem
+    if format == "dicom":
+        return (f"Writes one DICOM series (MR images, 16-bit, geometry from the header) per method, one "
+                f"folder per method: <code>&lt;method&gt;/{stem}/slice001.dcm</code>…, as "
+                f"<code>vitrecon recon --format dicom</code> does.")
+    return (f"Writes <code>reconstruction</code> [slices, h, w] float32 files, one folder per method, named "
+            f"like the input (<code>{file_name}</code>): the same files <code>vitrecon recon</code> writes.")
 
 
 class ExportDialog(QDialog):
-    def __init__(self, models: tuple[ModelRef, ...], folder: str, file_name: str, parent=None):
+    def __init__(self, models: tuple[ModelRef, ...], folder: str, file_name: str, parent=None,
+                 has_reference: bool = False):
         super().__init__(parent)
-        self.setWindowTitle("Export reconstructions in fastMRI's format")
+        self.setWindowTitle("Export reconstructions")
         self.setMinimumWidth(520)
+        self.file_name = file_name
         lay = QVBoxLayout(self)
-        intro = QLabel(f"Writes <code>reconstruction</code> [slices, h, w] float32 files, one folder per "
-                       f"method, named like the input (<code>{file_name}</code>): the same files "
-                       f"<code>vitrecon recon</code> writes.")
-        intro.setWordWrap(True)
-        intro.setObjectName("hint")
-        lay.addWidget(intro)
+        self.intro = QLabel(intro_text("h5", file_name))
+        self.intro.setWordWrap(True)
+        self.intro.setObjectName("hint")
+        lay.addWidget(self.intro)
         form = QFormLayout()
         self.folder = QLineEdit(folder)
         browse = QPushButton("Browse…")
@@ -40,24 +54,24 @@ class ExportDialog(QDialog):
         row.addWidget(self.folder, 1)
         row.addWidget(browse)
         form.addRow("Folder", row)
-        self.method_boxes: list[tuple[QCheckBox, ModelRef | None]] = []
+        self.format_radios = self._radios(form, "Format", {k: QRadioButton(v) for k, v in FORMAT_NAMES.items()})
+        self.format_radios["h5"].setChecked(True)
+        for radio in self.format_radios.values():
+            radio.toggled.connect(lambda *_: self.intro.setText(intro_text(self.format(), self.file_name)))
+        self.method_boxes: list[tuple[QCheckBox, ModelRef | str | None]] = []
         methods = QVBoxLayout()
-        for ref in (None, *models):
-            box = QCheckBox(ZERO_FILLED if ref is None else f"{ref.label}  →  {method_dir(ref)}/")
-            box.setChecked(True)
+        for ref in (None, *models, *((REFERENCE,) if has_reference else ())):
+            label = ZERO_FILLED if ref is None else REFERENCE + " (fully sampled)" if ref == REFERENCE \
+                else f"{ref.label}  →  {method_dir(ref)}/"
+            box = QCheckBox(label)
+            box.setChecked(ref != REFERENCE)
             methods.addWidget(box)
             self.method_boxes.append((box, ref))
         form.addRow("Methods", methods)
-        self.slice_radio = QRadioButton("Current slice")
         self.volume_radio = QRadioButton("Whole volume (runs in the background, can be cancelled)")
+        self.slice_radio = QRadioButton("Current slice")
+        self._radios(form, "Scope", {"volume": self.volume_radio, "slice": self.slice_radio})
         self.volume_radio.setChecked(True)
-        group = QButtonGroup(self)
-        group.addButton(self.slice_radio)
-        group.addButton(self.volume_radio)
-        scope = QVBoxLayout()
-        scope.addWidget(self.volume_radio)
-        scope.addWidget(self.slice_radio)
-        form.addRow("Scope", scope)
         self.overwrite = QCheckBox("Replace existing files")
         form.addRow("", self.overwrite)
         lay.addLayout(form)
@@ -67,12 +81,26 @@ class ExportDialog(QDialog):
         buttons.rejected.connect(self.reject)
         lay.addWidget(buttons)
 
+    def _radios(self, form: QFormLayout, title: str, radios: dict[str, QRadioButton]) -> dict[str, QRadioButton]:
+        """One exclusive group of ``radios``, a row of ``form``."""
+        group = QButtonGroup(self)
+        column = QVBoxLayout()
+        for radio in radios.values():
+            group.addButton(radio)
+            column.addWidget(radio)
+        form.addRow(title, column)
+        return radios
+
     def _browse(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Export folder", self.folder.text())
         if folder:
             self.folder.setText(folder)
 
+    def format(self) -> str:
+        return next(k for k, radio in self.format_radios.items() if radio.isChecked())
+
     def choice(self) -> ExportChoice:
         return ExportChoice(out_dir=Path(self.folder.text()).expanduser(),
                             methods=tuple(ref for box, ref in self.method_boxes if box.isChecked()),
-                            whole_volume=self.volume_radio.isChecked(), overwrite=self.overwrite.isChecked())
+                            whole_volume=self.volume_radio.isChecked(), overwrite=self.overwrite.isChecked(),
+                            format=self.format())

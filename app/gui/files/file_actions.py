@@ -1,5 +1,5 @@
 """The window's file side: open, recent files, the bundled sample, checkpoint files for a network
-slot, and the exports (PNG, CSV, fastMRI format). One object the window holds (``window.files``),
+slot, and the exports (PNG, CSV, fastMRI format or DICOM). One object the window holds (``window.files``),
 given what it works with when made."""
 from __future__ import annotations
 
@@ -148,17 +148,18 @@ class FileActions(QObject):
         if choice is None:
             info = update.request.scan.info
             dialog = ExportDialog(update.request.models, self.settings.export_folder(info.path), info.path.name,
-                                  self.window)
+                                  self.window, has_reference=update.result.reference is not None)
             if not dialog.exec():
                 return None
             choice = dialog.choice()
         self.settings.set("files/export_folder", str(choice.out_dir))
         if not choice.whole_volume:
             return self._write(lambda: export_slice(update, choice.out_dir, list(choice.methods),
-                                                    choice.overwrite))
+                                                    choice.overwrite, choice.format))
         req = update.request
         job = VolumeJob(req.scan.info.path, choice.out_dir, choice.methods,
-                        None if req.scan.acquired_undersampled else req.mask, req.device, choice.overwrite)
+                        None if req.scan.acquired_undersampled else req.mask, req.device, choice.overwrite,
+                        format=choice.format)
         return self._start_volume_export(job)
 
     def _start_volume_export(self, job: VolumeJob) -> VolumeExport:
@@ -181,7 +182,8 @@ class FileActions(QObject):
             elif message:
                 self.window.statusBar().showMessage(message, 10000)
 
-        export.finished.connect(lambda paths: finish(f"Wrote {len(paths)} file(s) into {job.out_dir}"))
+        what = "DICOM series" if job.format == "dicom" else "file(s)"
+        export.finished.connect(lambda paths: finish(f"Wrote {len(paths)} {what} into {job.out_dir}"))
         export.cancelled.connect(lambda: finish("Export cancelled"))
         export.failed.connect(lambda msg: finish(msg, error=True))
         self.exports.append(export)
