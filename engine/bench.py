@@ -24,6 +24,7 @@ from typing import Any, Callable
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from .bench_report import TARGETS, format_report, ratios
 from .devices import resolve_device
 from .engine import Engine
 from .errors import RequestError
@@ -33,12 +34,6 @@ from .results import ModelRef
 
 DEFAULT_MODELS = ("vit-s", "unet-s", "vit-l", "unet-m")
 EQUAL_TOL = 1e-5  # max |ours - reference| relative to max(1, max |reference|)
-# Issue 3's targets, each a ratio measured within one run: (label, numerator model, denominator model or
-# "reference" (the numerator's official-style path), batch size (None: every batch), minimum ratio)
-TARGETS = (("vit-l speed-up over the official-style path", "vit-l", "reference", 1, 1.5),
-           ("vit-s throughput / unet-s throughput", "vit-s", "unet-s", None, 1.3))
-
-
 @dataclass
 class BenchRow:
     model: str
@@ -53,12 +48,13 @@ class BenchRow:
     mem_kind: str  # "cuda max allocated" or "process RSS"
     gflops_per_slice: float
     parameters: int
-    precision: str
+    precision: str  # what the forward computed in: "bf16-autocast" or "fp32"
     iters: int
     max_abs_diff: float | None = None  # reference rows: against the vitrecon path, fp32
     equal: bool | None = None
     speedup: float | None = None  # reference rows: reference latency / vitrecon latency
     latencies_ms: list[float] = field(default_factory=list)
+    setting: str = "auto"  # the precision asked for: auto, bf16 or fp32
 
 
 def forward_gflops(name: str, size: tuple[int, int], reference: bool = False) -> float:
@@ -145,6 +141,7 @@ def _time(fn: Callable[[], Any], device: torch.device) -> float:
 
 
 def _row(name, path, batch, size, lat, mem, gflops, params, precision, **extra) -> BenchRow:
+    """One row from the latencies ``lat`` (seconds) and the memory ``mem`` of one call."""
     lat_ms = sorted(1000 * t for t in lat)
     med = statistics.median(lat_ms)
     p95 = lat_ms[min(len(lat_ms) - 1, round(0.95 * (len(lat_ms) - 1)))]
@@ -156,6 +153,7 @@ def _row(name, path, batch, size, lat, mem, gflops, params, precision, **extra) 
 class _Runner:
     name: str
     path: str
+    setting: str
     fn: Callable[[], Any]
     module: torch.nn.Module
     latencies: list[float] = field(default_factory=list)
@@ -163,16 +161,18 @@ class _Runner:
 
 def run_bench(models=DEFAULT_MODELS, size: int | tuple[int, int] = 320, batches=(1, 8), device: str = "auto",
               warmup: int = 2, iters: int = 10, reference: bool = False, compile: bool = False,
-              channels_last: bool | None = None, cpu_bf16: bool = False, precision: str | None = None,
+              channels_last: bool | None = None, cpu_bf16: bool = False, precision: str | list[str] | None = None,
               log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Benchmark registered networks through the Engine's forward path; returns a JSON-able report
-    (``rows``: one per model, batch and path; ``ratios``: the issue's targets; machine facts).
+    (``rows``: one per model, batch, path and precision setting; ``ratios``: the issue's targets
+    (engine/bench_report.py); machine facts).
 
-    Per batch size, every model (and reference path) runs once per round, for ``iters`` rounds,
-    so that ratios between models are not skewed by load that comes and goes on a shared machine.
-    ``precision``: the engine's ``auto``, ``bf16`` or ``fp32`` (engine/precision.py); None: ``bf16``
-    with ``cpu_bf16`` (the older option), else ``auto``. Rows record each model's precision, the
-    report the guard's numbers where ``auto`` ran it.
+    Per batch size, every model (and reference path) at every setting runs once per round, for
+    ``iters`` rounds, so that ratios between them are not skewed by load that comes and goes on a
+    shared machine. ``precision``: the engine's ``auto``, ``bf16`` or ``fp32`` (engine/precision.py),
+    or a list of them, each measured in the same run (e.g. ``["auto", "fp32"]``); None: ``bf16`` with
+    ``cpu_bf16`` (the older option), else ``auto``. Reference paths run at their row's setting. Rows
+    record each model's precision, the report the guard's numbers where ``auto`` ran it.
     """
     size = (size, size) if isinstance(size, int) else tuple(size)
     if warmup < 0 or iters < 1:
@@ -180,42 +180,44 @@ def run_bench(models=DEFAULT_MODELS, size: int | tuple[int, int] = 320, batches=
     for name in models:
         get_entry(name)  # unknown names fail before any work
     dev = resolve_device(device)
-    if precision is None:
-        precision = "bf16" if cpu_bf16 else "auto"
-    engine = Engine(device=str(dev), compile=compile, channels_last=channels_last, precision=precision,
-                    max_models=len(models))
+    settings = [precision] if isinstance(precision, str) else list(precision or ["bf16" if cpu_bf16 else "auto"])
+    engines = {s: Engine(device=str(dev), compile=compile, channels_last=channels_last, precision=s,
+                         max_models=len(models)) for s in dict.fromkeys(settings)}
     log = log or (lambda msg: None)
     load_before = _loadavg()
-    loaded = {name: engine.load_model(ModelRef(name), dev) for name in models}
-    refs = {name: reference_like(getattr(lm.module, "_orig_mod", lm.module))
-            for name, lm in loaded.items() if reference and lm.family == "vit"}
+    loaded = {(name, s): e.load_model(ModelRef(name), dev) for s, e in engines.items() for name in models}
     rows: list[BenchRow] = []
     for batch in batches:
         x = bench_input(batch, size, dev)
-        runners = _runners(engine, loaded, refs, x)
+        runners = _runners(engines, loaded, reference, x)
         _time_rounds(runners, dev, batch, warmup, iters, log)
         rows += _batch_rows(runners, loaded, x, batch, size, dev)
+    row_dicts = [asdict(r) for r in rows]
     return {
         "device": str(dev), "device_name": _device_name(dev), "torch": torch.__version__,
-        "threads": torch.get_num_threads(), "cpu_capability": _cpu_capability(),
-        "compile": compile, "channels_last_unet": engine._use_channels_last(dev), "precision_setting": precision,
-        "guards": {name: lm.guard.as_dict() for name, lm in loaded.items() if lm.guard is not None},
+        "threads": torch.get_num_threads(), "cpu_capability": _cpu_capability(), "compile": compile,
+        "channels_last_unet": next(iter(engines.values()))._use_channels_last(dev), "precision_settings": list(engines),
+        "guards": {f"{name} ({s})": lm.guard.as_dict() for (name, s), lm in loaded.items() if lm.guard is not None},
         "warmup": warmup, "iters": iters, "size": list(size),
         "loadavg_before": load_before, "loadavg_after": _loadavg(),
-        "rows": [asdict(r) for r in rows], "ratios": ratios(rows),
+        "rows": row_dicts, "ratios": ratios(row_dicts), "targets": [t.label for t in TARGETS],
     }
 
 
-def _runners(engine: Engine, loaded: dict, refs: dict[str, torch.nn.Module], x: torch.Tensor) -> list[_Runner]:
-    """One runner per model through the Engine's forward path, and one per reference model beside it."""
+def _runners(engines: dict[str, Engine], loaded: dict, reference: bool, x: torch.Tensor) -> list[_Runner]:
+    """One runner per model and setting through the Engine's forward path, and (``reference``) one
+    per ViT beside it: the official code's computation with the same weights at the same precision."""
     runners = []
-    for name, lm in loaded.items():
-        runners.append(_Runner(name, "vitrecon", lambda lm=lm: engine.run_model(lm, x), lm.module))
-        if name in refs:
-            def ref(m=refs[name], lm=lm):
-                with engine.forward_context(lm):  # the same precision as the vitrecon path
+    for (name, setting), lm in loaded.items():
+        engine = engines[setting]
+        runners.append(_Runner(name, "vitrecon", setting, lambda e=engine, lm=lm: e.run_model(lm, x), lm.module))
+        if reference and lm.family == "vit":
+            ref_model = reference_like(getattr(lm.module, "_orig_mod", lm.module))
+
+            def ref(m=ref_model, e=engine, lm=lm):
+                with e.forward_context(lm):  # the same precision as the vitrecon path
                     return m(x[:, None])
-            runners.append(_Runner(name, "reference", ref, refs[name]))
+            runners.append(_Runner(name, "reference", setting, ref, ref_model))
     return runners
 
 
@@ -227,7 +229,8 @@ def _time_rounds(runners: list[_Runner], dev: torch.device, batch: int, warmup: 
         for r in runners:
             r.fn()
     for i in range(iters):
-        log(f"batch {batch}: round {i + 1}/{iters} of {', '.join(f'{r.name} {r.path}' for r in runners)}")
+        log(f"batch {batch}: round {i + 1}/{iters} of "
+            f"{', '.join(f'{r.name} {r.path} {r.setting}' for r in runners)}")
         for r in runners:
             r.latencies.append(_time(r.fn, dev))
 
@@ -235,18 +238,18 @@ def _time_rounds(runners: list[_Runner], dev: torch.device, batch: int, warmup: 
 def _batch_rows(runners: list[_Runner], loaded: dict, x: torch.Tensor, batch: int, size: tuple[int, int],
                 dev: torch.device) -> list[BenchRow]:
     """The rows of one batch size from timed ``runners``: memory measured now, reference paths compared."""
-    ours_median = {r.name: statistics.median(r.latencies) for r in runners if r.path == "vitrecon"}
+    ours_median = {(r.name, r.setting): statistics.median(r.latencies) for r in runners if r.path == "vitrecon"}
     rows = []
     for r in runners:
         mem = measure_memory(r.fn, dev, weights=r.module)
         extra: dict[str, Any] = {}
         if r.path == "reference":
-            diff, scale = _fp32_difference(loaded[r.name].module, r.module, x)
+            diff, scale = _fp32_difference(loaded[r.name, r.setting].module, r.module, x)
             extra = dict(max_abs_diff=diff, equal=diff <= EQUAL_TOL * scale,
-                         speedup=statistics.median(r.latencies) / ours_median[r.name])
+                         speedup=statistics.median(r.latencies) / ours_median[r.name, r.setting])
         rows.append(_row(r.name, r.path, batch, size, r.latencies, mem,
                          forward_gflops(r.name, size, reference=r.path == "reference"),
-                         count_parameters(r.name), loaded[r.name].precision, **extra))
+                         count_parameters(r.name), loaded[r.name, r.setting].precision, setting=r.setting, **extra))
     return rows
 
 
@@ -256,50 +259,6 @@ def _fp32_difference(ours: torch.nn.Module, ref: torch.nn.Module, x: torch.Tenso
         a = ours(x[:, None].float().contiguous(memory_format=torch.contiguous_format))
         b = ref(x[:, None].float())
     return (a.float() - b.float()).abs().max().item(), max(1.0, b.abs().max().item())
-
-
-def ratios(rows: list[BenchRow]) -> list[dict[str, Any]]:
-    """The issue's targets evaluated on ``rows`` (only those whose rows were measured)."""
-    by = {(r.model, r.path, r.batch): r for r in rows}
-    out = []
-    for label, num, den, batch, target in TARGETS:
-        for b in sorted({r.batch for r in rows}):
-            if batch is not None and b != batch:
-                continue
-            if den == "reference":
-                r = by.get((num, "reference", b))
-                value = r.speedup if r else None
-            else:
-                a, c = by.get((num, "vitrecon", b)), by.get((den, "vitrecon", b))
-                value = a.slices_per_s / c.slices_per_s if a and c else None
-            if value is not None:
-                out.append({"ratio": label, "batch": b, "value": round(value, 3), "target": target,
-                            "met": value >= target})
-    return out
-
-
-def format_report(report: dict[str, Any]) -> str:
-    lines = [f"device {report['device']} ({report['device_name']}), torch {report['torch']}, "
-             f"{report['threads']} threads, size {report['size'][0]}x{report['size'][1]}, "
-             f"warm-up {report['warmup']}, {report['iters']} iterations, compile {report['compile']}, "
-             f"U-Net channels_last {report['channels_last_unet']}",
-             f"load average before {report['loadavg_before']}, after {report['loadavg_after']} "
-             "(timings on a shared machine vary with other load)", "",
-             f"{'model':<11}{'path':<10}{'batch':>5}{'slices/s':>10}{'median ms':>11}{'p95 ms':>10}"
-             f"{'peak MB':>10}{'+MB':>8}{'GFLOP/sl':>10}  {'precision':<14}{'vs ref':>8}  max|diff|"]
-    for r in report["rows"]:
-        extra = ""
-        if r["path"] == "reference":
-            extra = f"{r['speedup']:>7.2f}x  {r['max_abs_diff']:.1e} {'equal' if r['equal'] else 'DIFFERENT'}"
-        lines.append(f"{r['model']:<11}{r['path']:<10}{r['batch']:>5}{r['slices_per_s']:>10.2f}"
-                     f"{r['latency_ms_median']:>11.1f}{r['latency_ms_p95']:>10.1f}{r['peak_mem_mb']:>10.0f}"
-                     f"{r['mem_delta_mb']:>8.0f}{r['gflops_per_slice']:>10.2f}  {r['precision']:<14}{extra}")
-    if report["ratios"]:
-        lines.append("")
-        for q in report["ratios"]:
-            lines.append(f"{q['ratio']} (batch {q['batch']}): {q['value']:.2f}x "
-                         f"(target {q['target']}x: {'met' if q['met'] else 'NOT met'})")
-    return "\n".join(lines)
 
 
 def _loadavg() -> list[float] | None:
@@ -341,6 +300,14 @@ def _int_list(text: str) -> list[int]:
     return values
 
 
+def _precisions(text: str) -> list[str]:
+    values = [v.strip() for v in text.split(",") if v.strip()]
+    wrong = [v for v in values if v not in ("auto", "bf16", "fp32")]
+    if not values or wrong:
+        raise argparse.ArgumentTypeError(f"expected auto, bf16 or fp32 (comma-separated), got {text!r}")
+    return values
+
+
 def _size(text: str) -> tuple[int, int]:
     parts = text.lower().split("x")
     try:
@@ -367,9 +334,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--channels-last", choices=("auto", "on", "off"), default="auto",
                    help="U-Net memory format (auto: on for CUDA and the CPU, off for MPS)")
     p.add_argument("--cpu-bf16", action="store_true", help="the same as --precision bf16 (an older option)")
-    p.add_argument("--precision", choices=("auto", "bf16", "fp32"),
+    p.add_argument("--precision", type=_precisions,
                    help="auto (the default: bf16 autocast on CUDA, and on CPUs with native bf16 for models "
-                        "that pass the quality guard), or bf16 autocast / fp32 on any device")
+                        "that pass the quality guard), bf16 autocast or fp32 on any device; a comma-separated "
+                        "list (e.g. auto,fp32) measures each in the same run")
     p.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
 

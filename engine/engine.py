@@ -245,14 +245,11 @@ class Engine:
         timings["mask"] = time.perf_counter() - t
 
         t = time.perf_counter()
-        k = kspace.to(device)
-        masked = k * mask.tensor(device)
-        images = ks.center_crop(ks.ifft2c(masked), info.crop_size)
-        zf = ks.rss(images, dim=0)
-        coil_image = images[request.coil].abs().cpu().numpy() if request.coil is not None else None
-        shown = masked if request.coil is None else masked[request.coil : request.coil + 1]
-        kspace_log = torch.log1p(shown.abs().square().sum(0).sqrt()).float().cpu().numpy()
-        zf_np = zf.float().cpu().numpy()
+        k, m = kspace.to(device), mask.tensor(device)
+        stage = ks.zero_filled_stage(k, m, info.crop_size)
+        coil_image = stage.coil_image(request.coil).cpu().numpy() if request.coil is not None else None
+        kspace_log = stage.log_kspace(request.coil).float().cpu().numpy()
+        zf_np = stage.image().float().cpu().numpy()
         timings["zero-filled"] = time.perf_counter() - t
 
         t = time.perf_counter()

@@ -42,8 +42,37 @@ def test_bench_rows_with_reference():
     assert rows[("unet-s", "vitrecon", 1)]["parameters"] == 7_756_097
     assert {q["batch"] for q in report["ratios"]} == {1, 2}
     assert all(q["ratio"].startswith("vit-s throughput") for q in report["ratios"])  # vit-l not measured
+    for q in report["ratios"]:
+        r = (rows[("vit-s", "vitrecon", q["batch"])], rows[("unet-s", "vitrecon", q["batch"])])
+        assert q["value"] == pytest.approx(r[0]["slices_per_s"] / r[1]["slices_per_s"], rel=1e-3)
     text = format_report(report)
-    assert "reference" in text and "equal" in text and "target 1.3x" in text
+    assert "reference" in text and "equal" in text and "target 1.6x" in text
+
+
+def test_bench_measures_every_precision_asked_for_in_one_run():
+    """--precision auto,fp32: every model and reference path at both; the targets that compare the
+    default precision with the official code in fp32, and each setting with itself."""
+    from engine.bench_report import ratios
+
+    report = run_bench(["vit-s", "unet-s"], (40, 30), (1,), "cpu", warmup=0, iters=2, reference=True,
+                       precision=["bf16", "fp32"])
+    rows = {(r["model"], r["path"], r["setting"]): r for r in report["rows"]}
+    assert set(rows) == {(m, p, s) for m, p in (("vit-s", "vitrecon"), ("vit-s", "reference"), ("unet-s", "vitrecon"))
+                         for s in ("bf16", "fp32")}
+    assert {rows[k]["precision"] for k in rows if k[2] == "fp32"} == {"fp32"}
+    assert {rows[k]["precision"] for k in rows if k[2] == "bf16"} == {"bf16-autocast"}
+    assert {(q["ratio"][:5], q["setting"]) for q in report["ratios"]} == {("vit-s", "bf16"), ("vit-s", "fp32")}
+    # the vit-l targets, on rows made up for it: default precision vs the official code in fp32
+    made = [dict(r, model="vit-l") for r in report["rows"] if r["model"] == "vit-s"]
+    for r in made:
+        r["setting"] = "auto" if r["setting"] == "bf16" else r["setting"]
+    got = {(q["ratio"], q["setting"]): q for q in ratios(made) if q["ratio"].startswith("vit-l")}
+    fp32_ref = next(r for r in made if r["path"] == "reference" and r["setting"] == "fp32")
+    ours = next(r for r in made if r["path"] == "vitrecon" and r["setting"] == "auto")
+    cross = got[("vit-l at the default precision vs the official code in fp32", None)]
+    assert cross["value"] == pytest.approx(ours["slices_per_s"] / fp32_ref["slices_per_s"], rel=1e-3)
+    assert cross["target"] == 4.0 and cross["denominator_precision"] == "fp32"
+    assert {s for (label, s) in got if "equal precision" in label} == {"auto", "fp32"}
 
 
 def test_bench_command_json(capsys):
