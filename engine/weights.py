@@ -121,20 +121,28 @@ def _training_data_line(data: Any) -> str | None:
 
 def card_details(card: Mapping[str, Any] | None) -> dict[str, Any]:
     """What a model card says beyond ``card_facts``: ``recipe`` (one line: task, start, length, batch,
-    learning rate, masks), ``validation`` ({mask: {ssim, psnr, nmse, zero_filled_ssim}}), ``date`` and
-    ``selection`` (e.g. "validation": the best checkpoint); None or {} where the card says nothing."""
+    learning rate, masks), ``validation`` ({mask: {ssim, psnr, nmse, zero_filled_ssim}}), ``evaluation``
+    ({held-out set: the same per mask}, as the shipped cards hold), ``date`` and ``selection`` (e.g.
+    "validation": the best checkpoint); None or {} where the card says nothing."""
     card = card or {}
     metrics = card.get("metrics") if isinstance(card.get("metrics"), Mapping) else {}
-    val = metrics.get("val") if isinstance(metrics.get("val"), Mapping) else {}
-    validation = {}
-    for label, m in val.items():
-        if isinstance(m, Mapping):
-            zf = m.get("zero_filled") if isinstance(m.get("zero_filled"), Mapping) else {}
-            validation[label] = {"ssim": m.get("ssim"), "psnr": m.get("psnr"), "nmse": m.get("nmse"),
-                                 "zero_filled_ssim": zf.get("ssim")}
+    evaluation = card.get("evaluation") if isinstance(card.get("evaluation"), Mapping) else {}
     recipe = card.get("recipe")
     return {"recipe": _recipe_line(recipe) if isinstance(recipe, Mapping) else (str(recipe) if recipe else None),
-            "validation": validation, "date": card.get("date"), "selection": card.get("selection")}
+            "validation": _per_mask(metrics.get("val")),
+            "evaluation": {name: _per_mask(masks) for name, masks in evaluation.items() if _per_mask(masks)},
+            "date": card.get("date"), "selection": card.get("selection")}
+
+
+def _per_mask(masks: Any) -> dict[str, dict[str, Any]]:
+    """{mask: {ssim, psnr, nmse, zero_filled_ssim}} from a card's validation or evaluation metrics."""
+    out = {}
+    for label, m in (masks.items() if isinstance(masks, Mapping) else ()):
+        if isinstance(m, Mapping):
+            zf = m.get("zero_filled") if isinstance(m.get("zero_filled"), Mapping) else {}
+            out[label] = {"ssim": m.get("ssim"), "psnr": m.get("psnr"), "nmse": m.get("nmse"),
+                          "zero_filled_ssim": zf.get("ssim", m.get("zero_filled_ssim"))}
+    return out
 
 
 def _recipe_line(r: Mapping[str, Any]) -> str:

@@ -66,7 +66,7 @@ def test_finetune_from_the_dialog_to_a_checkpoint_in_the_vit_slot(qtbot, window,
     titles = [a.text() for a in window.menuBar().actions()]
     assert titles.index("&Train") == titles.index("&Help") - 1
     assert [a.text() for a in window.training.menu.actions() if a.text()] == [
-        "Pretrain…", "Fine-tune…", "Evaluate…", "Runs…"]
+        "Pretrain…", "Fine-tune…", "Evaluate…", "Runs…", "Models…"]
     window.training.actions["finetune"].trigger()
     dialog = window.training.dialog
     qtbot.waitUntil(lambda: dialog.form is not None, timeout=90000)  # the trainer describes its fields

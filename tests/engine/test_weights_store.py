@@ -113,4 +113,10 @@ def test_card_details_recipe_and_validation():
     assert d["recipe"] == ("finetune of vit-s from final.safetensors, 40 epochs (at most 12,000 steps), batch 4, "
                            "max lr 0.0003, masks random at 4×/8×")
     assert d["validation"] == {"random 4x": {"ssim": 0.9, "psnr": 30.0, "nmse": 0.01, "zero_filled_ssim": 0.7}}
-    assert card_details(None) == {"recipe": None, "validation": {}, "date": None, "selection": None}
+    assert d["evaluation"] == {}
+    shipped = card_details({"evaluation": {"real": {"random 4x": {"ssim": 0.8, "psnr": 30.0, "nmse": 0.05,
+                                                                  "zero_filled_ssim": 0.7}}, "empty": {}}})
+    assert shipped["evaluation"] == {"real": {"random 4x": {"ssim": 0.8, "psnr": 30.0, "nmse": 0.05,
+                                                           "zero_filled_ssim": 0.7}}}
+    assert card_details(None) == {"recipe": None, "validation": {}, "evaluation": {}, "date": None,
+                                  "selection": None}

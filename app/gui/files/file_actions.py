@@ -88,15 +88,9 @@ class FileActions(QObject):
 
     def use_checkpoint(self, family: str, path: str) -> None:
         """Run ``family``'s slot with ``path``; a pickled file runs code when loaded, so ask first."""
-        trust = False
-        if Path(path).suffix.lower() in PICKLE_SUFFIXES:
-            answer = QMessageBox.question(
-                self, "Trust this checkpoint?",
-                f"{Path(path).name} is a pickled PyTorch file: loading it may run code stored in it. "
-                "Load it only if you trust where it came from. Load it?")
-            if answer != QMessageBox.Yes:
-                return
-            trust = True
+        trust = needs_trust(path)
+        if trust and not ask_trust(self.window, path, "Load"):
+            return
         self.view.set_checkpoint(family, path, model=card_model(path, family), trust_pickle=trust)
 
     # --- exports --------------------------------------------------------------------------------
@@ -195,6 +189,20 @@ class FileActions(QObject):
             export.cancel()
             if export.worker is not None:
                 export.worker.quit()
+
+
+def needs_trust(path: str | Path) -> bool:
+    """Whether ``path`` is a pickled PyTorch file (loading it may run code stored in it)."""
+    return Path(path).suffix.lower() in PICKLE_SUFFIXES
+
+
+def ask_trust(parent, path: str | Path, verb: str = "Load") -> bool:
+    """The explicit trust prompt for a pickled checkpoint: True only when the user answers Yes."""
+    answer = QMessageBox.question(
+        parent, "Trust this checkpoint?",
+        f"{Path(path).name} is a pickled PyTorch file: loading it may run code stored in it. "
+        f"{verb} it only if you trust where it came from. {verb} it?")
+    return answer == QMessageBox.Yes
 
 
 def card_model(path: str, family: str) -> str | None:

@@ -1,4 +1,4 @@
-"""The Train menu (Pretrain…, Fine-tune…, Evaluate…, Runs…) and the Runs dock of the main window."""
+"""The Train menu (Pretrain…, Fine-tune…, Evaluate…, Runs…, Models…) and the Runs dock of the main window."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,7 +8,9 @@ from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QDockWidget, QMainWindow
 
 from .. import theme
+from ..core.state import SLOT_TITLES
 from .launch_dialog import TITLES, LaunchDialog
+from .models_dialog import ModelsDialog
 from .query import fetch_schema
 from .run_record import RUNNING, RunRecord
 from .runs import RunsModel
@@ -34,6 +36,7 @@ class TrainingUi(QObject):
         window.addDockWidget(Qt.RightDockWidgetArea, self.dock)
         self.dock.setVisible(any(r.status == RUNNING for r in self.runs.runs))
         self.dialog: LaunchDialog | None = None
+        self.models_dialog: ModelsDialog | None = None
         self.actions: dict[str, QAction] = {}
         self._build_menu()
         self.panel.page.load_requested.connect(self.load_checkpoint)
@@ -60,6 +63,11 @@ class TrainingUi(QObject):
         runs.triggered.connect(self.show_runs)
         self.menu.addAction(runs)
         self.actions["runs"] = runs
+        models = QAction(theme.icon("mdi6.database"), "Models…", self.window)
+        models.setToolTip("The weights files: shipped, yours and the runs' checkpoints, with their model cards")
+        models.triggered.connect(self.open_models)
+        self.menu.addAction(models)
+        self.actions["models"] = models
         # the dialogs need the trainer's config fields: ask for them while the menu is open
         self.menu.aboutToShow.connect(lambda: fetch_schema(lambda _s: None, lambda _m: None, self))
 
@@ -82,6 +90,23 @@ class TrainingUi(QObject):
         self.dialog = dialog
         dialog.show()
         return dialog
+
+    def open_models(self) -> ModelsDialog:
+        """The Models dialog (one at a time), listing the weights files afresh."""
+        if self.models_dialog is None:
+            dialog = ModelsDialog(self.runs, self.slot_choices, self.window)
+            dialog.load_requested.connect(self.load_checkpoint)
+            dialog.defaults_changed.connect(self.window.controller.refresh)
+            self.models_dialog = dialog
+        else:
+            self.models_dialog.refresh()
+        self.models_dialog.show()
+        self.models_dialog.raise_()
+        return self.models_dialog
+
+    def slot_choices(self, family: str) -> list[tuple[str, str]]:
+        """The slots a checkpoint of ``family`` can be loaded into: (slot key, menu text)."""
+        return [(family, f"{SLOT_TITLES.get(family, family)} slot")]
 
     def show_runs(self) -> None:
         self.dock.show()
