@@ -1,9 +1,8 @@
 """The viewer's look: a dark theme as radiology workstations use (images on black, muted chrome),
-pyqtgraph's global options, the colour maps and qtawesome icons in the theme's colours."""
+pyqtgraph's global options, the colour maps and qtawesome icons in the theme's colours. pyqtgraph and
+qtawesome are imported where used: the start-up window (``startup.py``) needs only the colours."""
 from __future__ import annotations
 
-import pyqtgraph as pg
-import qtawesome as qta
 from PySide6.QtGui import QColor, QFont, QIcon, QPalette
 from PySide6.QtWidgets import QApplication
 
@@ -29,11 +28,15 @@ ERROR_CMAPS = {"abs": "inferno", "signed": "CET-D1"}  # absolute error; signed e
 
 def configure_pyqtgraph() -> None:
     """Row-major images (numpy's [row, col] = [y, x]) and the dark palette; call before any widget."""
+    import pyqtgraph as pg
+
     pg.setConfigOptions(imageAxisOrder="row-major", background=IMAGE_BG, foreground=TEXT,
                         antialias=True, useNumba=False)
 
 
-def colormap(name: str) -> pg.ColorMap:
+def colormap(name: str) -> "pg.ColorMap":
+    import pyqtgraph as pg
+
     if name in ("gray", "gray_r"):  # gray_r: inverted, white for no signal
         black, white = (0, 0, 0), (255, 255, 255)
         return pg.ColorMap(pos=[0.0, 1.0], color=[black, white] if name == "gray" else [white, black], name=name)
@@ -84,4 +87,6 @@ QScrollArea {{ border: none; }}
 
 def icon(name: str, color: str = TEXT, **kw) -> QIcon:
     """A qtawesome icon (e.g. ``"mdi6.folder-open"``) drawn in the theme's text colour."""
+    import qtawesome as qta
+
     return qta.icon(name, color=color, color_disabled="#5c636b", **kw)
