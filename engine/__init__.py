@@ -42,6 +42,7 @@ from .checkpoints import atomic_write, card_path
 from .devices import available_devices, cpu_has_fast_bf16, launch_device, launch_env, resolve_device
 from .dicom_export import SeriesInfo, dicom_folder, slice_file, write_dicom_series
 from .engine import DEFAULT_MASK, Engine
+from .atomic import WriteError
 from .errors import CheckpointError, RequestError, ScanError, UnsupportedScanError, VitreconError
 from .evaluation import evaluate_folders
 from .export import (FORMATS, REFERENCE, check_input, check_writable, describe_series, mask_fields, method_name,
@@ -89,7 +90,7 @@ __all__ = [
     # a session: staged results, caches, the latest request wins, prefetch
     "CoilView", "Inbox", "Listener", "ReconSession", "Update", "error_message",
     # errors
-    "CheckpointError", "RequestError", "ScanError", "UnsupportedScanError", "VitreconError",
+    "CheckpointError", "RequestError", "ScanError", "UnsupportedScanError", "VitreconError", "WriteError",
     # model catalogue and weights
     "FamilyEntry", "ModelEntry", "count_parameters", "family_of", "get_entry", "list_families", "list_models",
     "WEIGHTS_KINDS", "WeightsStatus", "card_facts", "card_path", "describe_weights", "weights_kind",

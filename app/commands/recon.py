@@ -42,7 +42,11 @@ def register(sub) -> None:
                         "quality guard), bf16 autocast or fp32 everywhere (default auto)")
     p.add_argument("--batch-size", type=int, default=None,
                    help="slices per network batch (default: 1 on the CPU, 8 on a GPU)")
-    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    done = p.add_mutually_exclusive_group()
+    done.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    done.add_argument("--skip-existing", action="store_true",
+                      help="leave out inputs whose output exists (to finish an interrupted run: an output is "
+                           "written whole under its name or not at all)")
     add_selection_arguments(p)
     p.set_defaults(handler=run)
 
@@ -85,6 +89,10 @@ def run(args) -> int:
     out_dir = Path(args.out)
     if out_dir.exists() and not out_dir.is_dir():
         raise ValueError(f"{out_dir}: --out must be a folder, found a file")
+    if args.skip_existing:
+        args.files = without_existing_outputs(args.files, out_dir, args.format)
+        if not args.files:
+            return 0
     rank, local_rank, world = launch_env()
     device = launch_device(args.device, local_rank, world)  # a torch.device, passed down as it is
     engine = Engine(device=str(device), precision=args.precision)
@@ -131,6 +139,22 @@ def reconstruct_all(args, engine, files: list[str], scans: dict, out_dir: Path, 
             tqdm.write(f"wrote {path}", file=sys.stderr)
     finally:
         bar.close()
+
+
+def without_existing_outputs(files: list[str], out_dir: Path, format: str) -> list[str]:
+    """``files`` without those whose output in ``out_dir`` exists (each named on stderr)."""
+    from engine import output_path
+
+    left = []
+    for f in files:
+        out = output_path(f, out_dir, format)
+        if out.exists():
+            print(f"vitrecon recon: skipped {f}: {out} exists", file=sys.stderr)
+        else:
+            left.append(f)
+    if not left:
+        print(f"vitrecon recon: nothing to do: every output exists in {out_dir}", file=sys.stderr)
+    return left
 
 
 def model_from_args(args):

@@ -101,10 +101,23 @@ def test_recon_killed_from_outside_then_rerun(inputs, tmp_path):
     proc.send_signal(signal.SIGKILL)
     assert proc.wait(timeout=30) in (-signal.SIGKILL, 0)
     proc.stderr.close()
-    for name in _finals(os.listdir(out)):  # complete, readable outputs only
+    finished = {name: (out / name).stat().st_mtime_ns for name in _finals(os.listdir(out))}
+    for name in finished:  # complete, readable outputs only
         assert _content(out / name)[0].shape == (2, 16, 16)
-    assert main(["recon", *map(str, inputs), "--out", str(out), "--overwrite"]) == 0
-    assert sorted(os.listdir(out)) == sorted(p.name for p in inputs)
+    # the rerun finishes the rest and leaves the finished outputs alone
+    assert main(["recon", *map(str, inputs), "--out", str(out), "--skip-existing"]) == 0
+    assert sorted(_finals(os.listdir(out))) == sorted(p.name for p in inputs)
+    assert all((out / name).stat().st_mtime_ns == t for name, t in finished.items())
+    clean = tmp_path / "clean"
+    assert main(["recon", *map(str, inputs), "--out", str(clean)]) == 0
+    _assert_same_outputs(out, clean)
+    # a second rerun has nothing to do
+    assert main(["recon", *map(str, inputs), "--out", str(out), "--skip-existing"]) == 0
+
+
+def test_skip_existing_and_overwrite_exclude_each_other(inputs, tmp_path, capsys):
+    assert main(["recon", str(inputs[0]), "--out", str(tmp_path), "--skip-existing", "--overwrite"]) == 2
+    assert "not allowed with argument" in capsys.readouterr().err
 
 
 def _enospc(*args, **kwargs):
