@@ -19,7 +19,7 @@ imported anywhere below it. The surface, by what the app does with it:
   other, with card, sha256 and whether it is its model's default), ``import_weights``,
   ``set_default_weights``, ``remove_weights``, ``file_sha256``, ``user_library_dir``;
 - volume export (``FORMATS``: fastMRI's leaderboard format, DICOM): ``reconstruct_file``,
-  ``reference_volume``, ``write_reconstruction``, ``output_path``, ``check_writable``, ``check_input``,
+  ``reference_volume``, ``write_reconstruction``, ``output_path``, ``output_exists``, ``check_writable``, ``check_input``,
   ``atomic_write``; ``method_name``, ``mask_fields`` (one value per mask parameter), ``REFERENCE``;
   DICOM series of a slice or a volume: ``write_dicom_series``, ``describe_series`` (``SeriesInfo``),
   ``dicom_folder``, ``slice_file``;
@@ -46,7 +46,7 @@ from .atomic import WriteError
 from .errors import CheckpointError, RequestError, ScanError, UnsupportedScanError, VitreconError
 from .evaluation import evaluate_folders
 from .export import (FORMATS, REFERENCE, check_input, check_writable, describe_series, mask_fields, method_name,
-                     output_path, reconstruct_file, reference_volume, write_reconstruction)
+                     output_exists, output_path, reconstruct_file, reference_volume, write_reconstruction)
 from .kspace import zero_filled
 from .masks import (MASK_KINDS, MAX_ACCELERATION, Mask, MaskKind, MaskSpec, default_center_fraction, get_mask_kind,
                     make_mask, seed_from_filename)
@@ -100,7 +100,7 @@ __all__ = [
     "remove_weights", "set_default_weights", "user_library_dir",
     # volume export
     "atomic_write", "check_input", "check_writable", "output_path", "reconstruct_file", "write_reconstruction",
-    "FORMATS", "REFERENCE", "mask_fields", "method_name", "reference_volume",
+    "FORMATS", "REFERENCE", "mask_fields", "method_name", "output_exists", "reference_volume",
     "SeriesInfo", "describe_series", "dicom_folder", "slice_file", "write_dicom_series",
     # sample scans, per-user folders, evaluation, benchmark
     "build_samples", "sample_path", "user_cache_dir", "user_config_dir", "user_weights_dir",

@@ -56,6 +56,14 @@ def check_writable(path: Path, overwrite: bool, format: str = "h5") -> None:
         raise FileExistsError(f"{path}: already exists; pass --overwrite to replace it")
 
 
+def output_exists(path: str | Path, format: str = "h5") -> bool:
+    """Whether the output ``output_path`` names is there: the file (h5), or DICOM files in the series
+    folder (dicom: a folder that holds only the temporaries of a write cut short does not count; a
+    series appears whole, its files renamed into place one after the other once all are written)."""
+    path = Path(path)
+    return any(path.glob("*.dcm")) if format == "dicom" else path.exists()
+
+
 def method_name(method: ModelRef | str | None) -> str:
     """A method as outputs name it: ``zero-filled`` (None), ``reference``, a network's name, or
     ``<name>-<checkpoint stem>`` for a network run with a checkpoint file."""

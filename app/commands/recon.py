@@ -143,12 +143,12 @@ def reconstruct_all(args, engine, files: list[str], scans: dict, out_dir: Path, 
 
 def without_existing_outputs(files: list[str], out_dir: Path, format: str) -> list[str]:
     """``files`` without those whose output in ``out_dir`` exists (each named on stderr)."""
-    from engine import output_path
+    from engine import output_exists, output_path
 
     left = []
     for f in files:
         out = output_path(f, out_dir, format)
-        if out.exists():
+        if output_exists(out, format):
             print(f"vitrecon recon: skipped {f}: {out} exists", file=sys.stderr)
         else:
             left.append(f)

@@ -64,3 +64,16 @@ def test_recon_dicom_never_overwrites_and_errors_are_one_line(files, tmp_path, c
     _one_error_line(capsys, "--model reference writes the fully sampled reference")
     assert main(["recon", str(files["multi"]), "--out", str(out), "--format", "png"]) == 2
     _one_error_line(capsys, "invalid choice")
+
+
+def test_skip_existing_skips_a_whole_series_only(files, tmp_path, capsys):
+    """A series folder holding only the temporaries of a write that was cut short is done again."""
+    out = tmp_path / "out"
+    cut_short = out / "file_multi"
+    cut_short.mkdir(parents=True)
+    (cut_short / ".slice001.dcm.host-1.abcd.tmp").write_bytes(b"half")
+    assert main(["recon", str(files["multi"]), "--out", str(out), "--format", "dicom", "--skip-existing"]) == 0
+    assert len(_series(cut_short)) == 3
+    capsys.readouterr()
+    assert main(["recon", str(files["multi"]), "--out", str(out), "--format", "dicom", "--skip-existing"]) == 0
+    assert "skipped" in capsys.readouterr().err
