@@ -19,7 +19,7 @@ from .core.view_settings import restore_state, save_state
 from .docks.controls import ControlsPanel
 from .docks.display_panel import DisplayPanel
 from .docks.kspace_view import KSpaceView
-from .docks.metadata import MetadataPanel, MetricsTable, RoiMetricsTable, metrics_column
+from .docks.metadata import MetadataPanel, MetricsTable, MetricsColumn, RoiMetricsTable
 from .files.file_actions import FileActions
 from .grid.image_grid import ImageGrid
 from .grid.labels import pane_texts
@@ -106,7 +106,7 @@ class MainWindow(QMainWindow):
         self.setCorner(Qt.BottomLeftCorner, Qt.LeftDockWidgetArea)
         self.controls_dock = self._dock("Controls", scroll, Qt.LeftDockWidgetArea, "controls")
         self.kspace_dock = self._dock("K-space and mask", self.kspace, Qt.BottomDockWidgetArea, "kspace")
-        self.metrics_dock = self._dock("Metrics (this slice)", metrics_column(self.metrics, self.roi_metrics),
+        self.metrics_dock = self._dock("Metrics (this slice)", MetricsColumn(self.metrics, self.roi_metrics),
                                        Qt.BottomDockWidgetArea, "metrics")
         meta_scroll = QScrollArea()
         meta_scroll.setWidgetResizable(True)

@@ -76,6 +76,8 @@ def test_cine_plays_through_slices_loops_zero_filled_only_and_stops_on_the_wheel
     assert shown[:6] == [(start + i) % 4 for i in range(1, 7)]  # one slice after another, looping
     played = [u for u in updates if u.request.slice_index != start]  # slices not reconstructed before
     assert played and not any(u.result.outputs for u in played)  # zero-filled only while playing
+    for k in ("vit", "error:unet"):  # no other slice's image marked "updating": the panes say why
+        assert g.panes[k].data is None and "runs when the cine stops" in g.panes[k].message.text.toPlainText()
     wheel(g.viewport(), at_pixel(g, "vit", 20, 20), -120)  # the user scrolls: the cine stops there
     assert not window.tools.cine.playing and not window.actions["cine"].isChecked()
     stopped_at = view.state.slice_index
@@ -197,7 +199,7 @@ def test_ellipse_roi_psnr_on_the_ellipse_ssim_on_its_box_and_delete_clears(qtbot
     assert mask.sum() < g.overlays.roi.w * g.overlays.roi.h * 0.82  # an ellipse, not its box
     qtbot.waitUntil(lambda: g.roi_report is not None, timeout=3000)
     assert_roi_matches_numpy(window)
-    assert "SSIM over its bounding box" in window.roi_metrics.title.text()
+    assert window.roi_metrics.table.horizontalHeaderItem(1).text() == "SSIM (box)"
     key(window, Qt.Key_Delete)
     assert g.overlays.roi is None
 
@@ -257,6 +259,11 @@ def test_linked_cursor_marks_the_pixel_and_every_pane_reads_its_own_value(qtbot,
         assert pane.marker.isVisible()
         (mx,), (my,) = pane.marker.getData()
         assert pane.image.mapFromParent(QPointF(mx, my)) == QPointF(20.5, 30.5)
+    key(window, Qt.Key_Down)  # the pointer still, another slice: the values are the new slice's
+    wait_complete(qtbot, window)
+    for k in g.visible_keys():
+        value = in_units(float(g.panes[k].data[30, 20]), g.unit_exponent)
+        assert g.panes[k].readout.text.toPlainText().strip().endswith(value), k
     key(window, Qt.Key_X)  # the marker off: values still read, no marker
     QTest.mouseMove(g.viewport(), at_pixel(g, "vit", 10.5, 12.5))
     assert not g.panes["reference"].marker.isVisible()

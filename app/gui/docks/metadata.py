@@ -2,14 +2,14 @@
 per-slice metrics table (the table the CSV export writes)."""
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (QAbstractItemView, QFormLayout, QHeaderView, QLabel, QSplitter, QTableWidget,
                                QTableWidgetItem, QVBoxLayout, QWidget)
 
 from engine import ScanInfo, Update
 
-from ..grid.levels import in_units, unit_label
+from ..grid.levels import in_units
 from ..grid.roi import RoiReport
 from ..grid.labels import WEIGHTS_TAGS, model_label, precision_details, weights_name
 from ..core.state import SLOT_TITLES
@@ -53,7 +53,8 @@ def fov_text(info: ScanInfo) -> str:
     if info.pixel_spacing_mm is None:
         return "not in the header: distances in pixels"
     (fh, fw), (ph, pw) = info.recon_fov_mm, info.pixel_spacing_mm
-    return f"{fh:g} × {fw:g} mm ({ph:.2f} × {pw:.2f} mm pixels)"
+    pixel = f"{ph:.2f}" if abs(ph - pw) < 0.005 else f"{ph:.2f} × {pw:.2f}"
+    return f"{fh:g} × {fw:g} mm, pixel {pixel} mm"
 
 
 def elide(value: str, limit: int = 30) -> str:
@@ -130,6 +131,13 @@ def row_tooltip(row: dict[str, object]) -> str:
     return f"weights: {row['Weights']}" + (f" ({tag[0]})" if tag else "") + card + precision
 
 
+def compact_rows(table: QTableWidget) -> None:
+    """One line of text a row, tightly: the dock under the images shows three methods above and four
+    inside an ROI without scrolling."""
+    table.verticalHeader().setMinimumSectionSize(16)
+    table.verticalHeader().setDefaultSectionSize(table.fontMetrics().height() + 4)
+
+
 class MetricsTable(QTableWidget):
     def __init__(self, parent=None):
         super().__init__(0, len(TABLE_COLUMNS), parent)
@@ -143,6 +151,7 @@ class MetricsTable(QTableWidget):
         header.setSectionResizeMode(TABLE_COLUMNS.index("Model"), QHeaderView.Stretch)
         self.setWordWrap(False)
         self.setTextElideMode(Qt.ElideMiddle)
+        compact_rows(self)
         self.rows: list[dict[str, object]] = []
 
     def set_update(self, update: Update | None) -> None:
@@ -163,31 +172,37 @@ class MetricsTable(QTableWidget):
                     item.setForeground(QColor(tag[1]))
                 item.setToolTip(row_tooltip(row))
                 self.setItem(i, j, item)
-        self.resizeRowsToContents()
 
 
-ROI_COLUMNS = ("Method", "SSIM", "PSNR (dB)", "NMSE", "Mean", "Std")
+ROI_COLUMNS = ("Method", "SSIM", "PSNR", "NMSE", "Mean", "Std")  # units on the line above the table
 
 
 class RoiMetricsTable(QWidget):
-    """The ROI's line (its kind and size) over a table of each method inside it: SSIM, PSNR and NMSE
-    against the reference and the mean and standard deviation of its values (display units). Hidden
-    while there is no ROI."""
+    """The ROI's line (its kind, size and the values' unit) over a table of each method inside it:
+    SSIM, PSNR (dB) and NMSE against the reference and the mean and standard deviation of its values
+    in display units. For an ellipse SSIM is over its bounding box (the column says so). Hidden while
+    there is no ROI."""
+
+    report_changed = Signal()
 
     def __init__(self, parent=None):
         super().__init__(parent)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 2, 0, 0)
+        lay.setSpacing(1)
         self.title = QLabel("")
         self.title.setObjectName("hint")
-        self.title.setWordWrap(True)
         self.table = QTableWidget(0, len(ROI_COLUMNS))
         self.table.setHorizontalHeaderLabels(ROI_COLUMNS)
         self.table.verticalHeader().setVisible(False)
+        compact_rows(self.table)
         self.table.setEditTriggers(QAbstractItemView.NoEditTriggers)
         self.table.setAlternatingRowColors(True)
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeToContents)
-        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.setTextElideMode(Qt.ElideRight)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeToContents)
+        header.setSectionResizeMode(0, QHeaderView.Stretch)  # long method names are elided, no scroll bar
+        self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
         lay.addWidget(self.title)
         lay.addWidget(self.table, 1)
         self.report: RoiReport | None = None
@@ -197,12 +212,15 @@ class RoiMetricsTable(QWidget):
         """``report`` with means and deviations in units of ``10**exponent`` (as the pixel readout)."""
         self.report = report
         self.setVisible(report is not None)
+        self.report_changed.emit()
         if report is None:
             return
-        ssim_note = " · SSIM over its bounding box" if report.description.startswith("ellipse") else ""
-        self.title.setText(f"<b>Inside the ROI</b>: {report.description}{ssim_note}")
-        for col, name in ((4, "Mean"), (5, "Std")):
-            self.table.setHorizontalHeaderItem(col, QTableWidgetItem(unit_label(name, exponent)))
+        unit = f" · values ×1e{exponent}" if exponent else ""
+        self.title.setText(f"<b>ROI</b>: {report.description}{unit}")
+        self.title.setToolTip("PSNR in dB; mean and std in the units of the colour bar and the pixel readout; "
+                              "for an ellipse PSNR and NMSE over its pixels, SSIM over its bounding box")
+        ellipse = report.description.startswith("ellipse")
+        self.table.horizontalHeaderItem(1).setText("SSIM (box)" if ellipse else "SSIM")
         self.table.setRowCount(len(report.rows))
         for i, row in enumerate(report.rows):
             values = (row.ssim, row.psnr, row.nmse, row.mean, row.std)
@@ -212,14 +230,30 @@ class RoiMetricsTable(QWidget):
                 item = QTableWidgetItem(text)
                 if j:
                     item.setTextAlignment(Qt.AlignRight | Qt.AlignVCenter)
+                else:
+                    item.setToolTip(text)
                 self.table.setItem(i, j, item)
-        self.table.resizeRowsToContents()
 
 
-def metrics_column(table: MetricsTable, roi: RoiMetricsTable) -> QSplitter:
-    """The metrics dock's content: the slice's table over the ROI's."""
-    split = QSplitter(Qt.Vertical)
-    split.addWidget(table)
-    split.addWidget(roi)
-    split.setChildrenCollapsible(False)
-    return split
+class MetricsColumn(QSplitter):
+    """The metrics dock's content: the slice's table over the ROI's (shown while there is an ROI),
+    the slice's table as high as its rows and the ROI's taking the rest."""
+
+    def __init__(self, table: MetricsTable, roi: RoiMetricsTable):
+        super().__init__(Qt.Vertical)
+        self.table, self.roi = table, roi
+        self.addWidget(table)
+        self.addWidget(roi)
+        self.setChildrenCollapsible(False)
+        for signal in (table.model().rowsInserted, table.model().rowsRemoved, roi.report_changed):
+            signal.connect(lambda *_: QTimer.singleShot(0, self.share))  # once the rows have their height
+
+    def share(self) -> None:
+        if self.roi.isHidden() or not self.table.rowCount():
+            return
+        t = self.table
+        need = (t.horizontalHeader().height() + 2 * t.frameWidth() + 2
+                + sum(t.rowHeight(i) for i in range(t.rowCount())))
+        total = sum(self.sizes())
+        if total > need:
+            self.setSizes([need, total - need])

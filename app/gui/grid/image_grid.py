@@ -12,7 +12,7 @@ from engine import Update
 
 from .. import theme
 from .grid_levels import GridLevels
-from .labels import METHOD_TITLES, PaneText, pane_texts
+from .labels import METHOD_TITLES, PaneText, pane_texts, paused
 from .orientation import Orientation
 from .overlays import Overlays
 from .panes import ImagePane
@@ -71,6 +71,8 @@ class ImageGrid(GridLevels, pg.GraphicsLayoutWidget):
         self.unit_exponent = 0  # values are shown in units of 10**unit_exponent
         self._error_maps: list = []  # the absolute error maps of the update shown
         self.show_marker = True
+        self.networks_paused = False  # while the cine plays: network panes say they wait for it
+        self.cursor: tuple[int | None, int | None] = (None, None)  # the image pixel under the pointer
         self.orientation = Orientation()
         self._levels_set = False
         self._placed: list = []
@@ -194,6 +196,8 @@ class ImageGrid(GridLevels, pg.GraphicsLayoutWidget):
         had_reference = self.has_reference
         self.has_reference = r.reference is not None
         texts = texts if texts is not None else pane_texts(update, exponent=self.exponent_for(update))
+        if self.networks_paused:
+            texts = {k: paused(t) if t.pending else t for k, t in texts.items()}
         self.last_texts = texts
         images = {"reference": r.reference, "zero-filled": r.zero_filled}
         errors = {"zero-filled": (r.zero_filled_error_abs, r.zero_filled_error_signed)}
@@ -224,6 +228,7 @@ class ImageGrid(GridLevels, pg.GraphicsLayoutWidget):
         if self.overlays.any:
             self.overlays.place()  # panes that got their first image show the shapes too
             self.update_roi()
+        self._show_readouts()
         if had_reference != self.has_reference or self.empty:
             self.empty = False
             self.relayout()
@@ -325,6 +330,13 @@ class ImageGrid(GridLevels, pg.GraphicsLayoutWidget):
         if key is not None:
             p = self.panes[key].image.mapFromScene(pos)  # the image pixel, whatever the orientation
             col, row = int(math.floor(p.x())), int(math.floor(p.y()))
+        self.cursor = (col, row)
+        self._show_readouts()
+
+    def _show_readouts(self) -> None:
+        """Each visible pane's value at the cursor's pixel (again after each update: the slice, a
+        network's image or the cine changed what is under a still pointer)."""
+        col, row = self.cursor
         for key in self.visible_keys():
             self.panes[key].show_readout(col, row, self.show_marker, self.unit_exponent)
 

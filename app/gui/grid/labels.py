@@ -2,6 +2,7 @@
 functions of an ``Update``, so they are easy to test and the PNG export shows the same text."""
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +28,13 @@ class PaneText:
     message: str = ""
     status: str = ""
     pending: bool = False
+
+
+def paused(text: PaneText) -> PaneText:
+    """A network's pane while the cine plays: it runs on the slice the cine stops at, so the pane
+    says so instead of showing another slice's image as "updating"."""
+    return dataclasses.replace(text, message="the network runs when the cine stops", status="cine",
+                               pending=False)
 
 
 def metrics_text(m: Metrics | None, seconds: float | None = None, precision: str = "") -> str:

@@ -49,6 +49,7 @@ class ReadingTools(QObject):
         grid.sigRoiReport.connect(lambda report: roi_table.set_report(report, grid.unit_exponent))
 
     def _on_playing(self, playing: bool) -> None:
+        self.grid.networks_paused = playing
         action = self.actions["cine"]
         with signals_blocked(action):
             action.setChecked(playing)
