@@ -17,7 +17,8 @@ imported anywhere below it. The surface, by what the app does with it:
   ``card_facts``, ``card_details``, ``card_path`` (the JSON model card beside a weights file); the
   user's weights: ``list_weights`` and ``describe_file`` (``WeightsFile``: shipped, the user's or
   other, with card, sha256 and whether it is its model's default), ``import_weights``,
-  ``set_default_weights``, ``remove_weights``, ``file_sha256``, ``user_library_dir``;
+  ``set_default_weights``, ``remove_weights``, ``file_sha256``, ``user_library_dir``; how the viewer
+  and file names tell two runs' ``best`` checkpoints apart: ``checkpoint_label``, ``checkpoint_stem``;
 - volume export (``FORMATS``: fastMRI's leaderboard format, DICOM): ``reconstruct_file``,
   ``reference_volume``, ``write_reconstruction``, ``output_path``, ``output_exists``, ``check_writable``, ``check_input``,
   ``atomic_write``; ``method_name``, ``mask_fields`` (one value per mask parameter), ``REFERENCE``;
@@ -60,7 +61,8 @@ from .samples import build_samples, sample_path
 from .scan import Scan, ScanInfo
 from .session import Inbox, Listener, ReconSession
 from .stages import CoilView, Update, error_message
-from .weights import (WEIGHTS_KINDS, WeightsFile, WeightsStatus, card_details, card_facts, describe_file,
+from .weights import (WEIGHTS_KINDS, WeightsFile, WeightsStatus, card_details, card_facts, checkpoint_label,
+                      checkpoint_stem, describe_file,
                       describe_weights, file_sha256, import_weights, list_weights, remove_weights,
                       set_default_weights, user_library_dir, weights_kind, weights_status)
 
@@ -96,8 +98,8 @@ __all__ = [
     "WEIGHTS_KINDS", "WeightsStatus", "card_facts", "card_path", "describe_weights", "weights_kind",
     "weights_status",
     # the user's weights: every file with its card, import, set as default, remove
-    "WeightsFile", "card_details", "describe_file", "file_sha256", "import_weights", "list_weights",
-    "remove_weights", "set_default_weights", "user_library_dir",
+    "WeightsFile", "card_details", "checkpoint_label", "checkpoint_stem", "describe_file", "file_sha256",
+    "import_weights", "list_weights", "remove_weights", "set_default_weights", "user_library_dir",
     # volume export
     "atomic_write", "check_input", "check_writable", "output_path", "reconstruct_file", "write_reconstruction",
     "FORMATS", "REFERENCE", "mask_fields", "method_name", "output_exists", "reference_volume",

@@ -30,7 +30,7 @@ from .models import list_models
 from .readers import open_scan
 from .results import ModelRef
 from .scan import Scan, ScanInfo
-from .weights import WeightsStatus
+from .weights import WeightsStatus, checkpoint_stem
 
 FORMATS = ("h5", "dicom")
 ZERO_FILLED, REFERENCE = "zero-filled", "reference"
@@ -69,7 +69,7 @@ def method_name(method: ModelRef | str | None) -> str:
     ``<name>-<checkpoint stem>`` for a network run with a checkpoint file."""
     if method is None or isinstance(method, str):
         return method or ZERO_FILLED
-    return method.name if not method.checkpoint else f"{method.name}-{Path(method.checkpoint).stem}"
+    return method.name if not method.checkpoint else f"{method.name}-{checkpoint_stem(method.checkpoint)}"
 
 
 def mask_fields(m: Mask, info: ScanInfo) -> dict:

@@ -13,7 +13,7 @@ from . import precision as prec
 from .masks import Mask, MaskSpec
 from .metrics import Metrics
 from .scan import Scan
-from .weights import WeightsStatus, describe_weights
+from .weights import WeightsStatus, checkpoint_label, describe_weights
 
 _ids = itertools.count(1)
 
@@ -28,7 +28,7 @@ class ModelRef:
 
     @property
     def label(self) -> str:
-        return self.name if not self.checkpoint else f"{self.name} ({Path(self.checkpoint).name})"
+        return self.name if not self.checkpoint else f"{self.name} ({checkpoint_label(self.checkpoint)})"
 
 
 @dataclass(frozen=True, eq=False)

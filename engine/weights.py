@@ -195,6 +195,19 @@ class WeightsFile:
         return shipped_checksums().get(self.path.name) if self.origin == SHIPPED else None
 
 
+def checkpoint_label(path: str | Path) -> str:
+    """A checkpoint file as the viewer names it: its file name, with its folder's for a generic one
+    (``run-a/best.safetensors``), so that two runs' ``best`` files read apart."""
+    path = Path(path)
+    return f"{path.parent.name}/{path.name}" if path.stem in _GENERIC_STEMS and path.parent.name else path.name
+
+
+def checkpoint_stem(path: str | Path) -> str:
+    """``checkpoint_label`` as a file name stem (``run-a-best``), for outputs named after a checkpoint."""
+    path = Path(path)
+    return f"{path.parent.name}-{path.stem}" if path.stem in _GENERIC_STEMS and path.parent.name else path.stem
+
+
 def user_library_dir() -> Path:
     """Where imported weights lie until one is made its model's default."""
     return user_weights_dir() / LIBRARY_NAME
@@ -261,9 +274,7 @@ def import_weights(path: str | Path, trust_pickle: bool = False, model_name: str
     same = _identical_in_library(loaded.path)
     if same is not None:
         return describe_file(same)
-    folder, stem = user_library_dir(), loaded.path.stem
-    if stem in _GENERIC_STEMS:  # a run's best.safetensors: named by its run folder
-        stem = f"{loaded.path.parent.name}-{stem}"
+    folder, stem = user_library_dir(), checkpoint_stem(loaded.path)  # a run's best: named by its run
     target, n = folder / f"{stem}.safetensors", 1
     while target.exists():
         n += 1

@@ -22,7 +22,7 @@ from .docks.kspace_view import KSpaceView
 from .docks.metadata import MetadataPanel, MetricsTable, MetricsColumn, RoiMetricsTable
 from .files.file_actions import FileActions
 from .grid.image_grid import ImageGrid
-from .grid.labels import pane_texts
+from .grid.labels import network_keys, pane_texts
 from .grid.levels import GAINS
 from .grid.reading_tools import ReadingTools
 from .training.menu import TrainingUi
@@ -73,7 +73,7 @@ class MainWindow(QMainWindow):
         self.last_message = ""
         self.training = TrainingUi(self)  # the Train menu and the Runs dock
         self._restore_display()
-        self.grid.set_columns([s.family for s in self.view.state.slots if s.name])
+        self.grid.set_columns(network_keys(self.view.state.models()))
         self.files = FileActions(self, self.controller, self.view, self.grid, self.settings, self.actions,
                                  self.recent_menu)
         self.tools = ReadingTools(self.grid, self.view, self.controller, self.actions, self.display_panel,
@@ -237,7 +237,7 @@ class MainWindow(QMainWindow):
         """Ask for the view state; while the slice slider is held or the cine plays, its zero-filled
         stage only (a network can take seconds; the panes follow), the networks when it stops."""
         state = self.view.state
-        self.grid.set_columns([s.family for s in state.slots if s.name])
+        self.grid.set_columns(network_keys(state.models()))  # a column per slot: two ViTs side by side
         moving = self.controls.slice_slider.isSliderDown() or self.tools.cine.playing
         self.controller.submit(state, networks=not moving)
 

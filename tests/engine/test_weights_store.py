@@ -120,3 +120,14 @@ def test_card_details_recipe_and_validation():
                                                            "zero_filled_ssim": 0.7}}}
     assert card_details(None) == {"recipe": None, "validation": {}, "evaluation": {}, "date": None,
                                   "selection": None}
+
+
+def test_two_runs_best_checkpoints_are_named_apart():
+    from engine import ModelRef, checkpoint_label, checkpoint_stem, method_name
+
+    assert checkpoint_label("/runs/scratch/best.safetensors") == "scratch/best.safetensors"
+    assert checkpoint_label("/w/my-vit.safetensors") == "my-vit.safetensors"
+    assert checkpoint_stem("/runs/scratch/final.safetensors") == "scratch-final"
+    a, b = ModelRef("vit-s", "/runs/a/best.safetensors"), ModelRef("vit-s", "/runs/b/best.safetensors")
+    assert a.label == "vit-s (a/best.safetensors)" and a.label != b.label  # the session keys errors by label
+    assert (method_name(a), method_name(b)) == ("vit-s-a-best", "vit-s-b-best")  # export folders

@@ -8,22 +8,38 @@ from pathlib import Path
 
 from engine import MaskKind, MaskSpec, ModelRef, ReconRequest, Scan, get_mask_kind, list_families
 
-# The network slots, one per registered model family (engine.models registers them), in order.
+# The network slots: one per registered model family (engine.models registers them), in order, and
+# any the user adds to compare checkpoints of a family side by side (a second ViT: "vit-2").
 SLOT_FAMILIES = tuple(f.name for f in list_families())
 SLOT_TITLES = {f.name: f.title for f in list_families()}
 DEFAULT_MODELS = {f.name: f.default for f in list_families()}
 PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".pkl", ".bin")
+MAX_SLOTS = 6  # network columns at most (the engine keeps six models loaded)
+
+
+def slot_title(key: str) -> str:
+    """A slot's (or a grid column's) title: ``ViT`` for ``vit``, ``ViT 2`` for ``vit-2``."""
+    family, _, n = key.rpartition("-")
+    if n.isdigit() and family in SLOT_TITLES:
+        return f"{SLOT_TITLES[family]} {n}"
+    return SLOT_TITLES.get(key, key)
 
 
 @dataclass(frozen=True)
 class ModelSlot:
     """One network column of the grid: a registered model (None: the slot is off) and optionally
-    a checkpoint file with its weights."""
+    a checkpoint file with its weights. ``key`` names the slot: its family for the family's first
+    slot, ``<family>-<n>`` for one the user added."""
 
     family: str
     name: str | None
     checkpoint: str | None = None
     trust_pickle: bool = False
+    key: str = ""
+
+    def __post_init__(self):
+        if not self.key:
+            object.__setattr__(self, "key", self.family)
 
     def ref(self) -> ModelRef | None:
         if self.name is None:
@@ -32,7 +48,12 @@ class ModelSlot:
 
     @property
     def title(self) -> str:
-        return SLOT_TITLES.get(self.family, self.family)
+        return slot_title(self.key)
+
+    @property
+    def added(self) -> bool:
+        """One the user added (it can be removed; the family's first slot can only be turned off)."""
+        return self.key != self.family
 
     @property
     def checkpoint_name(self) -> str | None:
@@ -57,14 +78,33 @@ class ViewState:
     def replace(self, **changes) -> "ViewState":
         return dataclasses.replace(self, **changes)
 
-    def slot(self, family: str) -> ModelSlot:
+    def slot(self, key: str) -> ModelSlot:
+        """The slot named ``key`` (a family's name is its first slot's)."""
         for s in self.slots:
-            if s.family == family:
+            if s.key == key:
                 return s
-        raise KeyError(family)
+        raise KeyError(key)
 
     def with_slot(self, slot: ModelSlot) -> "ViewState":
-        return self.replace(slots=tuple(slot if s.family == slot.family else s for s in self.slots))
+        return self.replace(slots=tuple(slot if s.key == slot.key else s for s in self.slots))
+
+    def with_added_slot(self, family: str) -> tuple["ViewState", str]:
+        """This state with one more slot of ``family`` (after that family's last), running the model
+        of the family's first slot; and the new slot's key. ValueError beyond ``MAX_SLOTS``."""
+        if len(self.slots) >= MAX_SLOTS:
+            raise ValueError(f"at most {MAX_SLOTS} network slots can be shown side by side")
+        keys = {s.key for s in self.slots}
+        key = next(f"{family}-{n}" for n in range(2, MAX_SLOTS + 2) if f"{family}-{n}" not in keys)
+        first = next((s for s in self.slots if s.family == family), None)
+        slot = ModelSlot(family, (first.name if first else None) or DEFAULT_MODELS[family], key=key)
+        at = max((i for i, s in enumerate(self.slots) if s.family == family), default=len(self.slots) - 1) + 1
+        return self.replace(slots=(*self.slots[:at], slot, *self.slots[at:])), key
+
+    def without_slot(self, key: str) -> "ViewState":
+        """This state without the added slot ``key`` (a family's first slot stays: it can be turned off)."""
+        if not self.slot(key).added:
+            raise ValueError(f"the first {slot_title(key)} slot cannot be removed; turn it off instead")
+        return self.replace(slots=tuple(s for s in self.slots if s.key != key))
 
     @property
     def kind(self) -> MaskKind:

@@ -3,13 +3,14 @@ side edit it here, and whoever shows it (the controls, the window that submits r
 ``changed``. Nothing reads the state back from a widget."""
 from __future__ import annotations
 
+import dataclasses
 import random
 
 from PySide6.QtCore import QObject, Signal
 
 from engine import MASK_KINDS, list_models
 
-from .state import ModelSlot, ViewState
+from .state import ViewState
 
 
 class ViewModel(QObject):
@@ -63,14 +64,31 @@ class ViewModel(QObject):
         """A fresh random seed (the "new seed" button)."""
         self.edit(seed=random.randrange(0, 2**31 - 1))
 
-    def set_model(self, family: str, name: str | None) -> None:
-        """Run registered model ``name`` in ``family``'s slot (None: the slot is off)."""
-        if name != self._state.slot(family).name:
-            self.edit(slots=self._state.with_slot(ModelSlot(family, name)).slots)
+    def set_model(self, slot: str, name: str | None) -> None:
+        """Run registered model ``name`` in slot ``slot`` (a key; None: the slot is off)."""
+        current = self._state.slot(slot)
+        if name != current.name:
+            changed = dataclasses.replace(current, name=name, checkpoint=None, trust_pickle=False)
+            self.edit(slots=self._state.with_slot(changed).slots)
 
-    def set_checkpoint(self, family: str, path: str | None, model: str | None = None,
+    def set_checkpoint(self, slot: str, path: str | None, model: str | None = None,
                        trust_pickle: bool = False) -> None:
-        """Run ``family``'s slot with weights from ``path`` (None: the installed weights)."""
-        slot = self._state.slot(family)
-        name = model or slot.name or list_models(family)[0]
-        self.edit(slots=self._state.with_slot(ModelSlot(family, name, path, trust_pickle)).slots)
+        """Run slot ``slot`` (a key) with weights from ``path`` (None: the installed weights)."""
+        current = self._state.slot(slot)
+        name = model or current.name or list_models(current.family)[0]
+        changed = dataclasses.replace(current, name=name, checkpoint=path, trust_pickle=trust_pickle)
+        self.edit(slots=self._state.with_slot(changed).slots)
+
+    def add_slot(self, family: str) -> str | None:
+        """One more slot of ``family`` (to compare checkpoints side by side); its key, or None when
+        the grid shows as many as it can (``MAX_SLOTS``)."""
+        try:
+            state, key = self._state.with_added_slot(family)
+        except ValueError:
+            return None
+        self.apply(state)
+        return key
+
+    def remove_slot(self, slot: str) -> None:
+        """Remove an added slot (a family's first slot is turned off instead)."""
+        self.apply(self._state.without_slot(slot))

@@ -1,11 +1,14 @@
-"""The reconstruction choices (mask, models, device) saved between runs. The slice and coil are per
-scan and are not kept; neither is trust in a pickled checkpoint (it is asked for again)."""
+"""The reconstruction choices (mask, models, device, the slots the user added) saved between runs.
+The slice and coil are per scan and are not kept; neither is trust in a pickled checkpoint (it is
+asked for again)."""
 from __future__ import annotations
+
+import json
 
 from engine import MASK_KINDS, available_devices, list_models
 
 from .settings import ViewerSettings
-from .state import SLOT_FAMILIES, ModelSlot, ViewState
+from .state import MAX_SLOTS, SLOT_FAMILIES, ModelSlot, ViewState
 
 OFF = "off"
 
@@ -23,16 +26,7 @@ def restore_state(settings: ViewerSettings) -> ViewState:
         cf = None
     seed = s.get("recon/seed", -1, int)
     device = s.get("recon/device", default.device, str)
-    slots = []
-    for family in SLOT_FAMILIES:
-        name = s.get(f"recon/{family}", default.slot(family).name, str)
-        if name == OFF:
-            slots.append(ModelSlot(family, None))
-            continue
-        if name not in list_models(family):
-            name = default.slot(family).name
-        checkpoint = s.get(f"recon/{family}_checkpoint", "", str) or None
-        slots.append(ModelSlot(family, name, checkpoint))
+    slots = restore_slots(settings, default)
     state = default.replace(
         mask_kind=kind, acceleration=accel, seed=seed if seed >= 0 else None,
         center_fraction=cf,
@@ -43,6 +37,36 @@ def restore_state(settings: ViewerSettings) -> ViewState:
         state = state.replace(mask_kind=default.mask_kind, acceleration=default.acceleration, center_fraction=None,
                               seed=None)
     return state
+
+
+def restore_slots(settings: ViewerSettings, default: ViewState) -> tuple[ModelSlot, ...]:
+    """Each family's first slot (``recon/<family>``, ``recon/<family>_checkpoint``), then the slots the
+    user added (``recon/added_slots``, JSON), each after its family's; what no longer fits is dropped."""
+    s = settings
+    slots = []
+    for family in SLOT_FAMILIES:
+        name = s.get(f"recon/{family}", default.slot(family).name, str)
+        if name == OFF:
+            slots.append(ModelSlot(family, None))
+            continue
+        if name not in list_models(family):
+            name = default.slot(family).name
+        checkpoint = s.get(f"recon/{family}_checkpoint", "", str) or None
+        slots.append(ModelSlot(family, name, checkpoint))
+    try:
+        added = json.loads(s.get("recon/added_slots", "[]", str))
+    except ValueError:
+        added = []
+    for item in added if isinstance(added, list) else []:
+        if not isinstance(item, dict) or item.get("family") not in SLOT_FAMILIES or len(slots) >= MAX_SLOTS:
+            continue
+        family, key = item["family"], str(item.get("key", ""))
+        if not key.startswith(f"{family}-") or any(x.key == key for x in slots):
+            continue
+        name = item.get("name") if item.get("name") in list_models(family) else None
+        at = max(i for i, x in enumerate(slots) if x.family == family) + 1
+        slots.insert(at, ModelSlot(family, name, item.get("checkpoint") or None, key=key))
+    return tuple(slots)
 
 
 def save_state(settings: ViewerSettings, state: ViewState, failed_checkpoints=frozenset(),
@@ -57,7 +81,13 @@ def save_state(settings: ViewerSettings, state: ViewState, failed_checkpoints=fr
     s.set("recon/seed", -1 if state.seed is None else int(state.seed))
     if state.device != session_device:
         s.set("recon/device", state.device)
+    added = []
     for slot in state.slots:
-        s.set(f"recon/{slot.family}", slot.name or OFF)
         keep = slot.checkpoint and slot.checkpoint not in failed_checkpoints
+        if slot.added:
+            added.append({"key": slot.key, "family": slot.family, "name": slot.name,
+                          "checkpoint": slot.checkpoint if keep else None})
+            continue
+        s.set(f"recon/{slot.family}", slot.name or OFF)
         s.set(f"recon/{slot.family}_checkpoint", slot.checkpoint if keep else "")
+    s.set("recon/added_slots", json.dumps(added))

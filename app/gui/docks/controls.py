@@ -12,7 +12,7 @@ from superqt.utils import signals_blocked
 from engine import MASK_KINDS, MAX_ACCELERATION, Mask, ScanInfo, available_devices, get_entry, list_models
 
 from .. import theme
-from ..core.state import SLOT_FAMILIES, SLOT_TITLES, ViewState
+from ..core.state import MAX_SLOTS, ViewState
 from ..core.view_model import ViewModel
 
 CHECKPOINT_ITEM = "__checkpoint__"
@@ -36,7 +36,7 @@ def tool_button(icon_name: str, tip: str) -> QToolButton:
 
 
 class ControlsPanel(QWidget):
-    checkpoint_requested = Signal(str)  # slot family: the window shows a file dialog
+    checkpoint_requested = Signal(str)  # slot key: the window shows a file dialog
 
     def __init__(self, model: ViewModel, parent=None):
         super().__init__(parent)
@@ -137,30 +137,15 @@ class ControlsPanel(QWidget):
     def _network_group(self) -> QGroupBox:
         box = QGroupBox("Networks")
         form = QFormLayout(box)
-        self.model_combos: dict[str, QComboBox] = {}
+        self.model_combos: dict[str, QComboBox] = {}  # by slot key
         self.checkpoint_labels: dict[str, QLabel] = {}
         self.clear_buttons: dict[str, QWidget] = {}  # checkpoint name + clear button
-        for family in SLOT_FAMILIES:
-            combo = QComboBox()
-            for name in list_models(family):
-                combo.addItem(name, name)
-                combo.setItemData(combo.count() - 1, get_entry(name).description, Qt.ToolTipRole)
-            combo.insertSeparator(combo.count())
-            combo.addItem(theme.icon("mdi6.folder-open"), "Checkpoint file…", CHECKPOINT_ITEM)
-            combo.addItem("Off", OFF_ITEM)
-            combo.activated.connect(lambda i, f=family: self._on_model(f, i))
-            self.model_combos[family] = combo
-            form.addRow(SLOT_TITLES[family], combo)
-            label = hint()
-            clear = tool_button("mdi6.close", "Use the installed weights instead of this checkpoint")
-            clear.clicked.connect(lambda _=False, f=family: self.model.set_checkpoint(f, None))
-            row_widget = QWidget()
-            row = QHBoxLayout(row_widget)
-            row.setContentsMargins(0, 0, 0, 0)
-            row.addWidget(label, 1)
-            row.addWidget(clear)
-            self.checkpoint_labels[family], self.clear_buttons[family] = label, row_widget
-            form.addRow(row_widget)
+        self.slot_buttons: dict[str, QToolButton] = {}  # add a slot of the family (+) or remove this one (−)
+        self.slot_rows = QWidget()
+        self.slot_rows.setLayout(QFormLayout())
+        self.slot_rows.layout().setContentsMargins(0, 0, 0, 0)
+        self._slot_keys: tuple[str, ...] = ()
+        form.addRow(self.slot_rows)
         self.device_combo = QComboBox()
         for dev in available_devices():
             self.device_combo.addItem(dev, dev)
@@ -169,6 +154,45 @@ class ControlsPanel(QWidget):
             lambda i: self._edit(device=self.device_combo.itemData(i)))
         form.addRow("Device", self.device_combo)
         return box
+
+    def _build_slot_rows(self, slots) -> None:
+        """One row per network slot: its model (or a checkpoint file, or off), + to add another slot
+        of its family (the first slot) or − to remove it (an added one), its checkpoint's name."""
+        form = self.slot_rows.layout()
+        while form.rowCount():
+            form.removeRow(0)
+        for d in (self.model_combos, self.checkpoint_labels, self.clear_buttons, self.slot_buttons):
+            d.clear()
+        full = len(slots) >= MAX_SLOTS
+        for slot in slots:
+            key = slot.key
+            combo = QComboBox()
+            combo.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
+            combo.setMinimumContentsLength(8)
+            for name in list_models(slot.family):
+                combo.addItem(name, name)
+                combo.setItemData(combo.count() - 1, get_entry(name).description, Qt.ToolTipRole)
+            combo.insertSeparator(combo.count())
+            combo.addItem(theme.icon("mdi6.folder-open"), "Checkpoint file…", CHECKPOINT_ITEM)
+            combo.addItem("Off", OFF_ITEM)
+            combo.activated.connect(lambda i, k=key: self._on_model(k, i))
+            if slot.added:
+                button = tool_button("mdi6.minus", f"Remove the {slot.title} slot")
+                button.clicked.connect(lambda _=False, k=key: self.model.remove_slot(k))
+            else:
+                button = tool_button("mdi6.plus", f"Add another {slot.title} slot: compare two checkpoints side "
+                                     "by side" if not full else f"The grid shows at most {MAX_SLOTS} networks")
+                button.setEnabled(not full)
+                button.clicked.connect(lambda _=False, f=slot.family: self.model.add_slot(f))
+            form.addRow(slot.title, _row(combo, button, stretch=0))
+            label = hint()
+            clear = tool_button("mdi6.close", "Use the installed weights instead of this checkpoint")
+            clear.clicked.connect(lambda _=False, k=key: self.model.set_checkpoint(k, None))
+            row_widget = _row(label, clear, stretch=0)
+            form.addRow(row_widget)
+            self.model_combos[key], self.checkpoint_labels[key], self.clear_buttons[key] = combo, label, row_widget
+            self.slot_buttons[key] = button
+        self._slot_keys = tuple(s.key for s in slots)
 
     # --- scan -----------------------------------------------------------------------------------
     def set_scan(self, info: ScanInfo | None, retrospective: bool = True, acquired: Mask | None = None) -> None:
@@ -212,6 +236,8 @@ class ControlsPanel(QWidget):
     # --- state in and out -----------------------------------------------------------------------
     def set_state(self, state: ViewState) -> None:
         """Show ``state`` in the widgets without emitting anything."""
+        if tuple(s.key for s in state.slots) != self._slot_keys:  # a slot was added or removed
+            self._build_slot_rows(state.slots)
         widgets = (self.slice_slider, self.slice_spin, self.coil_combo, self.kind_combo, self.accel_spin,
                    self.accel_slider, self.cf_auto, self.cf_spin, self.seed_spin, self.device_combo,
                    *self.model_combos.values())
@@ -236,10 +262,11 @@ class ControlsPanel(QWidget):
                 self.device_combo.addItem(state.device, state.device)
             self._select(self.device_combo, state.device)
             for slot in state.slots:
-                self._select(self.model_combos[slot.family], slot.name if slot.name else OFF_ITEM)
+                self._select(self.model_combos[slot.key], slot.name if slot.name else OFF_ITEM)
                 name = slot.checkpoint_name
-                self.checkpoint_labels[slot.family].setText(f"weights: {name}" if name else "")
-                self.clear_buttons[slot.family].setVisible(bool(name))
+                self.checkpoint_labels[slot.key].setText(f"weights: {name}" if name else "")
+                self.checkpoint_labels[slot.key].setToolTip(slot.checkpoint or "")
+                self.clear_buttons[slot.key].setVisible(bool(name))
             if not self.retrospective:
                 self._show_acquired()
 
@@ -297,10 +324,20 @@ class ControlsPanel(QWidget):
                 self.cf_spin.setValue(self.state.kind.center_fraction(self.state.acceleration))
         self._edit(center_fraction=None if auto else round(float(self.cf_spin.value()), 6))
 
-    def _on_model(self, family: str, index: int) -> None:
-        data = self.model_combos[family].itemData(index)
+    def _on_model(self, key: str, index: int) -> None:
+        data = self.model_combos[key].itemData(index)
         if data == CHECKPOINT_ITEM:
             self.set_state(self.state)  # the combo shows the model until a file is chosen
-            self.checkpoint_requested.emit(family)
+            self.checkpoint_requested.emit(key)
         else:
-            self.model.set_model(family, None if data == OFF_ITEM else data)
+            self.model.set_model(key, None if data == OFF_ITEM else data)
+
+
+def _row(*widgets: QWidget, stretch: int = 1) -> QWidget:
+    """Widgets side by side, the first one stretched."""
+    box = QWidget()
+    row = QHBoxLayout(box)
+    row.setContentsMargins(0, 0, 0, 0)
+    for i, w in enumerate(widgets):
+        row.addWidget(w, 1 if i == 0 else stretch)
+    return box

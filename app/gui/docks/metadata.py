@@ -11,7 +11,7 @@ from engine import ScanInfo, Update
 
 from ..grid.levels import in_units
 from ..grid.roi import RoiReport
-from ..grid.labels import WEIGHTS_TAGS, model_label, precision_details, weights_name
+from ..grid.labels import WEIGHTS_TAGS, method_title, model_label, network_keys, precision_details, weights_name
 from ..core.state import SLOT_TITLES
 
 FORMAT_NAMES = {"fastmri-multicoil": "fastMRI multi-coil", "fastmri-singlecoil": "fastMRI single-coil",
@@ -115,8 +115,12 @@ def metrics_rows(update: Update) -> list[dict[str, object]]:
         row("Zero-filled", "", "", r.zero_filled_metrics, r.timings.get("zero-filled"))
     else:
         row(f"Zero-filled (coil {cv.coil + 1})", "", "", cv.metrics, r.timings.get("zero-filled"))
+    titles: dict = {}  # the grid's column titles (ViT, ViT 2 ...): two slots of a family read apart
+    for key, ref in zip(network_keys(update.request.models), update.request.models):
+        titles.setdefault(ref, method_title(key))
     for o in r.outputs:
-        row(SLOT_TITLES.get(o.family, o.family) + (" (RSS)" if cv is not None else ""), o.ref.name,
+        title = titles.get(o.ref, SLOT_TITLES.get(o.family, o.family))
+        row(title + (" (RSS)" if cv is not None else ""), o.ref.name,
             weights_name(o.ref, o), o.metrics, o.seconds, o.weights, precision_details(o))
     return rows
 

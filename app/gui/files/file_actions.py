@@ -15,7 +15,7 @@ from .export import VolumeExport, VolumeJob, export_slice, grid_image, save_png,
 from .export_dialog import ExportChoice, ExportDialog
 from ..core.controller import ReconController
 from ..core.settings import ViewerSettings
-from ..core.state import PICKLE_SUFFIXES, SLOT_TITLES
+from ..core.state import PICKLE_SUFFIXES, slot_title
 from ..core.view_model import ViewModel
 
 RAW_FILTER = "Raw MRI data (*.h5 *.hdf5 *.mrd *.ismrmrd);;All files (*)"
@@ -78,20 +78,23 @@ class FileActions(QObject):
         self.update_recent_menu()
 
     # --- checkpoints ----------------------------------------------------------------------------
-    def choose_checkpoint(self, family: str) -> None:
+    def choose_checkpoint(self, slot: str) -> None:
         folder = self.settings.get("files/checkpoint_folder", self.settings.last_folder, str)
-        path, _ = QFileDialog.getOpenFileName(self.window, f"Weights for the {SLOT_TITLES[family]} slot", folder,
+        path, _ = QFileDialog.getOpenFileName(self.window, f"Weights for the {slot_title(slot)} slot", folder,
                                               CHECKPOINT_FILTER)
         if path:
             self.settings.set("files/checkpoint_folder", str(Path(path).parent))
-            self.use_checkpoint(family, path)
+            self.use_checkpoint(slot, path)
 
-    def use_checkpoint(self, family: str, path: str) -> None:
-        """Run ``family``'s slot with ``path``; a pickled file runs code when loaded, so ask first."""
+    def use_checkpoint(self, slot: str, path: str) -> bool:
+        """Run slot ``slot`` (a key, e.g. ``vit``) with ``path``; a pickled file runs code when loaded,
+        so ask first. False when the user did not trust it."""
         trust = needs_trust(path)
         if trust and not ask_trust(self.window, path, "Load"):
-            return
-        self.view.set_checkpoint(family, path, model=card_model(path, family), trust_pickle=trust)
+            return False
+        family = self.view.state.slot(slot).family
+        self.view.set_checkpoint(slot, path, model=card_model(path, family), trust_pickle=trust)
+        return True
 
     # --- exports --------------------------------------------------------------------------------
     def _current(self):

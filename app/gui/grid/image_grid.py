@@ -12,9 +12,9 @@ from engine import Update
 
 from .. import theme
 from .grid_levels import GridLevels
-from .labels import METHOD_TITLES, PaneText, pane_texts, paused
+from .labels import PaneText, method_title, network_keys, pane_texts, paused
 from .orientation import Orientation
-from .overlays import Overlays
+from .overlays import Overlays, PaneItems
 from .panes import ImagePane
 from .roi import RoiReport, roi_report
 from ..core.state import SLOT_FAMILIES
@@ -39,17 +39,9 @@ class ImageGrid(GridLevels, pg.GraphicsLayoutWidget):
         self.ci.layout.setVerticalSpacing(6)
         self.panes: dict[str, ImagePane] = {}
         for key in MAGNITUDE_KEYS:
-            self.panes[key] = ImagePane(key)
+            self._new_pane(key)
             if key != "reference":
-                self.panes[f"error:{key}"] = ImagePane(f"error:{key}")
-        first = self.panes["reference"].view
-        for pane in self.panes.values():
-            if pane.view is not first:
-                pane.view.setXLink(first)
-                pane.view.setYLink(first)
-            pane.view.sigWindowLevel.connect(self._on_window_level)
-            pane.view.sigSliceStep.connect(self.sigSliceStep)
-            pane.view.sigDraw.connect(self._on_draw)
+                self._new_pane(f"error:{key}")
         self.mag_bar = pg.ColorBarItem(values=(0, 1), colorMap=theme.colormap(theme.MAGNITUDE_CMAP),
                                        width=14, interactive=True, label="magnitude", colorMapMenu=False)
         self.mag_bar.setImageItem([p.image for p in self.panes.values() if not p.is_error])
@@ -103,13 +95,42 @@ class ImageGrid(GridLevels, pg.GraphicsLayoutWidget):
         self.relayout()
 
     def set_columns(self, slot_keys: list[str]) -> None:
-        """The network columns to show (slot families, in order); reference and zero-filled always."""
+        """The network columns to show (``labels.network_keys``: ``vit``, ``vit-2``, ``unet`` ..., in
+        order); reference and zero-filled always."""
         columns = ["reference", "zero-filled", *slot_keys]
+        for key in slot_keys:
+            self._add_column(key)
         if columns != self.columns:
             self.columns = columns
             if self.enlarged is not None and self.enlarged.removeprefix("error:") not in columns:
                 self.enlarged = None
             self.relayout()
+
+    def _new_pane(self, key: str) -> ImagePane:
+        """A pane whose view pans and zooms with the reference's, its mouse gestures the grid's."""
+        pane = self.panes[key] = ImagePane(key)
+        if key != "reference":
+            first = self.panes["reference"].view
+            pane.view.setXLink(first)
+            pane.view.setYLink(first)
+        pane.view.sigWindowLevel.connect(self._on_window_level)
+        pane.view.sigSliceStep.connect(self.sigSliceStep)
+        pane.view.sigDraw.connect(self._on_draw)
+        return pane
+
+    def _add_column(self, key: str) -> None:
+        """The panes of a network column beyond the families' own (a second ViT), set up as the others."""
+        if key in self.panes:
+            return
+        like = self.panes["reference"].view
+        for pane in (self._new_pane(key), self._new_pane(f"error:{key}")):
+            pane.view.wheel_slices, pane.view.wl_mode, pane.view.tool = like.wheel_slices, like.wl_mode, like.tool
+            pane.set_orientation(self.orientation)
+            self.overlays.items[pane.kind] = PaneItems(pane)
+        self.mag_bar.setImageItem([p.image for p in self.panes.values() if not p.is_error])
+        self.err_bar.setImageItem([p.image for p in self.panes.values() if p.is_error])
+        self._apply_error_levels()
+        self._show_window_level()
 
     def toggle_enlarged(self, key: str | None) -> None:
         """Show ``key``'s pane alone (None, or the enlarged pane itself: back to the grid)."""
@@ -205,11 +226,14 @@ class ImageGrid(GridLevels, pg.GraphicsLayoutWidget):
             cv = update.coil
             images = {"reference": cv.reference if r.reference is not None else None, "zero-filled": cv.image}
             errors = {"zero-filled": (cv.error_abs, cv.error_signed)}
-        for o in r.outputs:
-            images.setdefault(o.family, o.image)
-            errors.setdefault(o.family, (o.error_abs, o.error_signed))
+        outputs = {o.ref: o for o in r.outputs}
+        for key, ref in zip(network_keys(update.request.models), update.request.models):
+            self._add_column(key)
+            if ref in outputs:  # a column per slot: two of the same family side by side
+                images.setdefault(key, outputs[ref].image)
+                errors.setdefault(key, (outputs[ref].error_abs, outputs[ref].error_signed))
         self._error_maps = [e[0] for e in errors.values()]  # the absolute maps, for the error scale
-        for key in MAGNITUDE_KEYS:
+        for key in [k for k in self.panes if not self.panes[k].is_error]:
             text = texts.get(key)
             keep_old = text is not None and text.pending and key not in images
             if not keep_old:  # a pending network keeps its last image, marked "updating"
@@ -253,7 +277,7 @@ class ImageGrid(GridLevels, pg.GraphicsLayoutWidget):
             image = images.get(key)
             if image is None:
                 continue
-            title = METHOD_TITLES.get(key, key)
+            title = method_title(key)
             if cv is not None and key in ("reference", "zero-filled") and cv.reference is not None:
                 entries.append((f"{title} (coil {cv.coil + 1})", image, cv.reference, float(cv.reference.max())))
             else:

@@ -4,21 +4,38 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from engine import Metrics, ModelRef, NetworkOutput, Update, WeightsStatus, get_entry, weights_status
+from engine import (Metrics, ModelRef, NetworkOutput, Update, WeightsStatus, checkpoint_label, get_entry,
+                    weights_status)
 
 from .. import theme
 from .levels import in_units
 from .panes import badge
-from ..core.state import SLOT_TITLES, slice_number
+from ..core.state import SLOT_TITLES, slice_number, slot_title
 
 METHOD_TITLES = {"reference": "Reference", "zero-filled": "Zero-filled", **SLOT_TITLES}
 # Weights that are not the user's own trained ones are marked with these words and colours in the
 # pane titles, the metrics table, and so in the PNG and CSV exports (engine.weights_kind decides).
 WEIGHTS_TAGS = {"untrained": ("untrained weights", theme.WARN), "demo": ("demo weights", theme.DEMO)}
+
+
+def network_keys(models: tuple[ModelRef, ...]) -> list[str]:
+    """The grid column (pane key) of each network of a request, in order: its family (``vit``) for the
+    first of a family, ``vit-2``, ``vit-3`` for the next ones (two checkpoints side by side)."""
+    seen: dict[str, int] = {}
+    keys = []
+    for ref in models:
+        family = get_entry(ref.name).family
+        seen[family] = seen.get(family, 0) + 1
+        keys.append(family if seen[family] == 1 else f"{family}-{seen[family]}")
+    return keys
+
+
+def method_title(key: str) -> str:
+    """A column's title: Reference, Zero-filled, ViT, ViT 2, U-Net ..."""
+    return METHOD_TITLES.get(key) or slot_title(key)
 
 
 @dataclass(frozen=True)
@@ -70,7 +87,7 @@ def two_lines(first: str, second: str = "") -> str:
 def weights_name(ref: ModelRef, output: NetworkOutput | None) -> str:
     """The checkpoint a network runs with: the file the user chose, installed weights, or random."""
     if ref.checkpoint:
-        return Path(ref.checkpoint).name
+        return checkpoint_label(ref.checkpoint)
     if output is not None:
         if output.untrained:
             return "random weights"
@@ -160,10 +177,9 @@ def pane_texts(update: Update, known: dict[ModelRef, NetworkOutput] | None = Non
         out["error:zero-filled"] = PaneText(title=two_lines("<b>Error</b> · Zero-filled", how),
                                             footer=error_stats(zf_error, exponent))
     outputs = {o.ref: o for o in r.outputs}
-    for ref in req.models:
-        family = get_entry(ref.name).family
+    for key, ref in zip(network_keys(req.models), req.models):
         o = outputs.get(ref)
-        label = METHOD_TITLES.get(family, family)
+        label = method_title(key)
         seen = o if o is not None else (known or {}).get(ref)
         details = weights_line(ref, seen)
         if o is not None and o.metrics is None:  # no footer to show the precision beside the time
@@ -179,9 +195,9 @@ def pane_texts(update: Update, known: dict[ModelRef, NetworkOutput] | None = Non
         else:
             text = PaneText(title=title, footer=metrics_text(o.metrics, o.seconds, precision_short(o)),
                             status="updating…" if pending else "")
-        out[family] = text
+        out[key] = text
         if not no_ref:
-            out[f"error:{family}"] = PaneText(
+            out[f"error:{key}"] = PaneText(
                 title=two_lines(f"<b>Error</b> · {label}{rss_badge}", ref.label),
                 footer=error_stats(o.error_abs, exponent) if o is not None else "",
                 message=text.message if o is None else "", status=text.status, pending=text.pending)

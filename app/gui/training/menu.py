@@ -8,7 +8,7 @@ from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QDockWidget, QMainWindow
 
 from .. import theme
-from ..core.state import SLOT_TITLES
+from ..core.state import MAX_SLOTS, SLOT_TITLES
 from .launch_dialog import TITLES, LaunchDialog
 from .models_dialog import ModelsDialog
 from .query import fetch_schema
@@ -17,6 +17,7 @@ from .runs import RunsModel
 from .runs_dock import RunsPanel
 
 FOLDERS_KEY = "training/run_folders"
+NEW_SLOT = "new:"  # a slot key that asks for a new slot of the family that follows
 
 
 class TrainingUi(QObject):
@@ -40,6 +41,7 @@ class TrainingUi(QObject):
         self.actions: dict[str, QAction] = {}
         self._build_menu()
         self.panel.page.load_requested.connect(self.load_checkpoint)
+        self.panel.page.load_new_requested.connect(lambda family, path: self.load_checkpoint(NEW_SLOT + family, path))
         self.panel.page.evaluate_requested.connect(
             lambda path, model: self.open_dialog("evaluate", {"checkpoint": path, "model": model}))
         self.runs.added.connect(lambda _r: self.show_runs())
@@ -105,8 +107,13 @@ class TrainingUi(QObject):
         return self.models_dialog
 
     def slot_choices(self, family: str) -> list[tuple[str, str]]:
-        """The slots a checkpoint of ``family`` can be loaded into: (slot key, menu text)."""
-        return [(family, f"{SLOT_TITLES.get(family, family)} slot")]
+        """The slots a checkpoint of ``family`` can be loaded into, (slot key, menu text): each of the
+        family's slots, then a new one (``new:<family>``) while the grid has room."""
+        state = self.window.view.state
+        choices = [(s.key, f"{s.title} slot") for s in state.slots if s.family == family]
+        if len(state.slots) < MAX_SLOTS:
+            choices.append((f"{NEW_SLOT}{family}", f"New {SLOT_TITLES.get(family, family)} slot (side by side)"))
+        return choices
 
     def show_runs(self) -> None:
         self.dock.show()
@@ -123,5 +130,15 @@ class TrainingUi(QObject):
             reason = f": {record.failure_reason()}" if status == "failed" else ""
             self.window.statusBar().showMessage(f"Training run {record.name} {status}{reason}", 15000)
 
-    def load_checkpoint(self, family: str, path: str) -> None:
-        self.window.files.use_checkpoint(family, path)
+    def load_checkpoint(self, slot: str, path: str) -> None:
+        """Run ``slot`` (a key; ``new:<family>``: a slot added for it) with the checkpoint ``path``."""
+        view = self.window.view
+        if slot.startswith(NEW_SLOT):
+            slot = view.add_slot(slot.removeprefix(NEW_SLOT))
+            if slot is None:
+                self.window.statusBar().showMessage(f"The grid shows at most {MAX_SLOTS} networks", 8000)
+                return
+            if not self.window.files.use_checkpoint(slot, path):  # not trusted: no slot for it
+                view.remove_slot(slot)
+            return
+        self.window.files.use_checkpoint(slot, path)

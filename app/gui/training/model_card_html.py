@@ -1,6 +1,6 @@
 """A weights file's model card as the Models dialog shows it (HTML): what it is, where it lies, its
-sha256, the data and recipe it was trained with, its validation (and held-out evaluation) metrics. The facts come from the
-engine (``card_facts``, ``card_details``); this module only lays them out."""
+sha256, the data and recipe it was trained with, its validation (and held-out evaluation) metrics.
+The facts come from the engine (``card_facts``, ``card_details``); this module only lays them out."""
 from __future__ import annotations
 
 from html import escape

@@ -32,7 +32,8 @@ def format_eta(seconds) -> str:
 class RunPage(QWidget):
     """One run: header, actions, curves, log and config."""
 
-    load_requested = Signal(str, str)  # slot family, checkpoint path
+    load_requested = Signal(str, str)  # slot key (a family: its first slot), checkpoint path
+    load_new_requested = Signal(str, str)  # family of a slot to add, checkpoint path
     evaluate_requested = Signal(str, object)  # checkpoint path, model name (or None)
 
     def __init__(self, runs: RunsModel, parent: QWidget | None = None):
@@ -54,10 +55,13 @@ class RunPage(QWidget):
         self.checkpoint_combo = QComboBox()
         self.checkpoint_combo.setToolTip("The run's weights: best (by validation SSIM) or final")
         self.load_buttons = {family: QPushButton(f"Load into {SLOT_TITLES[family]} slot") for family in SLOT_FAMILIES}
+        self.new_slot_button = QPushButton("Load into new slot")
+        self.new_slot_button.setToolTip("Add a slot of the run's model family for this checkpoint: compare it side "
+                                        "by side with the one already shown (e.g. pretrained vs from scratch)")
         self.evaluate_button = QPushButton("Evaluate…")
         self.evaluate_button.setToolTip("Score this checkpoint on a held-out folder (the Evaluate dialog)")
         for w in (self.stop_button, self.resume_button, self.open_button, self.checkpoint_combo,
-                  *self.load_buttons.values(), self.evaluate_button):
+                  *self.load_buttons.values(), self.new_slot_button, self.evaluate_button):
             actions.addWidget(w)
         actions.addStretch(1)
         lay.addLayout(actions)
@@ -74,6 +78,7 @@ class RunPage(QWidget):
         self.open_button.clicked.connect(self._open_folder)
         for family, button in self.load_buttons.items():
             button.clicked.connect(lambda _=False, f=family: self._load(f))
+        self.new_slot_button.clicked.connect(self._load_new)
         self.evaluate_button.clicked.connect(self._evaluate)
         self.show_record(None)
 
@@ -87,7 +92,7 @@ class RunPage(QWidget):
     def refresh(self) -> None:
         r = self.record
         for w in (self.stop_button, self.resume_button, self.open_button, *self.load_buttons.values(),
-                  self.checkpoint_combo, self.evaluate_button):
+                  self.new_slot_button, self.checkpoint_combo, self.evaluate_button):
             w.setEnabled(False)
         if r is None:
             self.header.setText("Select a run")
@@ -135,6 +140,7 @@ class RunPage(QWidget):
         self.checkpoint_combo.setEnabled(bool(found))
         for slot, button in self.load_buttons.items():
             button.setEnabled(bool(found) and family in (slot, None))
+        self.new_slot_button.setEnabled(bool(found) and family is not None)
         self.evaluate_button.setEnabled(bool(found))
 
     def _config_text(self, r: RunRecord) -> str:
@@ -187,6 +193,11 @@ class RunPage(QWidget):
         path = self.checkpoint_combo.currentData()
         if path:
             self.load_requested.emit(family, path)
+
+    def _load_new(self) -> None:
+        path, family = self.checkpoint_combo.currentData(), model_family(self.record.model) if self.record else None
+        if path and family:
+            self.load_new_requested.emit(family, path)
 
 
 def _escape(text: str) -> str:
