@@ -8,9 +8,22 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+import sys
+
 import numpy as np
-from fastmri import evaluate as fme
 from fastmri.data import transforms as fmt
+
+
+def _fme():
+    """fastmri.evaluate, imported on first use (scipy and scikit-image take about a second)."""
+    from fastmri import evaluate
+
+    return evaluate
+
+
+def loaded() -> bool:
+    """Whether the metrics can be computed without first importing fastmri.evaluate."""
+    return "fastmri.evaluate" in sys.modules
 
 
 @dataclass(frozen=True)
@@ -36,6 +49,7 @@ def volume_metrics(target: np.ndarray, pred: np.ndarray, maxval: float | None = 
     if target.shape != pred.shape or target.ndim != 3:
         raise ValueError(f"expected two [slices, h, w] volumes of one shape, got {target.shape} and {pred.shape}")
     maxval = float(target.max()) if maxval is None else float(maxval)
+    fme = _fme()
     with np.errstate(divide="ignore", invalid="ignore"):  # identical images: PSNR inf, not a warning
         return Metrics(
             ssim=_scalar(fme.ssim(target, pred, maxval=maxval)),

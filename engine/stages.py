@@ -21,6 +21,7 @@ import numpy as np
 from .engine import Engine
 from .errors import VitreconError
 from .metrics import Metrics, error_maps, slice_metrics
+from .metrics import loaded as metrics_loaded
 from .results import ModelRef, NetworkOutput, ReconRequest, ReconResult
 
 
@@ -227,9 +228,10 @@ class Stages:
         if base is not None:
             cached.append("zero-filled")
             return base
-        if emit is not None and not request.scan.volume_max_is_quick:
+        if emit is not None and not (request.scan.volume_max_is_quick and metrics_loaded()):
             # the metrics' data range reconstructs every slice first (seconds for raw ISMRMRD
-            # data): the images are drawn before it, the metrics when it is known
+            # data), and their first use imports scipy (a second): the images are drawn before,
+            # the metrics when they are known
             quick = self.engine.reconstruct_base(request, metrics=False)
             pending = (*(r.label for r in request.models), "metrics")
             emit(Update(request, _assemble(request, quick, {}, {}), pending, coil=coil_view(request, quick)))

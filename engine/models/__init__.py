@@ -1,18 +1,36 @@
 """Reconstruction networks: the paper's ViT and U-Net configurations, all wrapped in ``ReconNet``."""
 from __future__ import annotations
 
-from .recon_net import ReconNet
+import importlib
+
 from .registry import (FamilyEntry, ModelEntry, count_parameters, create_model, family_of, get_entry,
                        list_families, list_models, register_family, register_model)
-from .unet import Unet
-from .vit import VisionTransformer
+
+# The networks' modules are imported when a network is first built (timm, torchvision and fastmri's
+# models take seconds to import): the catalogue, the zero-filled stage and ``vitrecon --help`` need
+# none of them. ``engine.models.VisionTransformer``, ``Unet`` and ``ReconNet`` import them on use.
+_LAZY = {"ReconNet": ".recon_net", "VisionTransformer": ".vit", "Unet": ".unet"}
 
 
-def _vit(**kw) -> ReconNet:
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+    globals()[name] = value
+    return value
+
+
+def _vit(**kw):
+    from .recon_net import ReconNet
+    from .vit import VisionTransformer
+
     return ReconNet(VisionTransformer(**kw))
 
 
-def _unet(chans: int = 32, num_pool_layers: int = 4, drop_prob: float = 0.0) -> ReconNet:
+def _unet(chans: int = 32, num_pool_layers: int = 4, drop_prob: float = 0.0):
+    from .recon_net import ReconNet
+    from .unet import Unet
+
     return ReconNet(Unet(in_chans=1, out_chans=1, chans=chans, num_pool_layers=num_pool_layers,
                          drop_prob=drop_prob))
 
