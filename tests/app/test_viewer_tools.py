@@ -200,6 +200,10 @@ def test_ellipse_roi_psnr_on_the_ellipse_ssim_on_its_box_and_delete_clears(qtbot
     qtbot.waitUntil(lambda: g.roi_report is not None, timeout=3000)
     assert_roi_matches_numpy(window)
     assert window.roi_metrics.table.horizontalHeaderItem(1).text() == "SSIM (box)"
+    handles = g.overlays.items["vit"].roi.getHandles()
+    with g.for_export():  # an exported picture shows the ellipse without its drag handles
+        assert g.overlays.items["vit"].roi.isVisible() and not any(h.isVisible() for h in handles)
+    assert all(h.isVisible() for h in handles)
     key(window, Qt.Key_Delete)
     assert g.overlays.roi is None
 

@@ -4,6 +4,7 @@ for all error maps (own colour map, scale and gain)."""
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Signal
@@ -291,6 +292,12 @@ class ImageGrid(GridLevels, pg.GraphicsLayoutWidget):
         self.roi_report = (roi_report(roi, self._roi_entries, self.overlays.spacing)
                            if roi is not None and self._roi_entries else None)
         self.sigRoiReport.emit(self.roi_report)
+
+    @contextmanager
+    def for_export(self):
+        """The grid as exported: without the mouse hint and the ROI's and ruler's drag handles."""
+        with GridLevels.for_export(self), self.overlays.without_handles():
+            yield self
 
     def set_note(self, html: str) -> None:
         self.note.setText(html)

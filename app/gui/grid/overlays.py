@@ -4,6 +4,8 @@ while its tool is on; dragging it or its handles on any pane moves or resizes it
 view coordinates, so each pane maps the shape through its image's transform (rotation and flips)."""
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import pyqtgraph as pg
 from PySide6.QtCore import QObject, QPointF, QRectF, Signal
 
@@ -146,6 +148,19 @@ class Overlays(QObject):
             self._place_roi(items)
             self._place_ruler(items)
             self._place_label(items)
+
+    @contextmanager
+    def without_handles(self):
+        """The shapes without their drag handles (in an exported picture)."""
+        handles = [h for it in self.items.values() for roi in (it.roi, it.ruler) if roi is not None
+                   for h in roi.getHandles() if h.isVisible()]
+        for h in handles:
+            h.setVisible(False)
+        try:
+            yield
+        finally:
+            for h in handles:
+                h.setVisible(True)
 
     # --- the pyqtgraph items --------------------------------------------------------------------
     def _place_roi(self, items: PaneItems) -> None:
