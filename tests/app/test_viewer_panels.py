@@ -77,9 +77,9 @@ def test_exported_png_has_no_mouse_hints(qtbot, window, scan_file, tmp_path, mon
     open_and_wait(qtbot, window, scan_file)
     g = window.grid
     assert "right-drag" in g.error_legend.text  # on screen, the hint says how to set the error scale
-    grab = g.grab
+    render = g.render  # the export draws the grid with render() at the images' resolution
     legends = []
-    monkeypatch.setattr(g, "grab", lambda *a: legends.append(g.error_legend.text) or grab(*a))
+    monkeypatch.setattr(g, "render", lambda *a: legends.append(g.error_legend.text) or render(*a))
     assert window.files.export_png(str(tmp_path / "grid.png")) is not None
     assert legends and "right-drag" not in legends[0]
     assert "right-drag" in g.error_legend.text
