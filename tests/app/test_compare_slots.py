@@ -23,6 +23,13 @@ pytestmark = pytest.mark.timeout(180)
 TINY_VIT = dict(avg_size=32, patch_size=4, embed_dim=24, depth=2, num_heads=3)
 
 
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    """A VITRECON_HOME of this test's own: its runs root holds only the runs it makes."""
+    monkeypatch.setenv("VITRECON_HOME", str(tmp_path / "home"))
+    return tmp_path / "home"
+
+
 def test_slots_are_added_after_their_family_and_removed(tmp_path):
     state, key = ViewState().with_added_slot("vit")
     assert key == "vit-2" and [s.key for s in state.slots] == ["vit", "vit-2", "unet"]
@@ -62,7 +69,7 @@ def click_run(qtbot, panel, name: str) -> None:
     assert panel.page.record.name == name
 
 
-def test_two_vits_side_by_side_from_the_runs_dock(qtbot, window, scan_file):
+def test_two_vits_side_by_side_from_the_runs_dock(qtbot, home, window, scan_file):
     runs = window.training.runs
     pretrained, scratch = tiny_run(runs.root, "pretrained", 1), tiny_run(runs.root, "scratch", 2)
     runs.rescan()
@@ -90,7 +97,7 @@ def test_two_vits_side_by_side_from_the_runs_dock(qtbot, window, scan_file):
     assert ssim["ViT"] != ssim["ViT 2"]
     # the controls: a row per slot, − removes the added one, + adds another
     controls = window.controls
-    assert controls.checkpoint_labels["vit-2"].text() == "weights: best.safetensors"
+    assert controls.checkpoint_labels["vit-2"].text() == "weights: scratch/best.safetensors"
     qtbot.mouseClick(controls.slot_buttons["vit-2"], Qt.LeftButton)
     assert [s.key for s in window.view.state.slots] == ["vit", "unet"] and "vit-2" not in controls.model_combos
     qtbot.waitUntil(lambda: window.grid.columns == ["reference", "zero-filled", "vit", "unet"], timeout=5000)
@@ -103,7 +110,7 @@ def test_two_vits_side_by_side_from_the_runs_dock(qtbot, window, scan_file):
     assert restore_state(window.settings).slots == window.view.state.slots
 
 
-def test_a_new_slot_from_the_models_dialog(qtbot, window, scan_file):
+def test_a_new_slot_from_the_models_dialog(qtbot, home, window, scan_file):
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 

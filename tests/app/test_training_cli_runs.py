@@ -23,6 +23,13 @@ from trainer_helpers import TINY_VIT, fastmri_folder, trainer_env  # noqa: E402
 pytestmark = pytest.mark.timeout(240)
 
 
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    """A VITRECON_HOME of this test's own: its runs root holds only the runs it makes."""
+    monkeypatch.setenv("VITRECON_HOME", str(tmp_path / "home"))
+    return tmp_path / "home"
+
+
 def cli_run(folder: Path, events: list[dict], config: dict | None = None, files: tuple[str, ...] = ()) -> Path:
     """A folder as ``vitrecon train`` leaves it: config.yaml, events.jsonl, weights and checkpoints."""
     folder.mkdir(parents=True)
@@ -78,8 +85,8 @@ def test_run_folders_are_found_below_a_folder_and_named_uniquely(qtbot, tmp_path
     assert found.args[0].name == "later" and found.args[0].status == "running"
 
 
-def test_a_run_started_with_vitrecon_train_is_listed_with_its_curves_and_loads(qtbot, window, scan_file, tmp_path,
-                                                                               monkeypatch):
+def test_a_run_started_with_vitrecon_train_is_listed_with_its_curves_and_loads(qtbot, home, window, scan_file,
+                                                                               tmp_path, monkeypatch):
     from app.gui.training.runs import default_runs_root
 
     train = fastmri_folder(tmp_path / "train", 2)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from engine import MaskKind, MaskSpec, ModelRef, ReconRequest, Scan, get_mask_kind, list_families
+from engine import (MaskKind, MaskSpec, ModelRef, ReconRequest, Scan, checkpoint_label, get_mask_kind,
+                    list_families)
 
 # The network slots: one per registered model family (engine.models registers them), in order, and
 # any the user adds to compare checkpoints of a family side by side (a second ViT: "vit-2").
@@ -57,7 +57,8 @@ class ModelSlot:
 
     @property
     def checkpoint_name(self) -> str | None:
-        return Path(self.checkpoint).name if self.checkpoint else None
+        """The checkpoint as the viewer names it (a run's ``best`` with its run: ``run/best.safetensors``)."""
+        return checkpoint_label(self.checkpoint) if self.checkpoint else None
 
 
 @dataclass(frozen=True)

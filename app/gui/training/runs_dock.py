@@ -60,11 +60,15 @@ class RunPage(QWidget):
                                         "by side with the one already shown (e.g. pretrained vs from scratch)")
         self.evaluate_button = QPushButton("Evaluate…")
         self.evaluate_button.setToolTip("Score this checkpoint on a held-out folder (the Evaluate dialog)")
-        for w in (self.stop_button, self.resume_button, self.open_button, self.checkpoint_combo,
-                  *self.load_buttons.values(), self.new_slot_button, self.evaluate_button):
+        for w in (self.stop_button, self.resume_button, self.open_button, self.evaluate_button):
             actions.addWidget(w)
         actions.addStretch(1)
         lay.addLayout(actions)
+        loads = QHBoxLayout()  # a second row: the dock stays narrow enough to leave the images room
+        for w in (self.checkpoint_combo, *self.load_buttons.values(), self.new_slot_button):
+            loads.addWidget(w)
+        loads.addStretch(1)
+        lay.addLayout(loads)
         self.tabs = QTabWidget()
         self.plots = RunPlots()
         self.log = QPlainTextEdit(readOnly=True)
@@ -219,7 +223,7 @@ class RunsPanel(QWidget):
         self.table = QTreeWidget()
         self.table.setHeaderLabels(COLUMNS)
         self.table.setRootIsDecorated(False)
-        self.table.setColumnWidth(0, 260)
+        self.table.setColumnWidth(0, 210)
         self.page = RunPage(runs)
         self.bars: dict[str, QProgressBar] = {}
         self.items: dict[str, QTreeWidgetItem] = {}
