@@ -77,3 +77,21 @@ def pytest_terminal_summary(terminalreporter):
     if fuzz is not None and sum(fuzz.CASES.values()):
         parts = ", ".join(f"{suite} {n}" for suite, n in sorted(fuzz.CASES.items()))
         terminalreporter.write_line(f"fuzz: {sum(fuzz.CASES.values())} cases run ({parts})")
+
+
+@pytest.fixture(scope="module")
+def seeds(tmp_path_factory):
+    """The fuzz suites' seed files: one small file of each kind the readers take
+    (tests/engine/fuzz_files.py ``seed_files``), written once per module."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent / "engine"))
+    import fuzz_files
+
+    return fuzz_files.seed_files(tmp_path_factory.mktemp("seeds"))
+
+
+@pytest.fixture(scope="module")
+def work(request, tmp_path_factory):
+    """A folder for one fuzz suite's damaged copies (named after its ``SUITE``)."""
+    return tmp_path_factory.mktemp(getattr(request.module, "SUITE", "fuzz"))

@@ -32,14 +32,6 @@ _names = itertools.count()
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")  # overflow in metrics of huge values
 
 
-@pytest.fixture(scope="module")
-def seeds(tmp_path_factory):
-    return fz.seed_files(tmp_path_factory.mktemp("seeds"))
-
-
-@pytest.fixture(scope="module")
-def work(tmp_path_factory):
-    return tmp_path_factory.mktemp("fuzz")
 
 
 @pytest.fixture(scope="module", autouse=True)
