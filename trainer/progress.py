@@ -43,6 +43,7 @@ class Progress:
                  total: int | None = None, desc: str = "train", unit: str = "step"):
         self.enabled = enabled
         self._json: TextIO | None = None
+        self._json_path: Path | None = None
         self._own_json = False
         self._tb = None
         self._bar = None
@@ -52,8 +53,7 @@ class Progress:
         if json_path == "-":
             self._json = sys.stdout
         elif json_path:
-            Path(json_path).parent.mkdir(parents=True, exist_ok=True)
-            self._json = open(json_path, "a", buffering=1)  # line-buffered: a reader sees whole lines
+            self._json_path = Path(json_path)  # opened with the first event: a refused start leaves no folder
             self._own_json = True
         if tensorboard_dir is not None:
             from torch.utils.tensorboard import SummaryWriter
@@ -69,6 +69,9 @@ class Progress:
             self._bar.refresh()
 
     def emit(self, event: str, **fields: Any) -> None:
+        if self.enabled and self._json is None and self._json_path is not None:
+            self._json_path.parent.mkdir(parents=True, exist_ok=True)
+            self._json = open(self._json_path, "a", buffering=1)  # line-buffered: a reader sees whole lines
         if not self.enabled or self._json is None:
             return
         self._json.write(json.dumps(_finite({"event": event, "time": round(time.time(), 3), **fields}),
@@ -138,4 +141,4 @@ class Progress:
             self._tb = None
         if self._own_json and self._json is not None:
             self._json.close()
-        self._json = None
+        self._json, self._json_path = None, None
