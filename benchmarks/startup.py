@@ -114,6 +114,9 @@ def machine() -> dict:
 
 def measure(runs: int, home: Path, platform_name: str, timeout: float, file: str | None) -> dict:
     env = dict(os.environ, VITRECON_HOME=str(home), QT_QPA_PLATFORM=platform_name)
+    # A warm start as a user has it: the first launch leaves Python's bytecode caches (this project's
+    # sandboxes set PYTHONDONTWRITEBYTECODE, which would make every launch compile vitrecon's modules).
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     cli = str(Path(sys.executable).with_name("vitrecon"))
     report = {"machine": machine(), "runs": runs, "targets_s": TARGETS, "qt_platform": platform_name}
     for name in ("version", "help"):
