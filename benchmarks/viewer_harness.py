@@ -4,9 +4,25 @@ records how long the event loop ever stalled (and each stall over 100 ms, with t
 ``phase``); pumping the event loop until a condition holds."""
 from __future__ import annotations
 
+import contextlib
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
+
+
+@contextlib.contextmanager
+def busy_cores(n: int):
+    """``n`` processes that each keep a core busy (pure Python loops at the default priority), as other
+    jobs on a shared machine would; killed on exit."""
+    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+    try:
+        yield procs
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait()
 
 
 class ViewerHarness:
@@ -56,6 +72,15 @@ class ViewerHarness:
             self.app.processEvents(QEventLoop.AllEvents | QEventLoop.WaitForMoreEvents)
             if time.monotonic() > deadline:
                 raise TimeoutError("the viewer did not finish in time")
+
+    def run_for(self, seconds: float) -> None:
+        """Run the event loop for ``seconds`` (as a person pausing between clicks)."""
+        from PySide6.QtCore import QEventLoop
+
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            self.app.processEvents(QEventLoop.AllEvents, max(1, int((end - time.perf_counter()) * 1000)))
+            time.sleep(0.001)
 
     def opening(self) -> bool:
         """Whether a file is being opened (the session's own flag: benchmarks may look inside)."""

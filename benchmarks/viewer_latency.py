@@ -18,12 +18,10 @@ loaded/quiet ratio of the mask-change medians (issue 13: <= 0.25 s quiet, <= 2x 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -31,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from viewer_harness import ViewerHarness  # noqa: E402
+from viewer_harness import ViewerHarness, busy_cores  # noqa: E402
 
 
 def pct(values, q):
@@ -104,23 +102,11 @@ def time_gain(bench: Latency, results: dict[str, list[float]]) -> None:
         results["gain"].append(time.perf_counter() - t0)
 
 
-@contextlib.contextmanager
-def busy_cores(n: int):
-    """``n`` processes that each keep a core busy (pure Python loops, niced like no other job)."""
-    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
-    try:
-        time.sleep(1.0)  # let the scheduler see them
-        yield procs
-    finally:
-        for proc in procs:
-            proc.kill()
-            proc.wait()
-
-
 def time_loaded(bench: Latency, repeats: int, procs: int) -> dict[str, list[float]]:
     """Mask changes (new seeds, nothing cached) while ``procs`` busy processes run."""
     loaded: dict[str, list[float]] = {"mask_first": [], "mask_all": []}
     with busy_cores(procs):
+        bench.run_for(1.0)  # let the scheduler see them (the event loop runs meanwhile)
         for i in range(repeats):
             first, done = bench.change(seed=5000 + i)
             loaded["mask_first"].append(first)

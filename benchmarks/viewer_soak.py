@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from viewer_harness import ViewerHarness  # noqa: E402
+from viewer_harness import ViewerHarness, busy_cores  # noqa: E402
 
 SEEDS = (None, 0, 1, 2, 3, 17, 1234)
 
@@ -74,14 +74,6 @@ class Soak(ViewerHarness):
             text = getattr(dialog, "text", lambda: dialog.windowTitle())()
             self.dialogs.append(f"{dialog.windowTitle()}: {text}")
             dialog.reject()
-
-    def run_for(self, seconds: float) -> None:
-        from PySide6.QtCore import QEventLoop
-
-        end = time.perf_counter() + seconds
-        while time.perf_counter() < end:
-            self.app.processEvents(QEventLoop.AllEvents, max(1, int((end - time.perf_counter()) * 1000)))
-            time.sleep(0.001)
 
 
 def rss_mib() -> float:
@@ -166,6 +158,7 @@ def main(argv=None) -> int:
     p.add_argument("--files", nargs="*", help="scans to open (default: the small generated samples)")
     p.add_argument("--open-share", type=float, default=0.05, help="share of actions that open a file")
     p.add_argument("--device", default="auto")
+    p.add_argument("--busy", type=int, default=0, help="processes keeping cores busy meanwhile (other jobs)")
     p.add_argument("--out", help="also write the figures as JSON here")
     args = p.parse_args(argv)
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -178,18 +171,20 @@ def main(argv=None) -> int:
     soak.pump(lambda: soak.c.scan is not None and soak.idle(), 900.0)
     rss_start, t0 = rss_mib(), time.perf_counter()
     print(f"opened {current.name}; resident memory {rss_start:.0f} MiB; {args.changes} actions", flush=True)
-    soak.start_heartbeat()
     counts = {"opens": 0, "changes": 0}
-    for i in range(args.changes):
-        current = random_action(soak, rng, files, i, args.open_share, counts) or current
-        soak.run_for(rng.uniform(0.0, 0.04))
-        if (i + 1) % 100 == 0:
-            print(f"{i + 1} actions: longest stall {soak.max_gap * 1000:.0f} ms, resident {rss_mib():.0f} MiB",
-                  flush=True)
-    wanted = request_final(soak, rng)
+    with busy_cores(args.busy):
+        soak.run_for(1.0 if args.busy else 0.0)
+        soak.start_heartbeat()
+        for i in range(args.changes):
+            current = random_action(soak, rng, files, i, args.open_share, counts) or current
+            soak.run_for(rng.uniform(0.0, 0.04))
+            if (i + 1) % 100 == 0:
+                print(f"{i + 1} actions: longest stall {soak.max_gap * 1000:.0f} ms, resident {rss_mib():.0f} MiB",
+                      flush=True)
+        wanted = request_final(soak, rng)
     soak.heartbeat.stop()
     problems = final_display_matches(soak, wanted, current)
-    report = {"actions": args.changes, **counts, "seconds": round(time.perf_counter() - t0, 1),
+    report = {"actions": args.changes, **counts, "busy_processes": args.busy, "worker_nice": soak.c.session.worker_nice, "seconds": round(time.perf_counter() - t0, 1),
               "max_event_loop_stall_ms": round(soak.max_gap * 1000, 1),
               "stalls_over_100ms": [(round(gap * 1000), phase) for gap, phase in soak.stalls],
               "rss_start_mib": round(rss_start, 1), "rss_end_mib": round(rss_mib(), 1),

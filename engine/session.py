@@ -15,6 +15,7 @@ scan, the latest request, what was shown) is only ever touched on the owner's th
 """
 from __future__ import annotations
 
+import os
 import queue
 import threading
 import traceback
@@ -70,13 +71,27 @@ class Inbox:
             return ran
 
 
+def lower_priority(step: int) -> None:
+    """Raise the calling thread's nice value by ``step`` (Linux: a thread is a task of its own; the
+    threads torch starts from it inherit it), so that on a busy machine the viewer's GUI thread gets
+    the CPU before the reconstruction; an idle CPU still goes to it. A no-op elsewhere or for 0."""
+    if step <= 0 or not hasattr(os, "setpriority"):
+        return
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + step)
+    except OSError:
+        pass
+
+
 class ReconSession:
     """One open scan and its reconstructions. Public methods are for the owner's thread only."""
 
     def __init__(self, engine: Engine | None = None, listener: Listener | None = None,
                  deliver: Callable[[Callable[[], None]], None] | None = None,
-                 base_cache_size: int = 24, network_cache_size: int = 48):
+                 base_cache_size: int = 24, network_cache_size: int = 48, worker_nice: int = 0):
         self.engine = engine or Engine()
+        self.worker_nice = worker_nice  # added to the worker thread's nice value (and its torch threads')
         self.listener = listener or Listener()
         self.inbox = Inbox()
         self._deliver = deliver or self.inbox.put
@@ -258,6 +273,7 @@ class ReconSession:
             return self._generation != generation or bool(self._calls) or self._stopping
 
     def _loop(self) -> None:
+        lower_priority(self.worker_nice)
         while True:
             job, generation = self._take()
             if job is None:

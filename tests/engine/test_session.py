@@ -2,6 +2,7 @@
 opening and superseded opens, failures, and close."""
 from __future__ import annotations
 
+import os
 import threading
 import time
 
@@ -202,3 +203,13 @@ def test_close_stops_the_worker_and_closes_the_scan(tmp_path):
     scan.close = lambda: (closed.append(True), close())
     assert s.close(10)
     assert closed == [True] and s.scan is None and not s._thread.is_alive()
+
+
+@pytest.mark.skipif(not hasattr(os, "setpriority"), reason="no per-thread priorities here")
+def test_the_worker_runs_nicer_than_its_owner_by_worker_nice():
+    s = ReconSession(Engine(device="cpu"), worker_nice=3)
+    seen = []
+    s.post_call(lambda: seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id())))
+    pump(s, lambda: seen, timeout=10)
+    assert seen == [os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) + 3]
+    assert s.close(10)

@@ -3,6 +3,7 @@ session's answers into Qt signals. Staging, caches, stale requests and prefetch 
 (engine/session.py, no Qt); answers reach the GUI thread through a queued signal."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Callable
 
@@ -11,6 +12,10 @@ from PySide6.QtCore import QObject, Qt, Signal
 from engine import Engine, Listener, ReconRequest, ReconSession, Scan, Update, open_scan
 
 from .state import ViewState
+
+# The reconstruction thread runs this much "nicer" than the GUI thread: on a machine whose cores are
+# busy the window keeps answering (benchmarks/viewer_soak.py, viewer_latency.py --loaded measure both).
+WORKER_NICE = int(os.environ.get("VITRECON_WORKER_NICE", "4"))
 
 
 def default_sample_path() -> Path:
@@ -34,7 +39,7 @@ class ReconController(QObject, Listener):
     def __init__(self, engine: Engine | None = None, parent: QObject | None = None):
         super().__init__(parent)
         self._call.connect(lambda fn: fn(), Qt.QueuedConnection)
-        self.session = ReconSession(engine or Engine(), self, deliver=self._call.emit)
+        self.session = ReconSession(engine or Engine(), self, deliver=self._call.emit, worker_nice=WORKER_NICE)
         self.state: ViewState | None = None  # the last state submitted
 
     # the session's view of things, read by the window and the tests
