@@ -18,7 +18,6 @@ import argparse
 import json
 import os
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -28,6 +27,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from engine.bench import PeakRSS  # noqa: E402
 from viewer_harness import ViewerHarness  # noqa: E402
 
 
@@ -59,36 +59,12 @@ def large_file(gb: float) -> Path:
     return path
 
 
-class MemorySampler:
-    """Peak resident memory of this process, sampled every 50 ms on a thread."""
-
-    def __init__(self):
-        import psutil
-
-        self._proc, self.peak, self.samples = psutil.Process(), 0, 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.05):
-            self.peak = max(self.peak, self._proc.memory_info().rss)
-            self.samples += 1
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-
-
 def measure(path: Path, browsed: int, device: str) -> dict:
     bench = ViewerHarness(device, phase="open")
     c, window = bench.c, bench.window
     first: list[float] = []
     c.updated.connect(lambda u: first.append(time.perf_counter()) if not first else None)
-    with MemorySampler() as memory:
+    with PeakRSS(interval=0.05) as memory:
         t0 = time.perf_counter()
         window.open_file(str(path))
         bench.pump(lambda: bool(first), 120.0)

@@ -76,13 +76,14 @@ def bench_input(batch: int, size: tuple[int, int], device: torch.device) -> torc
     return torch.rand(batch, *size, generator=g).to(device)
 
 
-class _PeakRSS:
-    """Samples this process's RSS (psutil) every millisecond on a thread while active."""
+class PeakRSS:
+    """Samples this process's RSS (psutil) every ``interval`` seconds on a thread while active:
+    ``base`` (bytes, at creation), ``peak`` (bytes), ``samples`` (how many were taken)."""
 
-    def __init__(self):
+    def __init__(self, interval: float = 0.001):
         import psutil
 
-        self._proc = psutil.Process()
+        self._proc, self.interval, self.samples = psutil.Process(), interval, 0
         self.base = self.peak = self._proc.memory_info().rss
 
     def __enter__(self):
@@ -92,8 +93,9 @@ class _PeakRSS:
         return self
 
     def _run(self):
-        while not self._stop.wait(0.001):
+        while not self._stop.wait(self.interval):
             self.peak = max(self.peak, self._proc.memory_info().rss)
+            self.samples += 1
 
     def __exit__(self, *exc):
         self._stop.set()
@@ -126,7 +128,7 @@ def measure_memory(fn: Callable[[], Any], device: torch.device,
         grown = torch.cuda.max_memory_allocated(device) - before
         own = sum(p.numel() * p.element_size() for p in weights.parameters()) if weights is not None else 0
         return (own + grown) / 2**20, grown / 2**20, "cuda: weights + max allocated"
-    with _PeakRSS() as rss:
+    with PeakRSS() as rss:
         fn()
         _sync(device)
     return rss.peak / 2**20, (rss.peak - rss.base) / 2**20, "process RSS"

@@ -133,7 +133,7 @@ def test_scrolling_prefetches_the_next_slice_in_that_direction(opened):
     assert opened.cached_update(behind) is None  # nothing computed against the direction
 
 
-def test_prefetch_stays_off_when_disabled_or_the_view_changed(opened):
+def test_prefetch_stays_off_when_disabled(opened):
     opened.prefetch_enabled = False
     for index in (1, 2):
         opened.submit(request(opened, slice_index=index))
@@ -142,6 +142,18 @@ def test_prefetch_stays_off_when_disabled_or_the_view_changed(opened):
     time.sleep(0.5)
     opened.inbox.run_pending()
     assert opened.cached_update(request(opened, slice_index=3)) is None
+
+
+def test_no_prefetch_after_a_change_of_view(opened):
+    """A new mask on the next slice is not scrolling: nothing is computed ahead."""
+    opened.submit(request(opened, slice_index=1, seed=1))
+    pump(opened, lambda: opened.last_update is not None and opened.last_update.complete)
+    opened.submit(request(opened, slice_index=2, seed=2))
+    pump(opened, lambda: opened.last_update is not None and opened.last_update.complete
+         and opened.last_update.request.slice_index == 2)
+    time.sleep(0.5)
+    opened.inbox.run_pending()
+    assert opened.cached_update(request(opened, slice_index=3, seed=2)) is None
 
 
 def test_a_failing_network_is_reported_and_the_others_still_run(opened, tmp_path):
