@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 
 import numpy as np
-from fastmri.data import subsample
+from .fastmri_parts import subsample
 
 from .mask_kinds import Seed, register_mask_kind
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import fastmri
 import torch
-from fastmri.data import transforms as fmt
+from .fastmri_parts import transforms as fmt
 
 
 def ifft2c(kspace: torch.Tensor) -> torch.Tensor:

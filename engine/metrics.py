@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 import sys
 
 import numpy as np
-from fastmri.data import transforms as fmt
+from .fastmri_parts import transforms as fmt
 
 
 def _fme():
