@@ -114,17 +114,21 @@ class ReconSession:
         self._recon: Job | None = None
         self._prefetch: Job | None = None
         self._stopping = False
+        self._newest_open = 0
         self._thread = threading.Thread(target=self._loop, name="vitrecon-recon", daemon=True)
         self._thread.start()
 
     # --- scans ----------------------------------------------------------------------------------
-    def open(self, opener: Callable[[], Scan], what: str) -> None:
+    def open(self, opener: Callable[[], Scan], what: str,
+             first: Callable[[Scan], ReconRequest | None] | None = None) -> None:
         """Open a scan on the worker thread (``opener()``, e.g. ``lambda: open_scan(path)``);
-        ``on_opened`` or ``on_open_failed`` follows. The open scan stays until the new one is read."""
+        ``on_opened`` or ``on_open_failed`` follows. The open scan stays until the new one is read.
+        ``first(scan)``: the request the owner will submit first for it, whose zero-filled stage the
+        worker then computes at once, while the owner handles ``on_opened`` (or builds its window)."""
         self._open_token += 1
-        token = self._open_token
-        self._opening = what
-        self._set_busy(True)
+        token = self._open_token  # the scan's token in the cache keys, once it is open
+        with self._cond:
+            self._newest_open = token  # read by the worker (``_prepare``)
 
         def job() -> None:
             try:
@@ -134,9 +138,28 @@ class ReconSession:
                     traceback.print_exc()
                 message = error_message(e)
                 self._deliver(lambda: self._opened_failed(token, message))
-            else:
-                self._deliver(lambda: self._opened(token, scan))
+                return
+            self._deliver(lambda: self._opened(token, scan))
+            if first is not None:
+                self._prepare(token, scan, first)
+        self._opening = what
+        self._set_busy(True)
         self.post_call(job)
+
+    def _prepare(self, token: int, scan: Scan, first: Callable[[Scan], ReconRequest | None]) -> None:
+        """On the worker: the first view's zero-filled stage into the caches, unless something newer
+        waits. Its failures are left to the request itself, which reports them."""
+        with self._cond:
+            if token != self._newest_open or self._stopping:
+                return
+        try:
+            request = first(scan)
+            if request is not None:
+                self.stages.prepare(token, request)
+        except (VitreconError, ValueError, OSError):
+            pass
+        except BaseException:  # noqa: BLE001 - a bug here must not end the worker
+            traceback.print_exc()
 
     def _opened(self, token: int, scan: Scan) -> None:
         if token != self._open_token:  # a later open superseded this one
@@ -146,10 +169,10 @@ class ReconSession:
         old = self.scan
         self.cancel()
         self.scan = scan
-        self.token += 1
+        self.token = token
         self.latest = self.last_update = None
         self._step = 0
-        self.stages.clear()
+        self.stages.clear(keep_token=token)  # the first view may be computed already
         if old is not None:
             self.post_call(old.close)  # on the worker thread, after any job that reads it
         self._update_busy()
@@ -173,7 +196,7 @@ class ReconSession:
         else:
             self._step = 0
         self.latest = request
-        cached = self.cached_update(request)
+        cached = self.stages.cached(self.token, request, shown=True)
         if cached is not None and (cached.complete or not networks):
             self.cancel()
             self._arrived(cached)

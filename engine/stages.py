@@ -47,9 +47,11 @@ class LRU:
             while len(self._items) > self.size:
                 self._items.popitem(last=False)
 
-    def clear(self) -> None:
+    def clear(self, keep: Callable[[Hashable], bool] | None = None) -> None:
+        """Drop every item (``keep``: but those whose key it accepts)."""
         with self._lock:
-            self._items.clear()
+            for key in [k for k in self._items if keep is None or not keep(k)]:
+                del self._items[key]
 
     def __len__(self) -> int:
         with self._lock:
@@ -137,6 +139,9 @@ class Stages:
         self.base_cache = LRU(base_cache_size)
         self.network_cache = LRU(network_cache_size)
         self.coil_cache = LRU(base_cache_size)  # CoilView by base key
+        self.quick_cache = LRU(2)  # zero-filled stages without their metrics, computed ahead (``prepare``)
+        self._ahead: set[tuple] = set()  # base keys ``prepare`` computed: their first use reports the times
+        self._ahead_lock = threading.Lock()
 
     @staticmethod
     def base_key(token: int, req: ReconRequest) -> tuple:
@@ -147,20 +152,54 @@ class Stages:
         # The network sees the RSS zero-filled image whatever coil is on display.
         return (token, req.slice_index, req.mask, req.device, ref)
 
-    def clear(self) -> None:
-        for cache in (self.base_cache, self.network_cache, self.coil_cache):
-            cache.clear()
+    def clear(self, keep_token: int | None = None) -> None:
+        """Empty the caches (``keep_token``: but the entries of that scan)."""
+        keep = None if keep_token is None else (lambda key: key[0] == keep_token)
+        for cache in (self.base_cache, self.network_cache, self.coil_cache, self.quick_cache):
+            cache.clear(keep)
+        with self._ahead_lock:
+            self._ahead = {k for k in self._ahead if keep is not None and keep(k)}
 
-    def cached(self, token: int, request: ReconRequest) -> Update | None:
-        """The update the caches alone can give for ``request`` (None without its first stage)."""
-        base = self.base_cache.get(self.base_key(token, request))
-        coil = self.coil_cache.get(self.base_key(token, request))
+    def _is_ahead(self, key: tuple) -> bool:
+        with self._ahead_lock:
+            return key in self._ahead
+
+    def _take_ahead(self, key: tuple) -> bool:
+        with self._ahead_lock:
+            found = key in self._ahead
+            self._ahead.discard(key)
+            return found
+
+    def prepare(self, token: int, request: ReconRequest) -> None:
+        """Compute ``request``'s zero-filled stage ahead, before anyone asks for it (a scan's first
+        view while the viewer builds its window): as a ``run`` would, with its metrics when they are
+        quick, else the images only (``run`` shows those at once and computes the metrics then)."""
+        key = self.base_key(token, request)
+        if self.base_cache.get(key) is not None or self.quick_cache.get(key) is not None:
+            return
+        if request.scan.volume_max_is_quick and metrics_loaded():
+            base = self.engine.reconstruct_base(request)
+            with self._ahead_lock:
+                self._ahead.add(key)
+            self.base_cache.put(key, base)
+        else:
+            self.quick_cache.put(key, self.engine.reconstruct_base(request, metrics=False))
+
+    def cached(self, token: int, request: ReconRequest, shown: bool = False) -> Update | None:
+        """The update the caches alone can give for ``request`` (None without its first stage).
+        ``shown``: it is to be shown; a zero-filled stage ``prepare`` computed for this view then
+        counts as computed for it (its times, not "from cache"), up to the update that completes it."""
+        key = self.base_key(token, request)
+        base = self.base_cache.get(key)
+        coil = self.coil_cache.get(key)
         if base is None or (request.coil is not None and coil is None):
             return None
         outputs = self._cached_outputs(token, request)
         pending = tuple(r.label for r in request.models if r not in outputs)
-        cached = ("zero-filled", *(r.label for r in outputs))
-        return Update(request, _assemble(request, base, outputs, {}), pending, cached=cached, coil=coil)
+        ahead = shown and (self._take_ahead(key) if not pending else self._is_ahead(key))
+        cached = (*(() if ahead else ("zero-filled",)), *(r.label for r in outputs))
+        timings = {k: v for k, v in base.timings.items() if k != "total"} if ahead else {}
+        return Update(request, _assemble(request, base, outputs, timings), pending, cached=cached, coil=coil)
 
     def _cached_outputs(self, token: int, request: ReconRequest) -> dict[ModelRef, NetworkOutput]:
         outputs = {}
@@ -225,6 +264,9 @@ class Stages:
         newer request came meanwhile."""
         key = self.base_key(token, request)
         base = self.base_cache.get(key)
+        if base is not None and self._take_ahead(key):  # computed for this view, just before it was asked
+            timings.update((k, v) for k, v in base.timings.items() if k != "total")
+            return base
         if base is not None:
             cached.append("zero-filled")
             return base
@@ -232,7 +274,7 @@ class Stages:
             # the metrics' data range reconstructs every slice first (seconds for raw ISMRMRD
             # data), and their first use imports scipy (a second): the images are drawn before,
             # the metrics when they are known
-            quick = self.engine.reconstruct_base(request, metrics=False)
+            quick = self.quick_cache.get(key) or self.engine.reconstruct_base(request, metrics=False)
             pending = (*(r.label for r in request.models), "metrics")
             emit(Update(request, _assemble(request, quick, {}, {}), pending, coil=coil_view(request, quick)))
             if stale():

@@ -71,14 +71,9 @@ def show_main_window(path: str | Path | None = None, *, device: str | None = Non
         from engine import Engine
 
         engine = Engine(precision=precision)
-    window = MainWindow(engine=engine)
-    if device is not None:
-        window.use_device_for_session(device)
+    # the scan is read and its first view computed on the engine's thread while the window is built
+    window = MainWindow(engine=engine, device=device, start_file=path, start_sample=path is None)
     window.show()
-    if path is None:
-        window.open_sample()
-    else:
-        window.open_file(path)
     return window
 
 

@@ -2,6 +2,8 @@
 the right, per-stage timings and a busy indicator in the status bar."""
 from __future__ import annotations
 
+from pathlib import Path
+
 from PySide6.QtCore import QSize, Qt, QTimer
 from PySide6.QtWidgets import (QDockWidget, QLabel, QMainWindow, QMessageBox, QProgressBar, QScrollArea,
                                QToolBar, QVBoxLayout, QWidget)
@@ -44,17 +46,27 @@ def format_timings(timings: dict[str, float], cached: tuple[str, ...] = ()) -> s
 
 class MainWindow(QMainWindow):
     def __init__(self, engine: Engine | None = None, settings: ViewerSettings | None = None,
-                 state: ViewState | None = None):
+                 state: ViewState | None = None, *, device: str | None = None,
+                 start_file: str | Path | None = None, start_sample: bool = False):
+        """``device``: for this run only (``vitrecon view --device``: used, not saved as the choice).
+        ``start_file`` (or ``start_sample``: the bundled sample) is read, and its first view computed,
+        on the engine's thread while the widgets are built: the first image comes that much sooner."""
         super().__init__()
         self.setWindowTitle("vitrecon")
         self.setWindowIcon(theme.icon("mdi6.brain", theme.ACCENT))
         self.setAcceptDrops(True)
         self.settings = settings or ViewerSettings()
         self.controller = ReconController(engine, self)
+        state = state or restore_state(self.settings)
+        self.session_device: str | None = device  # from the command line: used, not remembered
+        self.view = ViewModel(state if device is None else state.replace(device=device))  # the view state's owner
+        if start_file is not None:
+            self.controller.open(start_file, first=self.view.state)
+        elif start_sample:
+            self.controller.open_sample(first=self.view.state)
         self.actions = make_actions(self)
         self.grid = ImageGrid()
         self.setCentralWidget(self.grid)
-        self.view = ViewModel(state or restore_state(self.settings))  # the one owner of the view state
         self.controls = ControlsPanel(self.view)
         self.display_panel = DisplayPanel(self.actions)
         self.kspace = KSpaceView()
@@ -69,7 +81,6 @@ class MainWindow(QMainWindow):
         self._docks_sized = False
         self._known_outputs: dict = {}  # last output of each network, for its badges while it reruns
         self.failed_checkpoints: set[str] = set()  # not remembered for the next start
-        self.session_device: str | None = None  # from the command line: used, not remembered
         self.last_message = ""
         self.training = TrainingUi(self)  # the Train menu and the Runs dock
         self._restore_display()
@@ -78,6 +89,8 @@ class MainWindow(QMainWindow):
                                  self.recent_menu)
         self.tools = ReadingTools(self.grid, self.view, self.controller, self.actions, self.display_panel,
                                   self.roi_metrics, self.settings, self.submit)  # cine, ROI, ruler, Esc
+        if start_file is not None or start_sample:
+            self.files.show_opening(start_file)
 
     # --- construction ---------------------------------------------------------------------------
     def _dock(self, title: str, widget: QWidget, area, name: str) -> QDockWidget:
@@ -257,7 +270,7 @@ class MainWindow(QMainWindow):
                            "so errors cannot be measured.")
         self.files.remember_file(scan)
         self.statusBar().showMessage(f"Opened {info.path}", 5000)
-        state = self.view.state.replace(slice_index=info.num_slices // 2, coil=None)
+        state = self.view.state.for_new_scan(scan)
         if state == self.view.state or not self.view.apply(state):
             self.submit()  # else the model's change submits it
 
@@ -330,12 +343,6 @@ class MainWindow(QMainWindow):
                           "Robust Accelerated MRI</i> (MIDL 2022).")
 
     # --- persistence ----------------------------------------------------------------------------
-    def use_device_for_session(self, device: str) -> None:
-        """Run on ``device`` (``vitrecon view --device``) without making it the saved choice; a device
-        the user then picks in the controls is saved as usual."""
-        self.session_device = device
-        self.view.edit(device=device)
-
     def _restore_display(self) -> None:
         s = self.settings
         geometry, layout = s.bytes("window/geometry"), s.bytes("window/state")

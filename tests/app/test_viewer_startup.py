@@ -109,3 +109,37 @@ def test_with_the_engine_loaded_the_main_window_comes_at_once(qtbot, engine, tmp
     monkeypatch.setattr(QApplication, "exec", look)
     assert run_viewer(write_scan(tmp_path / "scan.h5"), device="cpu", engine=engine) == 0
     assert "MainWindow" in shown and LoadingWindow.__name__ not in shown
+
+
+def test_the_file_is_read_and_its_first_view_computed_while_the_window_is_built(qtbot, tmp_path, monkeypatch):
+    """``show_main_window(path)``: the engine's thread reads the scan and computes the middle slice's
+    zero-filled stage while the widgets are built (the first image comes that much sooner); the
+    window's own request for it then computes nothing a second time."""
+    from app.gui import show_main_window
+    from engine import Engine
+
+    class Counting(Engine):
+        def __init__(self):
+            super().__init__(device="cpu", precision="fp32")
+            self.bases = []
+
+        def reconstruct_base(self, request, metrics=True):
+            self.bases.append((request.slice_index, metrics))
+            return super().reconstruct_base(request, metrics=metrics)
+
+    from engine.stages import Stages
+
+    prepared, prepare = [], Stages.prepare
+    monkeypatch.setattr(Stages, "prepare", lambda self, token, request: (prepared.append(request.slice_index),
+                                                                         prepare(self, token, request)))
+    monkeypatch.setenv("VITRECON_HOME", str(tmp_path / "home"))
+    engine = Counting()
+    window = show_main_window(write_scan(tmp_path / "file_brain_first.h5", slices=6), device="cpu", engine=engine)
+    qtbot.addWidget(window)
+    assert window.statusBar().currentMessage().startswith("Opening ") and "file_brain_first.h5" in \
+        window.statusBar().currentMessage()
+    qtbot.waitUntil(lambda: window.controller.last_update is not None and window.controller.last_update.complete,
+                    timeout=60000)
+    assert window.grid.panes["zero-filled"].data is not None and window.view.state.slice_index == 3
+    assert prepared == [3] and engine.bases[0][0] == 3 and len(engine.bases) == len(set(engine.bases)), engine.bases
+    window.controller.shutdown()

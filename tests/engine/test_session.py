@@ -225,3 +225,72 @@ def test_the_worker_runs_nicer_than_its_owner_by_worker_nice():
     pump(s, lambda: seen, timeout=10)
     assert seen == [os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) + 3]
     assert s.close(10)
+
+
+class CountingEngine(Engine):
+    """Notes every zero-filled stage the session asks for: (slice, with metrics)."""
+
+    def __init__(self):
+        super().__init__(device="cpu", precision="fp32")
+        self.bases: list[tuple[int, bool]] = []
+
+    def reconstruct_base(self, request, metrics=True):
+        self.bases.append((request.slice_index, metrics))
+        return super().reconstruct_base(request, metrics=metrics)
+
+
+def _first_view(seen):
+    def first(scan):
+        seen.append(scan)
+        return ReconRequest(scan, scan.num_slices // 2, MaskSpec("random", 4, seed=1), (), "cpu")
+    return first
+
+
+@pytest.mark.parametrize("metrics_ready", [False, True], ids=["metrics-not-imported", "metrics-imported"])
+def test_the_first_view_is_computed_while_the_owner_handles_the_open(tmp_path, monkeypatch, metrics_ready):
+    """``open(..., first=)``: the worker computes the first view's zero-filled stage once the scan is
+    read; the owner's request for it then computes nothing twice (the images, or the whole stage
+    when the metrics are ready at once)."""
+    monkeypatch.setattr("engine.stages.metrics_loaded", lambda: metrics_ready)
+    eng, rec, seen = CountingEngine(), Recorder(), []
+    s = ReconSession(eng, rec)
+    path = write_train(tmp_path / "file_brain_first.h5", slices=4, coils=3)
+    s.open(lambda: open_scan(path), str(path), first=_first_view(seen))
+    pump(s, lambda: s.scan is not None)
+    end = time.monotonic() + 30
+    while not eng.bases:  # computed after the open was handed over, on the worker
+        assert time.monotonic() < end
+        time.sleep(0.01)
+    s.submit(ReconRequest(s.scan, 2, MaskSpec("random", 4, seed=1), (), "cpu"))
+    pump(s, lambda: s.last_update is not None and s.last_update.complete)
+    assert seen == [s.scan]
+    assert eng.bases == ([(2, True)] if metrics_ready else [(2, False), (2, True)])
+    first = rec.updates[0]
+    assert first.request.slice_index == 2 and first.cached == ()  # computed for this view, not a cache's
+    assert "zero-filled" in s.last_update.result.timings  # its times are this view's
+    np.testing.assert_array_equal(first.result.zero_filled, s.last_update.result.zero_filled)
+    assert s.close(30)
+
+
+def test_no_first_view_for_a_scan_another_open_supersedes(session, tmp_path):
+    a = write_train(tmp_path / "file_brain_a.h5", slices=2, coils=2)
+    b = write_train(tmp_path / "file_brain_b.h5", slices=3, coils=2)
+    gate, seen_a, seen_b = threading.Event(), [], []
+    session.post_call(lambda: gate.wait(10))  # both opens wait behind this
+    session.open(lambda: open_scan(a), str(a), first=_first_view(seen_a))
+    session.open(lambda: open_scan(b), str(b), first=_first_view(seen_b))
+    gate.set()
+    pump(session, lambda: session.scan is not None and seen_b)
+    assert seen_a == [] and seen_b == [session.scan] and session.scan.num_slices == 3
+
+
+def test_a_first_view_that_fails_is_left_to_the_request(session, tmp_path, capfd):
+    path = write_train(tmp_path / "file_brain_bad_first.h5", slices=2, coils=2)
+
+    def first(scan):
+        raise ValueError("no such mask")
+    session.open(lambda: open_scan(path), str(path), first=first)
+    pump(session, lambda: session.scan is not None)
+    session.submit(request(session, models=()))
+    pump(session, lambda: session.last_update is not None and session.last_update.complete)
+    assert session.recorder.failures == [] and "Traceback" not in capfd.readouterr().err

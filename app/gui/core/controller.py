@@ -26,6 +26,13 @@ def default_sample_path() -> Path:
     return sample_path("multicoil")
 
 
+def _first_request(state: ViewState | None) -> Callable[[Scan], ReconRequest] | None:
+    """What the session computes ahead for a scan being opened: ``state``'s first view of it."""
+    if state is None:
+        return None
+    return lambda scan: state.for_new_scan(scan).request(scan)
+
+
 class ReconController(QObject, Listener):
     """``submit(state)`` from widgets; ``updated`` carries what the grid draws (see
     ``Listener.on_update``). Every method runs on the GUI thread."""
@@ -59,14 +66,16 @@ class ReconController(QObject, Listener):
         self.session.prefetch_enabled = on
 
     # --- scans ----------------------------------------------------------------------------------
-    def open(self, path: str | Path) -> None:
-        """Open ``path`` off the GUI thread; ``scan_opened`` or ``open_failed`` follows."""
+    def open(self, path: str | Path, first: ViewState | None = None) -> None:
+        """Open ``path`` off the GUI thread; ``scan_opened`` or ``open_failed`` follows. ``first``: the
+        view state now, whose first view of the scan (``ViewState.for_new_scan``) is computed ahead."""
         path = Path(path)
-        self.session.open(lambda: open_scan(path), str(path))
+        self.session.open(lambda: open_scan(path), str(path), _first_request(first))
 
-    def open_sample(self, locate: Callable[[], Path] = default_sample_path) -> None:
-        """Open the bundled multi-coil sample (built on first use, off the GUI thread)."""
-        self.session.open(lambda: open_scan(locate()), "the bundled sample")
+    def open_sample(self, locate: Callable[[], Path] = default_sample_path, first: ViewState | None = None) -> None:
+        """Open the bundled multi-coil sample (built on first use, off the GUI thread); ``first`` as
+        for ``open``."""
+        self.session.open(lambda: open_scan(locate()), "the bundled sample", _first_request(first))
 
     # --- requests -------------------------------------------------------------------------------
     def submit(self, state: ViewState, networks: bool = True) -> ReconRequest | None:

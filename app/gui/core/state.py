@@ -132,6 +132,10 @@ class ViewState:
     def models(self) -> tuple[ModelRef, ...]:
         return tuple(ref for ref in (s.ref() for s in self.slots) if ref is not None)
 
+    def for_new_scan(self, scan: Scan) -> "ViewState":
+        """The view a newly opened ``scan`` starts with: its middle slice, coil-combined."""
+        return self.replace(slice_index=scan.info.num_slices // 2, coil=None)
+
     def request(self, scan: Scan, slice_index: int | None = None) -> ReconRequest:
         """The request for ``scan``: its own acquired mask when it was acquired undersampled."""
         info = scan.info

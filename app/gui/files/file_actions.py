@@ -42,14 +42,21 @@ class FileActions(QObject):
     # --- opening --------------------------------------------------------------------------------
     def open_file(self, path: str | Path) -> None:
         """Open ``path`` in the background; the scan that is open stays until it is read."""
-        self.window.statusBar().showMessage(f"Opening {path}…")
-        self.grid.show_opening(Path(path).name)
-        self.controller.open(path)
+        self.show_opening(path)
+        self.controller.open(path, first=self.view.state)
 
     def open_sample(self) -> None:
-        self.window.statusBar().showMessage("Opening the bundled sample (built on first use)…")
-        self.grid.show_opening("the bundled sample (built on first use)")
-        self.controller.open_sample()
+        self.show_opening(None)
+        self.controller.open_sample(first=self.view.state)
+
+    def show_opening(self, path: str | Path | None) -> None:
+        """Say in the status bar and the grid that ``path`` (None: the bundled sample) is being opened."""
+        if path is None:
+            self.window.statusBar().showMessage("Opening the bundled sample (built on first use)…")
+            self.grid.show_opening("the bundled sample (built on first use)")
+        else:
+            self.window.statusBar().showMessage(f"Opening {path}…")
+            self.grid.show_opening(Path(path).name)
 
     def choose_file(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self.window, "Open raw MRI data", self.settings.last_folder, RAW_FILTER)
