@@ -358,8 +358,6 @@ class MainWindow(QMainWindow):
         self.actions["prefetch"].setChecked(s.get("recon/prefetch", True, bool))
         self.actions["wheel_slices"].setChecked(s.get("display/wheel_slices", True, bool))
         self.grid.set_wheel_slices(self.actions["wheel_slices"].isChecked())
-        self.actions["invert"].setChecked(s.get("display/invert", False, bool))
-        self.grid.set_inverted(self.actions["invert"].isChecked())
         self.controller.prefetch_enabled = self.actions["prefetch"].isChecked()
 
     def save_settings(self) -> None:
@@ -371,7 +369,6 @@ class MainWindow(QMainWindow):
         s.set("display/gain", int(self.grid.gain))
         s.set("display/crosshair", self.actions["crosshair"].isChecked())
         s.set("display/wheel_slices", self.actions["wheel_slices"].isChecked())
-        s.set("display/invert", self.actions["invert"].isChecked())
         s.set("recon/prefetch", self.controller.prefetch_enabled)
         self.tools.save(s)
         save_state(s, self.view.state, self.failed_checkpoints, self.session_device)

@@ -13,6 +13,7 @@ from engine import Update
 
 from .. import theme
 from .grid_levels import GridLevels
+from .grid_view import GridView
 from .labels import PaneText, method_title, network_keys, pane_texts, paused
 from .orientation import Orientation
 from .overlays import Overlays, PaneItems
@@ -26,7 +27,7 @@ EMPTY_MESSAGE = ("Open a fastMRI or ISMRMRD raw-data file (Ctrl+O), drop one on 
                  "or open the bundled sample (Ctrl+Shift+O).")
 
 
-class ImageGrid(GridLevels, pg.GraphicsLayoutWidget):
+class ImageGrid(GridLevels, GridView, pg.GraphicsLayoutWidget):
     """Draws ``Update``s. Columns: reference, zero-filled, then the active network slots."""
 
     sigSliceStep = Signal(int)
@@ -67,6 +68,7 @@ class ImageGrid(GridLevels, pg.GraphicsLayoutWidget):
         self.networks_paused = False  # while the cine plays: network panes say they wait for it
         self.cursor: tuple[int | None, int | None] = (None, None)  # the image pixel under the pointer
         self.orientation = Orientation()
+        self._watch_view()  # fitted again when the grid changes size, unless the user zoomed or panned
         self._levels_set = False
         self._placed: list = []
         self.last_update: Update | None = None
@@ -117,6 +119,7 @@ class ImageGrid(GridLevels, pg.GraphicsLayoutWidget):
         pane.view.sigWindowLevel.connect(self._on_window_level)
         pane.view.sigSliceStep.connect(self.sigSliceStep)
         pane.view.sigDraw.connect(self._on_draw)
+        self._watch_pane(pane)
         return pane
 
     def _add_column(self, key: str) -> None:
@@ -303,14 +306,6 @@ class ImageGrid(GridLevels, pg.GraphicsLayoutWidget):
         self.note.setText(html)
 
     # --- view -----------------------------------------------------------------------------------
-    def fit(self) -> None:
-        """Fit the image to the panes (all views follow: they are linked)."""
-        shown = next((p for p in self.panes.values() if p.data is not None), None)
-        if shown is None:
-            return
-        rect = shown.image.mapRectToParent(shown.image.boundingRect())  # as turned and flipped
-        self.panes[self.enlarged or "reference"].view.setRange(rect, padding=0.02)
-
     def set_orientation(self, orientation: Orientation) -> None:
         """Turn and flip every pane's image together, then fit them."""
         self.orientation = orientation

@@ -32,6 +32,22 @@ class Orientation:
         """What is on screen mirrored left-right (``horizontal``) or top-bottom."""
         return Orientation(_times(MIRROR_H if horizontal else MIRROR_V, self.matrix))
 
+    @property
+    def text(self) -> str:
+        """The matrix as four numbers, row by row (``"0 -1 1 0"``), as the settings keep it."""
+        return " ".join(str(v) for row in self.matrix for v in row)
+
+    @classmethod
+    def parse(cls, text: str) -> "Orientation":
+        """The orientation ``text`` names; upright for anything that is not a turn or flip (a
+        hand-edited settings file must not stop the viewer)."""
+        try:
+            a, b, c, d = (int(v) for v in text.split())
+        except ValueError:
+            return cls()
+        turn_or_flip = a * b == 0 and c * d == 0 and a * d - b * c in (1, -1)
+        return cls(((a, b), (c, d))) if turn_or_flip else cls()
+
     def transform(self, h: int, w: int) -> QTransform:
         """The ImageItem transform for an ``[h, w]`` image: turned and flipped, its corner at (0, 0)."""
         (a, b), (c, d) = self.matrix

@@ -1,7 +1,7 @@
 """The reading tools of the window (a part it composes, as ``files``): cine, the ROI and ruler tools
 and Esc. It connects their actions and the Display panel to the grid and the view model, and the
-grid's ROI report to the metrics dock; nothing here is recomputed by the engine except the slices
-the cine steps through."""
+grid's ROI report to the metrics dock, and it remembers invert and the orientation between runs;
+nothing here is recomputed by the engine except the slices the cine steps through."""
 from __future__ import annotations
 
 from typing import Callable
@@ -18,6 +18,7 @@ from ..docks.display_panel import DisplayPanel
 from ..docks.metadata import RoiMetricsTable
 from .cine import DEFAULT_FPS, Cine
 from .image_grid import ImageGrid
+from .orientation import Orientation
 
 TOOL_ACTIONS = {"roi_rect": "rect", "roi_ellipse": "ellipse", "ruler": "ruler"}
 
@@ -47,6 +48,9 @@ class ReadingTools(QObject):
             actions[key].toggled.connect(self._on_tool)
         actions["clear_measurements"].triggered.connect(grid.overlays.clear)
         grid.sigRoiReport.connect(lambda report: roi_table.set_report(report, grid.unit_exponent))
+        actions["invert"].setChecked(settings.get("display/invert", False, bool))
+        grid.set_inverted(actions["invert"].isChecked())
+        grid.set_orientation(Orientation.parse(settings.get("display/orientation", "", str)))
 
     def _on_playing(self, playing: bool) -> None:
         self.grid.networks_paused = playing
@@ -72,3 +76,5 @@ class ReadingTools(QObject):
 
     def save(self, settings: ViewerSettings) -> None:
         settings.set("display/cine_fps", self.cine.fps)
+        settings.set("display/invert", self.actions["invert"].isChecked())
+        settings.set("display/orientation", self.grid.orientation.text)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QObject, Qt, QTimer
+from PySide6.QtCore import QObject, Qt
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QDockWidget, QMainWindow
 
@@ -36,9 +36,6 @@ class TrainingUi(QObject):
         self.dock.setWidget(self.panel)
         window.addDockWidget(Qt.RightDockWidgetArea, self.dock)
         self.dock.setVisible(any(r.status == RUNNING for r in self.runs.runs))
-        grid = getattr(window, "grid", None)
-        if grid is not None:  # the images got narrower or wider: fitted again once the docks settle
-            self.dock.visibilityChanged.connect(lambda _visible: QTimer.singleShot(100, grid.fit))
         self.dialog: LaunchDialog | None = None
         self.models_dialog: ModelsDialog | None = None
         self._dock_sized = False
