@@ -126,3 +126,19 @@ def test_coil_view_shows_that_coil_in_reference_error_and_metrics(qtbot, window,
     wait_complete(qtbot, window)
     np.testing.assert_array_equal(g.panes["reference"].data, rss_reference)
     assert "coil" not in g.panes["reference"].title.text and "RSS" not in g.panes["vit"].title.text
+
+
+def test_a_narrow_metrics_dock_still_shows_every_number(qtbot, window, scan_file):
+    """The numbers come before the model's name: in a dock resized narrow (a 1300 px window gives it
+    ~300 px) SSIM, PSNR and NMSE stay in view; the model's name is what is cut."""
+    window.resize(1300, 850)
+    open_and_wait(qtbot, window, scan_file)
+    table = window.metrics
+    qtbot.waitUntil(lambda: table.viewport().width() < 400, timeout=5000)
+    header = [table.horizontalHeaderItem(j).text() for j in range(table.columnCount())]
+    assert header[-1] == "Model"  # a long name (a checkpoint's) can only push itself out of view
+    for name in ("SSIM", "PSNR (dB)", "NMSE"):
+        j = header.index(name)
+        assert table.columnViewportPosition(j) + table.columnWidth(j) <= table.viewport().width(), name
+    ssim = table.item(0, header.index("SSIM")).text()
+    assert table.item(0, header.index("Method")).text() == "Zero-filled" and float(ssim) > 0

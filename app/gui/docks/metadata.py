@@ -92,7 +92,8 @@ class MetadataPanel(QWidget):
 
 
 METRIC_COLUMNS = ("Method", "Model", "Weights", "SSIM", "PSNR (dB)", "NMSE", "Time (s)")
-TABLE_COLUMNS = ("Method", "Model", "SSIM", "PSNR (dB)", "NMSE", "Time (s)")  # weights: in tooltips
+# the numbers before the model's name, so that a narrow dock still shows them (weights: in tooltips)
+TABLE_COLUMNS = ("Method", "SSIM", "PSNR (dB)", "NMSE", "Time (s)", "Model")
 
 
 def metrics_rows(update: Update) -> list[dict[str, object]]:
@@ -152,7 +153,8 @@ class MetricsTable(QTableWidget):
         self.setAlternatingRowColors(True)
         header = self.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeToContents)
-        header.setSectionResizeMode(TABLE_COLUMNS.index("Model"), QHeaderView.Stretch)
+        header.setSectionResizeMode(TABLE_COLUMNS.index("Model"), QHeaderView.Interactive)
+        header.setStretchLastSection(True)  # the model's name fills what is left, never more
         self.setWordWrap(False)
         self.setTextElideMode(Qt.ElideMiddle)
         compact_rows(self)
