@@ -197,7 +197,7 @@ class ReconSession:
             self._step = 0
         self.latest = request
         cached = self.stages.cached(self.token, request, shown=True)
-        if cached is not None and (cached.complete or not networks):
+        if cached is not None and (cached.complete or not networks and "metrics" not in cached.pending):
             self.cancel()
             self._arrived(cached)
             return

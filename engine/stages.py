@@ -188,10 +188,16 @@ class Stages:
     def cached(self, token: int, request: ReconRequest, shown: bool = False) -> Update | None:
         """The update the caches alone can give for ``request`` (None without its first stage).
         ``shown``: it is to be shown; a zero-filled stage ``prepare`` computed for this view then
-        counts as computed for it (its times, not "from cache"), up to the update that completes it."""
+        counts as computed for it (its times, not "from cache"), up to the update that completes it,
+        and the images it computed without their metrics are given too (``"metrics"`` pending)."""
         key = self.base_key(token, request)
         base = self.base_cache.get(key)
         coil = self.coil_cache.get(key)
+        if base is None and shown and request.coil is None:
+            quick = self.quick_cache.get(key)
+            if quick is not None:
+                pending = (*(r.label for r in request.models), "metrics")
+                return Update(request, _assemble(request, quick, {}, {}), pending)
         if base is None or (request.coil is not None and coil is None):
             return None
         outputs = self._cached_outputs(token, request)

@@ -258,10 +258,12 @@ def test_the_first_view_is_computed_while_the_owner_handles_the_open(tmp_path, m
     s.open(lambda: open_scan(path), str(path), first=_first_view(seen))
     pump(s, lambda: s.scan is not None)
     end = time.monotonic() + 30
-    while not eng.bases:  # computed after the open was handed over, on the worker
+    while not (len(s.stages.quick_cache) or len(s.stages.base_cache)):  # computed on the worker after the open
         assert time.monotonic() < end
         time.sleep(0.01)
     s.submit(ReconRequest(s.scan, 2, MaskSpec("random", 4, seed=1), (), "cpu"))
+    assert len(rec.updates) == 1  # shown at once, from what was computed ahead (without metrics: pending)
+    assert rec.updates[0].complete == metrics_ready and rec.updates[0].result.zero_filled is not None
     pump(s, lambda: s.last_update is not None and s.last_update.complete)
     assert seen == [s.scan]
     assert eng.bases == ([(2, True)] if metrics_ready else [(2, False), (2, True)])
