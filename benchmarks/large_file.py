@@ -27,8 +27,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from viewer_harness import ViewerHarness  # noqa: E402  (first: it sets the viewer's thread policy)
 from engine.bench import PeakRSS  # noqa: E402
-from viewer_harness import ViewerHarness  # noqa: E402
 
 
 def large_file(gb: float) -> Path:

@@ -11,6 +11,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from app.gui.startup import quiet_thread_waits
+
+quiet_thread_waits()  # as ``vitrecon view`` does, before torch loads: what users get is measured
+
 
 @contextlib.contextmanager
 def busy_cores(n: int):

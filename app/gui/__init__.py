@@ -36,8 +36,9 @@ def run_viewer(path: str | Path | None = None, *, device: str | None = None, pre
 
     Unless the engine is loaded already, a window saying "Loading the engine…" is drawn first and the
     engine imported on a background thread (``startup``); the main window then takes its place."""
-    from .startup import BACKGROUND_MODULES, LoadingWindow, engine_loaded, import_in_background
+    from .startup import BACKGROUND_MODULES, LoadingWindow, engine_loaded, import_in_background, quiet_thread_waits
 
+    quiet_thread_waits()  # before torch loads
     app = qt_application()
     if engine is not None or engine_loaded():
         window = show_main_window(path, device=device, precision=precision, engine=engine)  # noqa: F841 (kept)

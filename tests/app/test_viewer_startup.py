@@ -15,7 +15,7 @@ from test_viewer_support import engine, write_scan  # noqa: F401  (a fixture)
 ROOT = Path(__file__).resolve().parents[2]
 
 LAUNCH = r"""
-import json, sys
+import json, os, sys
 import app.gui as gui
 from PySide6.QtCore import QEvent, QObject, QTimer
 from PySide6.QtWidgets import QApplication
@@ -47,6 +47,7 @@ def check(app):
     main = [w for w in app.topLevelWidgets() if type(w).__name__ == "MainWindow" and w.isVisible()]
     if main and main[0].controller.last_update is not None:
         seen["then"] = shown
+        seen["omp_wait_policy"] = os.environ.get("OMP_WAIT_POLICY")
         for w in app.topLevelWidgets():
             w.close()
         app.quit()
@@ -61,6 +62,7 @@ print("SEEN " + json.dumps(seen))
 def test_the_window_is_drawn_before_the_engine_is_imported(tmp_path):
     scan = write_scan(tmp_path / "file_brain_small.h5")
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen", VITRECON_HOME=str(tmp_path / "home"))
+    env.pop("OMP_WAIT_POLICY", None)
     out = subprocess.run([sys.executable, "-c", LAUNCH, str(scan)], cwd=ROOT, env=env, capture_output=True,
                          text=True, timeout=220)
     line = next((ln for ln in out.stdout.splitlines() if ln.startswith("SEEN ")), None)
@@ -70,6 +72,18 @@ def test_the_window_is_drawn_before_the_engine_is_imported(tmp_path):
     assert first["window"] == "LoadingWindow" and first["heavy"] == []
     assert first["status"].startswith("Loading the engine")
     assert "MainWindow" in seen["then"] and "LoadingWindow" not in seen["then"]  # it took the place
+    assert seen["omp_wait_policy"] == "PASSIVE"  # torch's threads sleep when they wait (quiet_thread_waits)
+
+
+def test_a_thread_wait_policy_the_user_chose_is_kept(monkeypatch):
+    from app.gui.startup import quiet_thread_waits
+
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    quiet_thread_waits()
+    assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"
+    monkeypatch.delenv("OMP_WAIT_POLICY")
+    quiet_thread_waits()
+    assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
 
 
 def test_a_failed_engine_import_is_said_in_the_window(qtbot):

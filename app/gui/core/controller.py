@@ -15,8 +15,8 @@ from .state import ViewState
 
 # The reconstruction thread runs this much "nicer" than the GUI thread: on a machine whose cores are
 # busy the window keeps answering (benchmarks/viewer_soak.py, viewer_latency.py --loaded measure both).
-_nice = os.environ.get("VITRECON_WORKER_NICE", "4").strip()
-WORKER_NICE = int(_nice) if _nice.lstrip("-").isdigit() else 4
+_nice = os.environ.get("VITRECON_WORKER_NICE", "2").strip()
+WORKER_NICE = int(_nice) if _nice.lstrip("-").isdigit() else 2
 
 
 def default_sample_path() -> Path:
