@@ -47,7 +47,7 @@ from .atomic import WriteError
 from .errors import CheckpointError, RequestError, ScanError, UnsupportedScanError, VitreconError
 from .evaluation import evaluate_folders
 from .export import (FORMATS, REFERENCE, check_input, check_writable, describe_series, mask_fields, method_name,
-                     output_exists, output_path, reconstruct_file, reference_volume, write_reconstruction)
+                     method_names, output_exists, output_path, reconstruct_file, reference_volume, write_reconstruction)
 from .kspace import zero_filled
 from .masks import (MASK_KINDS, MAX_ACCELERATION, Mask, MaskKind, MaskSpec, default_center_fraction, get_mask_kind,
                     make_mask, seed_from_filename)
@@ -102,7 +102,7 @@ __all__ = [
     "import_weights", "list_weights", "remove_weights", "set_default_weights", "user_library_dir",
     # volume export
     "atomic_write", "check_input", "check_writable", "output_path", "reconstruct_file", "write_reconstruction",
-    "FORMATS", "REFERENCE", "mask_fields", "method_name", "output_exists", "reference_volume",
+    "FORMATS", "REFERENCE", "mask_fields", "method_name", "method_names", "output_exists", "reference_volume",
     "SeriesInfo", "describe_series", "dicom_folder", "slice_file", "write_dicom_series",
     # sample scans, per-user folders, evaluation, benchmark
     "build_samples", "sample_path", "user_cache_dir", "user_config_dir", "user_weights_dir",

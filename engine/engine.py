@@ -205,8 +205,8 @@ class Engine:
         timings = {k: v for k, v in base.timings.items() if k != "total"}
         for out in self.reconstruct_networks(request, base):
             outputs.append(out)
-            timings[f"load {out.ref.label}"] = out.load_seconds
-            timings[out.ref.label] = out.seconds
+            timings[f"load {request.labels[out.ref]}"] = out.load_seconds
+            timings[request.labels[out.ref]] = out.seconds
             timings["metrics"] = timings.get("metrics", 0.0) + out.metrics_seconds
         timings["total"] = time.perf_counter() - t0
         return self.with_outputs(base, outputs, timings)

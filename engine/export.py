@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Callable, Iterable, Mapping
 
 import h5py
 import numpy as np
@@ -28,7 +28,7 @@ from .errors import RequestError, VitreconError
 from .masks import Mask, MaskSpec
 from .models import list_models
 from .readers import open_scan
-from .results import ModelRef
+from .results import ModelRef, distinct_names
 from .scan import Scan, ScanInfo
 from .weights import WeightsStatus, checkpoint_stem
 
@@ -64,12 +64,21 @@ def output_exists(path: str | Path, format: str = "h5") -> bool:
     return any(path.glob("*.dcm")) if format == "dicom" else path.exists()
 
 
-def method_name(method: ModelRef | str | None) -> str:
+def method_name(method: ModelRef | str | None, folders: int = 0) -> str:
     """A method as outputs name it: ``zero-filled`` (None), ``reference``, a network's name, or
-    ``<name>-<checkpoint stem>`` for a network run with a checkpoint file."""
+    ``<name>-<checkpoint stem>`` for a network run with a checkpoint file (``folders``: with that many
+    more of its folders, ``checkpoint_stem``)."""
     if method is None or isinstance(method, str):
         return method or ZERO_FILLED
-    return method.name if not method.checkpoint else f"{method.name}-{checkpoint_stem(method.checkpoint)}"
+    return method.name if not method.checkpoint else f"{method.name}-{checkpoint_stem(method.checkpoint, folders)}"
+
+
+def method_names(methods: Iterable[ModelRef | str | None]) -> dict:
+    """``method_name`` of each of ``methods``, longer where two checkpoints would share a folder (two
+    runs' ``x/best`` files exported together would otherwise write into one)."""
+    methods = list(methods)
+    networks = distinct_names([m for m in methods if isinstance(m, ModelRef)], method_name)
+    return {m: networks[m] if isinstance(m, ModelRef) else method_name(m) for m in methods}
 
 
 def mask_fields(m: Mask, info: ScanInfo) -> dict:

@@ -3,9 +3,12 @@ and ``ReconResult`` (frozen dataclasses; a request carries an id so the viewer c
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable, Iterable
 
 import numpy as np
 
@@ -28,7 +31,29 @@ class ModelRef:
 
     @property
     def label(self) -> str:
-        return self.name if not self.checkpoint else f"{self.name} ({checkpoint_label(self.checkpoint)})"
+        return self.label_with()
+
+    def label_with(self, folders: int = 0) -> str:
+        """The label, with ``folders`` more of the checkpoint's folders (``checkpoint_label``)."""
+        return self.name if not self.checkpoint else f"{self.name} ({checkpoint_label(self.checkpoint, folders)})"
+
+
+def distinct_names(refs: Iterable[ModelRef], name: Callable[[ModelRef, int], str]) -> dict[ModelRef, str]:
+    """``name(ref, folders)`` of each of ``refs`` with ``folders`` 0, and more of the checkpoint's
+    folders where different refs would otherwise share a name (two runs' ``x/best`` files side by
+    side), until they differ or their paths run out."""
+    depth = dict.fromkeys(refs, 0)
+    names = {r: name(r, 0) for r in depth}
+    while True:
+        counts = Counter(names.values())
+        grew = False
+        for r in [r for r in depth if counts[names[r]] > 1]:
+            longer = name(r, depth[r] + 1)
+            if longer != names[r]:
+                depth[r] += 1
+                names[r], grew = longer, True
+        if not grew:
+            return names
 
 
 @dataclass(frozen=True, eq=False)
@@ -43,6 +68,12 @@ class ReconRequest:
     device: str = "auto"
     coil: int | None = None
     request_id: int = field(default_factory=lambda: next(_ids))
+
+    @functools.cached_property
+    def labels(self) -> dict[ModelRef, str]:
+        """Each of ``models`` by the name its updates use (``Update.pending`` and ``errors``, the
+        timings): its label, longer where two different checkpoints would read alike."""
+        return distinct_names(self.models, ModelRef.label_with)
 
     def at_slice(self, index: int) -> "ReconRequest":
         """The same view of another slice, as a new request."""

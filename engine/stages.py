@@ -196,14 +196,14 @@ class Stages:
         if base is None and shown and request.coil is None:
             quick = self.quick_cache.get(key)
             if quick is not None:
-                pending = (*(r.label for r in request.models), "metrics")
+                pending = (*(request.labels[r] for r in request.models), "metrics")
                 return Update(request, _assemble(request, quick, {}, {}), pending)
         if base is None or (request.coil is not None and coil is None):
             return None
         outputs = self._cached_outputs(token, request)
-        pending = tuple(r.label for r in request.models if r not in outputs)
+        pending = tuple(request.labels[r] for r in request.models if r not in outputs)
         ahead = shown and (self._take_ahead(key) if not pending else self._is_ahead(key))
-        cached = (*(() if ahead else ("zero-filled",)), *(r.label for r in outputs))
+        cached = (*(() if ahead else ("zero-filled",)), *(request.labels[r] for r in outputs))
         timings = {k: v for k, v in base.timings.items() if k != "total"} if ahead else {}
         return Update(request, _assemble(request, base, outputs, timings), pending, cached=cached, coil=coil)
 
@@ -229,12 +229,13 @@ class Stages:
             return
         coil = self._coil(token, request, base)
         outputs = self._cached_outputs(token, request)
-        cached += [r.label for r in outputs]
+        cached += [request.labels[r] for r in outputs]
         errors: dict[str, str] = {}
 
         def show() -> None:
             if emit is not None:
-                pending = tuple(r.label for r in request.models if r not in outputs and r.label not in errors)
+                pending = tuple(request.labels[r] for r in request.models
+                                if r not in outputs and request.labels[r] not in errors)
                 timings["total"] = time.perf_counter() - t0
                 emit(Update(request, _assemble(request, base, outputs, dict(timings)), pending, dict(errors),
                             cached=tuple(cached), coil=coil))
@@ -246,13 +247,13 @@ class Stages:
             try:
                 out = next(self.engine.reconstruct_networks(dataclasses.replace(request, models=(ref,)), base))
             except VitreconError as e:
-                errors[ref.label] = str(e)
+                errors[request.labels[ref]] = str(e)
             else:
                 self.network_cache.put(self.network_key(token, request, ref), out)
                 outputs[ref] = out
                 if out.load_seconds > 0.05:
-                    timings[f"load {ref.label}"] = out.load_seconds
-                timings[ref.label] = out.seconds
+                    timings[f"load {request.labels[ref]}"] = out.load_seconds
+                timings[request.labels[ref]] = out.seconds
             show()
 
     def _coil(self, token: int, request: ReconRequest, base: ReconResult) -> CoilView | None:
@@ -281,7 +282,7 @@ class Stages:
             # data), and their first use imports scipy (a second): the images are drawn before,
             # the metrics when they are known
             quick = self.quick_cache.get(key) or self.engine.reconstruct_base(request, metrics=False)
-            pending = (*(r.label for r in request.models), "metrics")
+            pending = (*(request.labels[r] for r in request.models), "metrics")
             emit(Update(request, _assemble(request, quick, {}, {}), pending, coil=coil_view(request, quick)))
             if stale():
                 return None

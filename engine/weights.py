@@ -195,17 +195,26 @@ class WeightsFile:
         return shipped_checksums().get(self.path.name) if self.origin == SHIPPED else None
 
 
-def checkpoint_label(path: str | Path) -> str:
+def checkpoint_label(path: str | Path, folders: int = 0) -> str:
     """A checkpoint file as the viewer names it: its file name, with its folder's for a generic one
-    (``run-a/best.safetensors``), so that two runs' ``best`` files read apart."""
+    (``run-a/best.safetensors``), so that two runs' ``best`` files read apart; ``folders``: that many
+    more of its folders (``exp1/run-a/best.safetensors``), for files the shorter name confuses."""
     path = Path(path)
-    return f"{path.parent.name}/{path.name}" if path.stem in _GENERIC_STEMS and path.parent.name else path.name
+    return "/".join([*_folders(path, folders), path.name])
 
 
-def checkpoint_stem(path: str | Path) -> str:
+def checkpoint_stem(path: str | Path, folders: int = 0) -> str:
     """``checkpoint_label`` as a file name stem (``run-a-best``), for outputs named after a checkpoint."""
     path = Path(path)
-    return f"{path.parent.name}-{path.stem}" if path.stem in _GENERIC_STEMS and path.parent.name else path.stem
+    return "-".join([*_folders(path, folders), path.stem])
+
+
+def _folders(path: Path, more: int) -> list[str]:
+    """The names of the folders a checkpoint's name includes: its own for a generic file name, plus
+    ``more`` (as many as the path has)."""
+    keep = more + (1 if path.stem in _GENERIC_STEMS else 0)
+    names = [p for p in path.parent.parts if p not in (path.anchor, "", ".")]
+    return names[len(names) - min(keep, len(names)):]
 
 
 def user_library_dir() -> Path:

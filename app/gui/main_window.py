@@ -284,7 +284,7 @@ class MainWindow(QMainWindow):
             self.timings_label.setText(format_timings(r.timings, update.cached))
             self.device_label.setText(f"device {r.device}")
         for ref in update.request.models:
-            if ref.checkpoint and ref.label in update.errors:
+            if ref.checkpoint and update.request.labels[ref] in update.errors:
                 self.failed_checkpoints.add(ref.checkpoint)
         self.failed_checkpoints.difference_update(o.ref.checkpoint for o in r.outputs)
         for label, message in update.errors.items():

@@ -296,3 +296,24 @@ def test_a_first_view_that_fails_is_left_to_the_request(session, tmp_path, capfd
     session.submit(request(session, models=()))
     pump(session, lambda: session.last_update is not None and session.last_update.complete)
     assert session.recorder.failures == [] and "Traceback" not in capfd.readouterr().err
+
+
+def test_two_checkpoints_named_alike_are_told_apart_in_updates(opened, tmp_path):
+    """Two runs' ``x/best`` files side by side, one of them broken: the error, the pending network and
+    the times each belong to their own checkpoint (they used to share one label)."""
+    from engine.checkpoints import save_checkpoint
+    from engine.models import create_model
+
+    good = save_checkpoint(create_model("unet-s"), tmp_path / "exp1" / "x" / "best", "unet-s")
+    broken = tmp_path / "exp2" / "x" / "best.safetensors"
+    broken.parent.mkdir(parents=True)
+    broken.write_bytes(b"not a checkpoint")
+    refs = (ModelRef("unet-s", str(good)), ModelRef("unet-s", str(broken)))
+    assert refs[0].label == refs[1].label
+    req = request(opened, models=refs)
+    opened.submit(req)
+    pump(opened, lambda: opened.last_update is not None and opened.last_update.complete)
+    u = opened.last_update
+    assert list(u.errors) == ["unet-s (exp2/x/best.safetensors)"] and u.pending == ()
+    assert [o.ref for o in u.result.outputs] == [refs[0]]
+    assert "unet-s (exp1/x/best.safetensors)" in u.result.timings

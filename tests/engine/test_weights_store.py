@@ -131,3 +131,20 @@ def test_two_runs_best_checkpoints_are_named_apart():
     a, b = ModelRef("vit-s", "/runs/a/best.safetensors"), ModelRef("vit-s", "/runs/b/best.safetensors")
     assert a.label == "vit-s (a/best.safetensors)" and a.label != b.label  # the session keys errors by label
     assert (method_name(a), method_name(b)) == ("vit-s-a-best", "vit-s-b-best")  # export folders
+
+
+def test_two_checkpoints_of_the_same_name_in_different_runs_read_apart():
+    """``exp1/x/best`` and ``exp2/x/best`` (or two ``vit.safetensors`` from two folders) side by side:
+    a request's labels and the export folders take in more of their paths until they differ."""
+    from engine import ModelRef, ReconRequest, method_names
+
+    a, b = ModelRef("vit-s", "/runs/exp1/x/best.safetensors"), ModelRef("vit-s", "/runs/exp2/x/best.safetensors")
+    c, d = ModelRef("vit-s", "/w/one/vit.safetensors"), ModelRef("vit-s", "/w/two/vit.safetensors")
+    plain, other_model = ModelRef("vit-s"), ModelRef("unet-s", "/runs/exp1/x/best.safetensors")
+    assert a.label == b.label  # alone, each reads as before
+    labels = ReconRequest(None, 0, models=(a, b, c, d, plain, other_model)).labels
+    assert labels == {a: "vit-s (exp1/x/best.safetensors)", b: "vit-s (exp2/x/best.safetensors)",
+                      c: "vit-s (one/vit.safetensors)", d: "vit-s (two/vit.safetensors)", plain: "vit-s",
+                      other_model: "unet-s (x/best.safetensors)"}
+    assert method_names([None, "reference", a, b]) == {None: "zero-filled", "reference": "reference",
+                                                        a: "vit-s-exp1-x-best", b: "vit-s-exp2-x-best"}

@@ -18,7 +18,7 @@ from PySide6.QtWidgets import QWidget
 from superqt.utils import create_worker
 
 from engine import (REFERENCE, Engine, MaskSpec, ModelRef, Update, atomic_write, describe_series, dicom_folder,
-                    error_message, mask_fields, method_name, reconstruct_file, write_dicom_series,
+                    error_message, mask_fields, method_names, reconstruct_file, write_dicom_series,
                     write_reconstruction)
 
 from .. import theme
@@ -31,10 +31,10 @@ MAX_PNG_SIDE = 8192  # pixels: the full-resolution PNG is drawn smaller than thi
 HEADER_BAND = 30  # screen pixels above the grid for the context line
 
 
-def method_dir(ref: ModelRef | str | None) -> str:
-    """The sub-folder of one method's outputs: ``zero-filled``, ``reference``, ``vit-s``,
-    ``vit-s-<checkpoint stem>``."""
-    return method_name(ref)
+def method_dirs(methods) -> dict:
+    """The sub-folder of each method's outputs: ``zero-filled``, ``reference``, ``vit-s``,
+    ``vit-s-<checkpoint stem>`` (with more of its folders where two checkpoints would share one)."""
+    return method_names(methods)
 
 
 def context_line(update: Update) -> str:
@@ -163,7 +163,8 @@ def export_slice(update: Update, out_dir: str | Path, methods: list[ModelRef | s
     dicom: ``<out>/<method>/<input stem>/slice<NNN>.dcm``, the same instance the volume export writes."""
     images = slice_images(update)
     write = _slice_dicom if format == "dicom" else _slice_h5
-    return [write(update, Path(out_dir) / method_dir(ref), ref, images[ref], overwrite) for ref in methods]
+    dirs = method_dirs(methods)
+    return [write(update, Path(out_dir) / dirs[ref], ref, images[ref], overwrite) for ref in methods]
 
 
 def _output(update: Update, ref):
@@ -173,7 +174,7 @@ def _output(update: Update, ref):
 
 def _slice_h5(update: Update, folder: Path, ref, image: np.ndarray, overwrite: bool) -> Path:
     r, info = update.result, update.request.scan.info
-    meta = {"source": info.path.name, "slice": slice_number(r.slice_index), "model": method_dir(ref),
+    meta = {"source": info.path.name, "slice": slice_number(r.slice_index), "model": folder.name,
             "checkpoint": (ref.checkpoint or "") if isinstance(ref, ModelRef) else "",
             "mask": r.mask.describe() if ref != REFERENCE else "fully sampled (the reference)"}
     if ref != REFERENCE:
@@ -235,8 +236,9 @@ class VolumeExport(QObject):
 
     def _run(self) -> list[Path] | None:
         job = self.job
+        dirs = method_dirs(job.methods)
         for i, ref in enumerate(job.methods):
-            name = method_dir(ref)
+            name = dirs[ref]
 
             def progress(done, total, name=name, i=i):
                 self.progress.emit(i * total + done, len(job.methods) * total, name)

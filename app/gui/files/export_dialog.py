@@ -10,7 +10,7 @@ from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QDialog, QDialogButtonBo
 
 from engine import REFERENCE, ModelRef
 
-from .export import ZERO_FILLED, method_dir
+from .export import ZERO_FILLED, method_dirs
 
 FORMAT_NAMES = {"h5": "fastMRI HDF5", "dicom": "DICOM"}  # engine.FORMATS, as the dialog names them
 
@@ -60,9 +60,10 @@ class ExportDialog(QDialog):
             radio.toggled.connect(lambda *_: self.intro.setText(intro_text(self.format(), self.file_name)))
         self.method_boxes: list[tuple[QCheckBox, ModelRef | str | None]] = []
         methods = QVBoxLayout()
+        dirs = method_dirs(models)
         for ref in (None, *models, *((REFERENCE,) if has_reference else ())):
             label = ZERO_FILLED if ref is None else REFERENCE + " (fully sampled)" if ref == REFERENCE \
-                else f"{ref.label}  →  {method_dir(ref)}/"
+                else f"{ref.label}  →  {dirs[ref]}/"
             box = QCheckBox(label)
             box.setChecked(ref != REFERENCE)
             methods.addWidget(box)

@@ -185,8 +185,8 @@ def pane_texts(update: Update, known: dict[ModelRef, NetworkOutput] | None = Non
         if o is not None and o.metrics is None:  # no footer to show the precision beside the time
             details = " · ".join(filter(None, (details, precision_short(o))))
         title = two_lines(f"<b>{label}</b> · {ref.name}{no_ref_badge}{rss_badge}", details)
-        error = update.errors.get(ref.label)
-        pending = ref.label in update.pending
+        error = update.errors.get(req.labels[ref])
+        pending = req.labels[ref] in update.pending
         if error:
             text = PaneText(title=title, message=f"<span style='color:{theme.ERROR}'>{error}</span>",
                             status=f"<span style='color:{theme.ERROR}'>failed</span>")
@@ -198,7 +198,7 @@ def pane_texts(update: Update, known: dict[ModelRef, NetworkOutput] | None = Non
         out[key] = text
         if not no_ref:
             out[f"error:{key}"] = PaneText(
-                title=two_lines(f"<b>Error</b> · {label}{rss_badge}", ref.label),
+                title=two_lines(f"<b>Error</b> · {label}{rss_badge}", req.labels[ref]),
                 footer=error_stats(o.error_abs, exponent) if o is not None else "",
                 message=text.message if o is None else "", status=text.status, pending=text.pending)
     return out
