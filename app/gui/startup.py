@@ -23,10 +23,9 @@ BACKGROUND_MODULES = ("engine",)  # no Qt in them: safe to import off the GUI th
 def quiet_thread_waits() -> None:
     """Let torch's OpenMP threads sleep as soon as they wait (``OMP_WAIT_POLICY=PASSIVE``) unless the
     user chose a policy; OpenMP reads it when torch loads, so this comes before. Spinning threads burn
-    the time slices that the reconstruction and the window need when other work shares the cores:
-    ``benchmarks/viewer_latency.py --loaded`` measured a mask change 5.8x slower under load with
-    spinning, 2.6x with sleeping (worker at nice +2), and the same 0.32 s when the machine is quiet.
-    Processes the viewer starts (training runs) inherit it."""
+    the time slices that the reconstruction and the window need when other work shares the cores
+    (``benchmarks/viewer_latency.py --loaded``; the figures are in benchmarks/README.md). Processes
+    the viewer starts (training runs) inherit it."""
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
