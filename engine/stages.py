@@ -58,6 +58,33 @@ class LRU:
             return len(self._items)
 
 
+class KeySet:
+    """A thread-safe set of cache keys (marks the worker and the owner both read)."""
+
+    def __init__(self):
+        self._keys: set[Hashable] = set()
+        self._lock = threading.Lock()
+
+    def add(self, key: Hashable) -> None:
+        with self._lock:
+            self._keys.add(key)
+
+    def __contains__(self, key: Hashable) -> bool:
+        with self._lock:
+            return key in self._keys
+
+    def take(self, key: Hashable) -> bool:
+        """Whether ``key`` was in the set; it is not any more."""
+        with self._lock:
+            found = key in self._keys
+            self._keys.discard(key)
+            return found
+
+    def retain(self, keep: Callable[[Hashable], bool] | None) -> None:
+        with self._lock:
+            self._keys = {k for k in self._keys if keep is not None and keep(k)}
+
+
 @dataclass(frozen=True, eq=False)
 class CoilView:
     """One coil in place of the coil combination: its zero-filled ``image``, its ``reference`` from
@@ -140,8 +167,8 @@ class Stages:
         self.network_cache = LRU(network_cache_size)
         self.coil_cache = LRU(base_cache_size)  # CoilView by base key
         self.quick_cache = LRU(2)  # zero-filled stages without their metrics, computed ahead (``prepare``)
-        self._ahead: set[tuple] = set()  # base keys ``prepare`` computed: their first use reports the times
-        self._ahead_lock = threading.Lock()
+        self._ahead = KeySet()  # base keys ``prepare`` computed: their first use reports the times
+        self._quick_shown = KeySet()  # quick images the owner took from ``cached``: not emitted again
 
     @staticmethod
     def base_key(token: int, req: ReconRequest) -> tuple:
@@ -157,18 +184,8 @@ class Stages:
         keep = None if keep_token is None else (lambda key: key[0] == keep_token)
         for cache in (self.base_cache, self.network_cache, self.coil_cache, self.quick_cache):
             cache.clear(keep)
-        with self._ahead_lock:
-            self._ahead = {k for k in self._ahead if keep is not None and keep(k)}
-
-    def _is_ahead(self, key: tuple) -> bool:
-        with self._ahead_lock:
-            return key in self._ahead
-
-    def _take_ahead(self, key: tuple) -> bool:
-        with self._ahead_lock:
-            found = key in self._ahead
-            self._ahead.discard(key)
-            return found
+        self._ahead.retain(keep)
+        self._quick_shown.retain(keep)
 
     def prepare(self, token: int, request: ReconRequest) -> None:
         """Compute ``request``'s zero-filled stage ahead, before anyone asks for it (a scan's first
@@ -179,8 +196,7 @@ class Stages:
             return
         if request.scan.volume_max_is_quick and metrics_loaded():
             base = self.engine.reconstruct_base(request)
-            with self._ahead_lock:
-                self._ahead.add(key)
+            self._ahead.add(key)
             self.base_cache.put(key, base)
         else:
             self.quick_cache.put(key, self.engine.reconstruct_base(request, metrics=False))
@@ -196,13 +212,14 @@ class Stages:
         if base is None and shown and request.coil is None:
             quick = self.quick_cache.get(key)
             if quick is not None:
+                self._quick_shown.add(key)
                 pending = (*(request.labels[r] for r in request.models), "metrics")
                 return Update(request, _assemble(request, quick, {}, {}), pending)
         if base is None or (request.coil is not None and coil is None):
             return None
         outputs = self._cached_outputs(token, request)
         pending = tuple(request.labels[r] for r in request.models if r not in outputs)
-        ahead = shown and (self._take_ahead(key) if not pending else self._is_ahead(key))
+        ahead = shown and (self._ahead.take(key) if not pending else key in self._ahead)
         cached = (*(() if ahead else ("zero-filled",)), *(request.labels[r] for r in outputs))
         timings = {k: v for k, v in base.timings.items() if k != "total"} if ahead else {}
         return Update(request, _assemble(request, base, outputs, timings), pending, cached=cached, coil=coil)
@@ -271,7 +288,7 @@ class Stages:
         newer request came meanwhile."""
         key = self.base_key(token, request)
         base = self.base_cache.get(key)
-        if base is not None and self._take_ahead(key):  # computed for this view, just before it was asked
+        if base is not None and self._ahead.take(key):  # computed for this view, just before it was asked
             timings.update((k, v) for k, v in base.timings.items() if k != "total")
             return base
         if base is not None:
@@ -281,11 +298,12 @@ class Stages:
             # the metrics' data range reconstructs every slice first (seconds for raw ISMRMRD
             # data), and their first use imports scipy (a second): the images are drawn before,
             # the metrics when they are known
-            quick = self.quick_cache.get(key) or self.engine.reconstruct_base(request, metrics=False)
-            pending = (*(request.labels[r] for r in request.models), "metrics")
-            emit(Update(request, _assemble(request, quick, {}, {}), pending, coil=coil_view(request, quick)))
-            if stale():
-                return None
+            if not self._quick_shown.take(key):  # else the owner drew these images from ``cached``
+                quick = self.quick_cache.get(key) or self.engine.reconstruct_base(request, metrics=False)
+                pending = (*(request.labels[r] for r in request.models), "metrics")
+                emit(Update(request, _assemble(request, quick, {}, {}), pending, coil=coil_view(request, quick)))
+                if stale():
+                    return None
         base = self.engine.reconstruct_base(request)
         self.base_cache.put(key, base)
         timings.update((k, v) for k, v in base.timings.items() if k != "total")

@@ -267,6 +267,7 @@ def test_the_first_view_is_computed_while_the_owner_handles_the_open(tmp_path, m
     pump(s, lambda: s.last_update is not None and s.last_update.complete)
     assert seen == [s.scan]
     assert eng.bases == ([(2, True)] if metrics_ready else [(2, False), (2, True)])
+    assert sum("metrics" in u.pending for u in rec.updates) == (0 if metrics_ready else 1)  # drawn once
     first = rec.updates[0]
     assert first.request.slice_index == 2 and first.cached == ()  # computed for this view, not a cache's
     assert "zero-filled" in s.last_update.result.timings  # its times are this view's
