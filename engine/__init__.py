@@ -21,7 +21,8 @@ imported anywhere below it. The surface, by what the app does with it:
   and file names tell two runs' ``best`` checkpoints apart: ``checkpoint_label``, ``checkpoint_stem``;
 - volume export (``FORMATS``: fastMRI's leaderboard format, DICOM): ``reconstruct_file``,
   ``reference_volume``, ``write_reconstruction``, ``output_path``, ``output_exists``, ``check_writable``, ``check_input``,
-  ``atomic_write``; ``method_name``, ``mask_fields`` (one value per mask parameter), ``REFERENCE``;
+  ``atomic_write``; ``method_name``, ``method_names``, ``mask_fields`` (one value per mask parameter),
+  ``REFERENCE``, ``ZERO_FILLED``;
   DICOM series of a slice or a volume: ``write_dicom_series``, ``describe_series`` (``SeriesInfo``),
   ``dicom_folder``, ``slice_file``;
 - sample scans: ``sample_path`` (built once into the user cache), ``build_samples`` (into a folder);
@@ -46,8 +47,9 @@ from .engine import DEFAULT_MASK, Engine
 from .atomic import WriteError
 from .errors import CheckpointError, RequestError, ScanError, UnsupportedScanError, VitreconError
 from .evaluation import evaluate_folders
-from .export import (FORMATS, REFERENCE, check_input, check_writable, describe_series, mask_fields, method_name,
-                     method_names, output_exists, output_path, reconstruct_file, reference_volume, write_reconstruction)
+from .export import (FORMATS, REFERENCE, ZERO_FILLED, check_input, check_writable, describe_series, mask_fields,
+                     method_name, method_names, output_exists, output_path, reconstruct_file, reference_volume,
+                     write_reconstruction)
 from .kspace import zero_filled
 from .masks import (MASK_KINDS, MAX_ACCELERATION, Mask, MaskKind, MaskSpec, default_center_fraction, get_mask_kind,
                     make_mask, seed_from_filename)
@@ -102,7 +104,8 @@ __all__ = [
     "import_weights", "list_weights", "remove_weights", "set_default_weights", "user_library_dir",
     # volume export
     "atomic_write", "check_input", "check_writable", "output_path", "reconstruct_file", "write_reconstruction",
-    "FORMATS", "REFERENCE", "mask_fields", "method_name", "method_names", "output_exists", "reference_volume",
+    "FORMATS", "REFERENCE", "ZERO_FILLED", "mask_fields", "method_name", "method_names", "output_exists",
+    "reference_volume",
     "SeriesInfo", "describe_series", "dicom_folder", "slice_file", "write_dicom_series",
     # sample scans, per-user folders, evaluation, benchmark
     "build_samples", "sample_path", "user_cache_dir", "user_config_dir", "user_weights_dir",

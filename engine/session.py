@@ -26,7 +26,7 @@ from .engine import Engine
 from .errors import VitreconError
 from .results import ReconRequest
 from .scan import Scan
-from .stages import Job, Stages, Update, error_message
+from .stages import METRICS, Job, Stages, Update, error_message
 
 
 class Listener:
@@ -114,7 +114,6 @@ class ReconSession:
         self._recon: Job | None = None
         self._prefetch: Job | None = None
         self._stopping = False
-        self._newest_open = 0
         self._thread = threading.Thread(target=self._loop, name="vitrecon-recon", daemon=True)
         self._thread.start()
 
@@ -125,10 +124,9 @@ class ReconSession:
         ``on_opened`` or ``on_open_failed`` follows. The open scan stays until the new one is read.
         ``first(scan)``: the request the owner will submit first for it, whose zero-filled stage the
         worker then computes at once, while the owner handles ``on_opened`` (or builds its window)."""
-        self._open_token += 1
-        token = self._open_token  # the scan's token in the cache keys, once it is open
-        with self._cond:
-            self._newest_open = token  # read by the worker (``_prepare``)
+        with self._cond:  # the worker reads it too (``_prepare``)
+            self._open_token += 1
+            token = self._open_token  # the scan's token in the cache keys, once it is open
 
         def job() -> None:
             try:
@@ -150,7 +148,7 @@ class ReconSession:
         """On the worker: the first view's zero-filled stage into the caches, unless something newer
         waits. Its failures are left to the request itself, which reports them."""
         with self._cond:
-            if token != self._newest_open or self._stopping:
+            if token != self._open_token or self._stopping:
                 return
         try:
             request = first(scan)
@@ -197,7 +195,7 @@ class ReconSession:
             self._step = 0
         self.latest = request
         cached = self.stages.cached(self.token, request, shown=True)
-        if cached is not None and (cached.complete or not networks and "metrics" not in cached.pending):
+        if cached is not None and (cached.complete or not networks and METRICS not in cached.pending):
             self.cancel()
             self._arrived(cached)
             return

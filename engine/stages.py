@@ -141,6 +141,20 @@ def error_message(e: BaseException) -> str:
     return f"unexpected error: {type(e).__name__}: {e}"
 
 
+METRICS = "metrics"  # in ``Update.pending`` while the zero-filled stage's metrics are not known yet
+
+
+def _images_only(request: ReconRequest, images: ReconResult, coil: CoilView | None = None) -> Update:
+    """The update of a zero-filled stage whose metrics are still to come: every network pending."""
+    pending = (*(request.labels[r] for r in request.models), METRICS)
+    return Update(request, _assemble(request, images, {}, {}), pending, coil=coil)
+
+
+def _stage_times(base: ReconResult) -> dict[str, float]:
+    """A zero-filled stage's times without its total (an update's total is its own)."""
+    return {k: v for k, v in base.timings.items() if k != "total"}
+
+
 def _assemble(request: ReconRequest, base: ReconResult, outputs: dict[ModelRef, NetworkOutput],
               timings: dict[str, float]) -> ReconResult:
     """``base`` plus the network outputs done so far, in the order of ``request.models``: the same
@@ -187,6 +201,12 @@ class Stages:
         self._ahead.retain(keep)
         self._quick_shown.retain(keep)
 
+    @staticmethod
+    def _metrics_at_once(request: ReconRequest) -> bool:
+        """Whether ``request``'s metrics cost little now: else its images go first (the metrics' data
+        range reconstructs every slice for raw ISMRMRD data, and their first use imports scipy)."""
+        return request.scan.volume_max_is_quick and metrics_loaded()
+
     def prepare(self, token: int, request: ReconRequest) -> None:
         """Compute ``request``'s zero-filled stage ahead, before anyone asks for it (a scan's first
         view while the viewer builds its window): as a ``run`` would, with its metrics when they are
@@ -194,7 +214,7 @@ class Stages:
         key = self.base_key(token, request)
         if self.base_cache.get(key) is not None or self.quick_cache.get(key) is not None:
             return
-        if request.scan.volume_max_is_quick and metrics_loaded():
+        if self._metrics_at_once(request):
             base = self.engine.reconstruct_base(request)
             self._ahead.add(key)
             self.base_cache.put(key, base)
@@ -205,7 +225,7 @@ class Stages:
         """The update the caches alone can give for ``request`` (None without its first stage).
         ``shown``: it is to be shown; a zero-filled stage ``prepare`` computed for this view then
         counts as computed for it (its times, not "from cache"), up to the update that completes it,
-        and the images it computed without their metrics are given too (``"metrics"`` pending)."""
+        and the images it computed without their metrics are given too (``METRICS`` pending)."""
         key = self.base_key(token, request)
         base = self.base_cache.get(key)
         coil = self.coil_cache.get(key)
@@ -213,15 +233,14 @@ class Stages:
             quick = self.quick_cache.get(key)
             if quick is not None:
                 self._quick_shown.add(key)
-                pending = (*(request.labels[r] for r in request.models), "metrics")
-                return Update(request, _assemble(request, quick, {}, {}), pending)
+                return _images_only(request, quick)
         if base is None or (request.coil is not None and coil is None):
             return None
         outputs = self._cached_outputs(token, request)
         pending = tuple(request.labels[r] for r in request.models if r not in outputs)
         ahead = shown and (self._ahead.take(key) if not pending else key in self._ahead)
         cached = (*(() if ahead else ("zero-filled",)), *(request.labels[r] for r in outputs))
-        timings = {k: v for k, v in base.timings.items() if k != "total"} if ahead else {}
+        timings = _stage_times(base) if ahead else {}
         return Update(request, _assemble(request, base, outputs, timings), pending, cached=cached, coil=coil)
 
     def _cached_outputs(self, token: int, request: ReconRequest) -> dict[ModelRef, NetworkOutput]:
@@ -289,22 +308,21 @@ class Stages:
         key = self.base_key(token, request)
         base = self.base_cache.get(key)
         if base is not None and self._ahead.take(key):  # computed for this view, just before it was asked
-            timings.update((k, v) for k, v in base.timings.items() if k != "total")
+            timings.update(_stage_times(base))
             return base
         if base is not None:
             cached.append("zero-filled")
             return base
-        if emit is not None and not (request.scan.volume_max_is_quick and metrics_loaded()):
-            # the metrics' data range reconstructs every slice first (seconds for raw ISMRMRD
-            # data), and their first use imports scipy (a second): the images are drawn before,
-            # the metrics when they are known
-            if not self._quick_shown.take(key):  # else the owner drew these images from ``cached``
-                quick = self.quick_cache.get(key) or self.engine.reconstruct_base(request, metrics=False)
-                pending = (*(request.labels[r] for r in request.models), "metrics")
-                emit(Update(request, _assemble(request, quick, {}, {}), pending, coil=coil_view(request, quick)))
-                if stale():
-                    return None
+        # The images first, then their metrics (unless the owner drew them from ``cached`` already)
+        if emit is not None and not self._metrics_at_once(request) and not self._quick_shown.take(key):
+            images = self.quick_cache.get(key) or self.engine.reconstruct_base(request, metrics=False)
+            emit(_images_only(request, images, coil_view(request, images)))
+            if stale():
+                return None
+        # The whole stage, images again: adding the metrics to those images instead starts their first
+        # import (scipy, the interpreter's for a second) at once, while the window paints the images;
+        # computed again, they leave it that time (benchmarks/startup.py measured the difference).
         base = self.engine.reconstruct_base(request)
         self.base_cache.put(key, base)
-        timings.update((k, v) for k, v in base.timings.items() if k != "total")
+        timings.update(_stage_times(base))
         return base

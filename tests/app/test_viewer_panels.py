@@ -128,7 +128,7 @@ def test_coil_view_shows_that_coil_in_reference_error_and_metrics(qtbot, window,
     assert "coil" not in g.panes["reference"].title.text and "RSS" not in g.panes["vit"].title.text
 
 
-def test_a_narrow_metrics_dock_still_shows_every_number(qtbot, window, scan_file):
+def test_a_narrow_metrics_dock_still_shows_the_numbers(qtbot, window, scan_file):
     """The numbers come before the model's name: in a dock resized narrow (a 1300 px window gives it
     ~300 px) SSIM, PSNR and NMSE stay in view; the model's name is what is cut."""
     window.resize(1300, 850)

@@ -17,8 +17,8 @@ from PySide6.QtGui import QColor, QFont, QImage, QPainter
 from PySide6.QtWidgets import QWidget
 from superqt.utils import create_worker
 
-from engine import (REFERENCE, Engine, MaskSpec, ModelRef, Update, atomic_write, describe_series, dicom_folder,
-                    error_message, mask_fields, method_names, reconstruct_file, write_dicom_series,
+from engine import (REFERENCE, ZERO_FILLED, Engine, MaskSpec, ModelRef, Update, atomic_write, describe_series,
+                    dicom_folder, error_message, mask_fields, method_names, reconstruct_file, write_dicom_series,
                     write_reconstruction)
 
 from .. import theme
@@ -26,15 +26,8 @@ from ..grid.labels import WEIGHTS_TAGS, model_label
 from ..docks.metadata import METRIC_COLUMNS, metrics_rows
 from ..core.state import slice_number
 
-ZERO_FILLED = "zero-filled"
 MAX_PNG_SIDE = 8192  # pixels: the full-resolution PNG is drawn smaller than this
 HEADER_BAND = 30  # screen pixels above the grid for the context line
-
-
-def method_dirs(methods) -> dict:
-    """The sub-folder of each method's outputs: ``zero-filled``, ``reference``, ``vit-s``,
-    ``vit-s-<checkpoint stem>`` (with more of its folders where two checkpoints would share one)."""
-    return method_names(methods)
 
 
 def context_line(update: Update) -> str:
@@ -163,7 +156,7 @@ def export_slice(update: Update, out_dir: str | Path, methods: list[ModelRef | s
     dicom: ``<out>/<method>/<input stem>/slice<NNN>.dcm``, the same instance the volume export writes."""
     images = slice_images(update)
     write = _slice_dicom if format == "dicom" else _slice_h5
-    dirs = method_dirs(methods)
+    dirs = method_names(methods)  # each method's sub-folder
     return [write(update, Path(out_dir) / dirs[ref], ref, images[ref], overwrite) for ref in methods]
 
 
@@ -236,7 +229,7 @@ class VolumeExport(QObject):
 
     def _run(self) -> list[Path] | None:
         job = self.job
-        dirs = method_dirs(job.methods)
+        dirs = method_names(job.methods)
         for i, ref in enumerate(job.methods):
             name = dirs[ref]
 

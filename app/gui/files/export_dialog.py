@@ -8,9 +8,9 @@ from pathlib import Path
 from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout,
                                QHBoxLayout, QLabel, QLineEdit, QPushButton, QRadioButton, QVBoxLayout)
 
-from engine import REFERENCE, ModelRef
+from engine import REFERENCE, ModelRef, method_names
 
-from .export import ZERO_FILLED, method_dirs
+from .export import ZERO_FILLED
 
 FORMAT_NAMES = {"h5": "fastMRI HDF5", "dicom": "DICOM"}  # engine.FORMATS, as the dialog names them
 
@@ -60,7 +60,7 @@ class ExportDialog(QDialog):
             radio.toggled.connect(lambda *_: self.intro.setText(intro_text(self.format(), self.file_name)))
         self.method_boxes: list[tuple[QCheckBox, ModelRef | str | None]] = []
         methods = QVBoxLayout()
-        dirs = method_dirs(models)
+        dirs = method_names(models)
         for ref in (None, *models, *((REFERENCE,) if has_reference else ())):
             label = ZERO_FILLED if ref is None else REFERENCE + " (fully sampled)" if ref == REFERENCE \
                 else f"{ref.label}  →  {dirs[ref]}/"
